@@ -1,0 +1,32 @@
+"""Device choice and seeding. Nothing in oodbench hard-codes `.cuda()`."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from oodbench.errors import UserInputError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA when present, else CPU; 'cpu', 'cuda', 'cuda:1', 'mps' are taken as is."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserInputError(
+            f"Unknown device {name!r}. Use 'auto', 'cpu' or 'cuda[:N]'."
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda was asked for but CUDA is not available; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so CPU runs are deterministic."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
