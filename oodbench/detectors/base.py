@@ -1,0 +1,138 @@
+"""The detector contract: `score` returns one float64 per input, HIGHER = more in-distribution.
+
+Shape of the API (after scikit-learn): `__init__` only stores keyword-only hyperparameters;
+they are validated where they are used; learned state ends in `_`; `fit` returns self.
+Detectors that only need the network's outputs (`uses = "logits"` or `"features"`) score from
+precomputed `ForwardOutputs`, so the runner feeds all of them from one forward pass.
+Detectors that need gradients with respect to the input (`uses = "input"`) score from the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from oodbench.errors import UserInputError
+
+
+@dataclass
+class ForwardOutputs:
+    """What one forward pass over a data set yields (on the CPU)."""
+
+    logits: torch.Tensor  # (N, K)
+    features: torch.Tensor | None = None  # (N, D) penultimate features, when asked for
+
+
+def iter_batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size]
+
+
+def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Penultimate features and logits from ONE pass (model.features, then model.head)."""
+    features = model.features(x)
+    return features, model.head(features)
+
+
+@torch.no_grad()
+def collect_outputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    with_features: bool = False,
+) -> ForwardOutputs:
+    """Logits (and features) for every row of `x`, in eval mode, gathered on the CPU."""
+    model.eval()
+    logits, features = [], []
+    for batch in iter_batches(x, batch_size):
+        batch = batch.to(device)
+        if with_features:
+            feats, out = features_and_logits(model, batch)
+            features.append(feats.float().cpu())
+        else:
+            out = model(batch)
+        logits.append(out.float().cpu())
+    return ForwardOutputs(logits=torch.cat(logits), features=torch.cat(features) if with_features else None)
+
+
+def check_param(detector: str, name: str, value: Any, condition: bool, expected: str) -> None:
+    """Raise the scikit-learn style message when `condition` is false."""
+    if not condition:
+        raise UserInputError(
+            f"The {name!r} parameter of {detector} must be {expected}. Got {value!r} instead."
+        )
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
+
+
+class Detector:
+    """Base class. Subclasses set `name`, `uses`, and implement `score_outputs` or `score`."""
+
+    name: ClassVar[str]
+    uses: ClassVar[str] = "logits"  # "logits" | "features" | "input"
+    needs_fit: ClassVar[bool] = False  # True when fit() must see training data first
+
+    def fit(
+        self,
+        model: nn.Module,
+        *,
+        train: Any = None,
+        val_in: torch.Tensor | None = None,
+        val_out: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+        batch_size: int = 256,
+    ) -> Detector:
+        """Learn what the detector needs (class statistics, tuned hyperparameters). No-op here."""
+        self.validate()
+        return self
+
+    def validate(self) -> None:
+        """Check hyperparameters; called by fit and score."""
+
+    def tuned_on_validation(self) -> bool:
+        """Whether fit chose hyperparameters on a validation split."""
+        return False
+
+    def params(self) -> dict[str, Any]:
+        """Effective hyperparameters (given and tuned) to store with each result row."""
+        return {}
+
+    def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} scores from the model, use score()")
+
+    def score(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        *,
+        device: torch.device | str = "cpu",
+        batch_size: int = 256,
+    ) -> np.ndarray:
+        """Scores for `x` (N, C, H, W), float64 of shape (N,), higher = more in-distribution."""
+        self.validate()
+        outputs = collect_outputs(
+            model, x, device=device, batch_size=batch_size, with_features=self.uses == "features"
+        )
+        return self.score_outputs(outputs)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def max_softmax(logits: torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+    """max_k softmax(logits / T)_k computed in float64 via log-softmax.
+
+    In float32 a confident net saturates at exactly 1.0 and creates artificial ties.
+    """
+    log_probs = torch.log_softmax(logits.double() / temperature, dim=1)
+    return log_probs.max(dim=1).values.exp().numpy()
