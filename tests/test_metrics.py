@@ -1,0 +1,487 @@
+"""Tests for oodbench.metrics: hand-computed cases, scikit-learn agreement, brute-force
+definitions (hypothesis), the legacy grid against a slow loop, bootstrap and input checks."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from oodbench import metrics
+from oodbench.errors import UserInputError
+from oodbench.metrics import HIGHER_IS_BETTER, METRIC_NAMES, bootstrap, compute
+
+# ---------------------------------------------------------------------------------------------
+# Hand-computed cases. Notation: TPR(d) = share of ID >= d, TNR(d) = share of OOD < d.
+# ---------------------------------------------------------------------------------------------
+
+HAND_CASES = [
+    pytest.param(
+        # Perfect separation. d = 3 is the largest threshold with TPR = 1 >= 0.95; TNR(3) = 2/2.
+        # Every ID beats every OOD: AUROC 1; d = 3 gives 0.5 * 1 + 0.5 * 1 = 1.
+        # AP-in: thresholds 4, 3 -> precision 1 at each recall step -> 1; AP-out likewise.
+        # OpenOOD: s <= 1 flags 1/2 of OOD, s <= 2 flags 2/2 >= 95%; ID flagged there: 0/2.
+        [3, 4],
+        [1, 2],
+        dict(
+            tnr_at_tpr95=1.0, auroc=1.0, aupr_in=1.0, aupr_out=1.0, detection_accuracy=1.0, fpr95_openood=0.0
+        ),
+        id="perfect",
+    ),
+    pytest.param(
+        # Reversed separation. TPR >= 0.95 only for d <= 1; TNR(1) = 0. AUROC 0.
+        # Best 0.5 TPR + 0.5 TNR: accept-all (1, 0) or accept-nothing (0, 1) -> 0.5.
+        # AP-in, thresholds from the top: 4 (tp 0, fp 1), 3 (0, 2), 2 (tp 1, fp 2: P = 1/3,
+        # recall 0 -> 1/2), 1 (tp 2, fp 2: P = 1/2, recall -> 1): 1/2 * 1/3 + 1/2 * 1/2 = 5/12.
+        # AP-out (OOD positive, -s) is the mirror image: 5/12. OpenOOD: s <= 4 flags all ID: 1.
+        [1, 2],
+        [3, 4],
+        dict(
+            tnr_at_tpr95=0.0,
+            auroc=0.0,
+            aupr_in=5 / 12,
+            aupr_out=5 / 12,
+            detection_accuracy=0.5,
+            fpr95_openood=1.0,
+        ),
+        id="reversed",
+    ),
+    pytest.param(
+        # Ties and unequal sizes: ID [1, 2, 2, 3], OOD [0, 2, 2].
+        # TNR@95: d = 1 keeps 4/4 ID (d = 2 keeps 3/4 < 0.95); TNR(1) = #{0}/3 = 1/3.
+        # AUROC: ID 1 beats 0 -> 1; each ID 2 beats 0 and ties two 2s -> 1 + 0.5 + 0.5 = 2 (x2);
+        # ID 3 beats all -> 3. (1 + 4 + 3) / 12 = 2/3.
+        # Det. acc: d = 1 gives 0.5 * 1 + 0.5 * 1/3 = 2/3 (d = 2: 0.375 + 1/6; d = 3: 0.125 + 0.5).
+        # AP-in from the top: 3 (tp 1, fp 0, P 1, dR 1/4), 2 (tp 3, fp 2, P 3/5, dR 2/4),
+        # 1 (tp 4, fp 2, P 2/3, dR 1/4): 1/4 + 3/10 + 1/6 = 43/60.
+        # AP-out (s <= v flagged): 0 (tp 1, fp 0, P 1, dR 1/3), 2 (tp 3, fp 3, P 1/2, dR 2/3): 2/3.
+        # OpenOOD: s <= 0 flags 1/3 of OOD, s <= 2 flags 3/3; ID flagged (1, 2, 2): 3/4.
+        [1, 2, 2, 3],
+        [0, 2, 2],
+        dict(
+            tnr_at_tpr95=1 / 3,
+            auroc=2 / 3,
+            aupr_in=43 / 60,
+            aupr_out=2 / 3,
+            detection_accuracy=2 / 3,
+            fpr95_openood=3 / 4,
+        ),
+        id="ties-unequal",
+    ),
+    pytest.param(
+        # OOD score equal to the threshold is accepted: ID [2, 3, 4, 5], OOD [1, 2, 6].
+        # TNR@95 at d = 2: only OOD 1 is < 2 -> 1/3 (OOD 2 == d is not rejected).
+        # AUROC: ID 2 -> 1 + 0.5; ID 3, 4, 5 -> 2 each: 7.5 / 12 = 0.625.
+        # Det. acc: d = 3: TPR 3/4, TNR 2/3 -> 0.375 + 1/3 = 17/24.
+        # AP-in from the top: 6 (no ID), 5 (tp 1, fp 1: 1/2), 4 (2, 1: 2/3), 3 (3, 1: 3/4),
+        # 2 (4, 2: 2/3), each with dR 1/4: (1/2 + 2/3 + 3/4 + 2/3) / 4 = 31/48.
+        # AP-out: 1 (tp 1, fp 0: 1), 2 (tp 2, fp 1: 2/3), 6 (tp 3, fp 4: 3/7), dR 1/3 each:
+        # (1 + 2/3 + 3/7) / 3 = 44/63.
+        # OpenOOD: 95% of 3 OOD needs all 3, i.e. s <= 6, which flags all ID: 1.0 (1 - TNR@95 = 2/3).
+        [2, 3, 4, 5],
+        [1, 2, 6],
+        dict(
+            tnr_at_tpr95=1 / 3,
+            auroc=0.625,
+            aupr_in=31 / 48,
+            aupr_out=44 / 63,
+            detection_accuracy=17 / 24,
+            fpr95_openood=1.0,
+        ),
+        id="equal-threshold-accepted",
+    ),
+    pytest.param(
+        # Tie at the boundary: ID [2, 3, 3], OOD [1, 2].
+        # TNR@95 at d = 2: OOD 1 rejected, OOD 2 accepted -> 1/2.
+        # AUROC: ID 2 -> 1 + 0.5; ID 3 (x2) -> 2 each: 5.5 / 6 = 11/12.
+        # Det. acc: d = 3: TPR 2/3, TNR 1 -> 1/3 + 1/2 = 5/6.
+        # AP-in: 3 (tp 2, fp 0: 1, dR 2/3), 2 (tp 3, fp 1: 3/4, dR 1/3) -> 2/3 + 1/4 = 11/12.
+        # AP-out: 1 (tp 1, fp 0: 1, dR 1/2), 2 (tp 2, fp 1: 2/3, dR 1/2) -> 1/2 + 1/3 = 5/6.
+        # OpenOOD: s <= 2 flags both OOD and one of three ID: 1/3.
+        [2, 3, 3],
+        [1, 2],
+        dict(
+            tnr_at_tpr95=0.5,
+            auroc=11 / 12,
+            aupr_in=11 / 12,
+            aupr_out=5 / 6,
+            detection_accuracy=5 / 6,
+            fpr95_openood=1 / 3,
+        ),
+        id="tie-at-boundary",
+    ),
+]
+
+
+@pytest.mark.parametrize("scores_in, scores_out, expected", HAND_CASES)
+def test_hand_computed_cases(scores_in, scores_out, expected):
+    result = compute(scores_in, scores_out)
+    assert tuple(result) == METRIC_NAMES
+    for name in METRIC_NAMES:
+        assert result[name] == pytest.approx(expected[name], abs=1e-12), name
+
+
+@pytest.mark.parametrize("n_in, n_out", [(3, 2), (1, 1), (5, 8)])
+def test_constant_scores(n_in, n_out):
+    # One threshold accepts everything (TPR 1, TNR 0); the other accepts nothing (TPR 0, TNR 1).
+    # AP-in: a single step to recall 1 at precision n_in / n; AP-out: n_out / n.
+    expected = dict(
+        tnr_at_tpr95=0.0,
+        auroc=0.5,
+        aupr_in=n_in / (n_in + n_out),
+        aupr_out=n_out / (n_in + n_out),
+        detection_accuracy=0.5,
+        fpr95_openood=1.0,
+    )
+    for legacy in (False, True):
+        result = compute(np.full(n_in, 0.7), np.full(n_out, 0.7), legacy=legacy)
+        for name in METRIC_NAMES:
+            assert result[name] == pytest.approx(expected[name], abs=1e-12), (legacy, name)
+
+
+def test_metric_names_and_directions():
+    assert METRIC_NAMES == (
+        "tnr_at_tpr95",
+        "auroc",
+        "aupr_in",
+        "aupr_out",
+        "detection_accuracy",
+        "fpr95_openood",
+    )
+    assert set(HIGHER_IS_BETTER) == set(METRIC_NAMES)
+    assert [name for name, up in HIGHER_IS_BETTER.items() if not up] == ["fpr95_openood"]
+
+
+def test_returns_python_floats_in_unit_interval_for_any_array_like():
+    result = compute(np.array([0.2, 0.9, 0.4], dtype=np.float32), [0, 1])  # float32 and a list of ints
+    assert all(type(v) is float and 0.0 <= v <= 1.0 for v in result.values())
+
+
+def test_swapping_in_and_out_mirrors_the_metrics():
+    rng = np.random.default_rng(3)
+    s_in = np.round(rng.normal(1.0, 1.0, 300), 1)
+    s_out = np.round(rng.normal(0.0, 1.0, 170), 1)
+    base = compute(s_in, s_out)
+    swapped = compute(s_out, s_in)
+    assert swapped["auroc"] == pytest.approx(1.0 - base["auroc"], abs=1e-12)
+    # Negating and swapping makes OOD the positive class with score -s: the AUPRs trade places.
+    mirrored = compute(-s_out, -s_in)
+    assert mirrored["auroc"] == pytest.approx(base["auroc"], abs=1e-12)
+    assert mirrored["aupr_in"] == pytest.approx(base["aupr_out"], abs=1e-12)
+    assert mirrored["aupr_out"] == pytest.approx(base["aupr_in"], abs=1e-12)
+    assert mirrored["detection_accuracy"] == pytest.approx(base["detection_accuracy"], abs=1e-12)
+
+
+def test_fpr95_openood_is_the_definition_not_the_dropped_roc_point():
+    # 20 tie groups of one ID + one OOD: s <= 18 flags 19/20 = 95% of OOD and 19/20 of ID.
+    # roc_curve's default drop_intermediate=True (what OpenOOD calls) drops that point on
+    # the straight diagonal and reports the next one, 1.0.
+    scores = np.arange(20.0)
+    assert compute(scores, scores)["fpr95_openood"] == pytest.approx(0.95, abs=1e-12)
+    y_ood = np.r_[np.zeros(20), np.ones(20)]
+    fpr, tpr, _ = roc_curve(y_ood, -np.r_[scores, scores])
+    assert fpr[np.argmax(tpr >= 0.95)] == 1.0
+
+
+def test_negative_zero_ties_with_zero():
+    assert compute([0.0], [-0.0])["auroc"] == 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn agreement on data with many ties
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_agrees_with_sklearn_on_tied_scores(seed):
+    rng = np.random.default_rng(seed)
+    n_in, n_out = rng.integers(20, 900, size=2)
+    s_in = np.round(rng.normal(1.0, 1.5, n_in))  # integer scores: many ties, across the classes too
+    s_out = np.round(rng.normal(0.0, 1.5, n_out))
+    y = np.r_[np.ones(n_in), np.zeros(n_out)]
+    s = np.r_[s_in, s_out]
+    result = compute(s_in, s_out)
+
+    assert result["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert result["aupr_in"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert result["aupr_out"] == pytest.approx(average_precision_score(1 - y, -s), abs=1e-12)
+
+    # roc_curve with every threshold (thresholds decreasing; fpr counts OOD >= threshold).
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    first = np.argmax(tpr >= 0.95)  # largest threshold with TPR >= 0.95
+    assert result["tnr_at_tpr95"] == pytest.approx(1.0 - fpr[first], abs=1e-12)
+    assert result["detection_accuracy"] == pytest.approx(np.max(0.5 * tpr + 0.5 * (1 - fpr)), abs=1e-12)
+
+    # OpenOOD: roc_curve(OOD indicator, -score), FPR at the first TPR >= 0.95.
+    fpr_o, tpr_o, _ = roc_curve(1 - y, -s, drop_intermediate=False)
+    assert result["fpr95_openood"] == pytest.approx(fpr_o[np.argmax(tpr_o >= 0.95)], abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Brute force: the definitions written out as loops over every threshold
+# ---------------------------------------------------------------------------------------------
+
+
+def _average_precision_brute(pos: np.ndarray, neg: np.ndarray) -> float:
+    """sum over thresholds t from the top of (R(t) - R_prev) * P(t), predicting positive if s >= t."""
+    area, recall_prev = 0.0, 0.0
+    for t in sorted(set(pos.tolist()) | set(neg.tolist()), reverse=True):
+        tp, fp = np.sum(pos >= t), np.sum(neg >= t)
+        recall = tp / pos.size
+        area += (recall - recall_prev) * tp / (tp + fp)
+        recall_prev = recall
+    return float(area)
+
+
+def _brute_force(s_in, s_out) -> dict[str, float]:
+    s_in, s_out = np.asarray(s_in, float), np.asarray(s_out, float)
+    values = sorted(set(s_in.tolist()) | set(s_out.tolist()))
+    # Every score, every midpoint between neighbours, and thresholds below/above everything.
+    thresholds = values + [(x + y) / 2 for x, y in itertools.pairwise(values)] + [values[0] - 1, math.inf]
+
+    def tpr(d):
+        return np.mean(s_in >= d)
+
+    def tnr(d):
+        return np.mean(s_out < d)
+
+    d95 = max(d for d in thresholds if tpr(d) >= 0.95)
+    pairs = [(a > b) + 0.5 * (a == b) for a in s_in for b in s_out]
+    fpr95 = next(np.mean(s_in <= v) for v in values if np.mean(s_out <= v) >= 0.95)
+    return {
+        "tnr_at_tpr95": tnr(d95),
+        "auroc": float(np.mean(pairs)),
+        "aupr_in": _average_precision_brute(s_in, s_out),
+        "aupr_out": _average_precision_brute(-s_out, -s_in),
+        "detection_accuracy": max(0.5 * tpr(d) + 0.5 * tnr(d) for d in thresholds),
+        "fpr95_openood": fpr95,
+    }
+
+
+small_tied = st.lists(st.integers(-3, 3).map(lambda v: v / 2), min_size=1, max_size=45)
+small_float = st.lists(st.floats(-5, 5, allow_nan=False, width=16), min_size=1, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(s_in=small_tied, s_out=small_tied)
+def test_matches_brute_force_on_tied_scores(s_in, s_out):
+    result, expected = compute(s_in, s_out), _brute_force(s_in, s_out)
+    for name in METRIC_NAMES:
+        assert result[name] == pytest.approx(expected[name], abs=1e-12), name
+
+
+@settings(max_examples=100, deadline=None)
+@given(s_in=small_float, s_out=small_float)
+def test_matches_brute_force_on_float_scores(s_in, s_out):
+    result, expected = compute(s_in, s_out), _brute_force(s_in, s_out)
+    for name in METRIC_NAMES:
+        assert result[name] == pytest.approx(expected[name], abs=1e-12), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy grid: a slow loop written straight from methods.md section 4
+# ---------------------------------------------------------------------------------------------
+
+
+def _legacy_loop(s_in, s_out, steps: int) -> dict[str, float]:
+    x, y = np.asarray(s_in, float), np.asarray(s_out, float)  # x: ID, y: OOD
+    start, end = min(x.min(), y.min()), max(x.max(), y.max())
+    gap = (end - start) / steps
+    grid, j = [], 0
+    while start + j * gap < end:
+        grid.append(start + j * gap)
+        j += 1
+
+    fprs = []
+    for d in grid:
+        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
+        if 0.94 <= tpr <= 0.96:
+            fprs.append(fpr)
+    tnr95 = 1.0 - (sum(fprs) / len(fprs) if fprs else 1.0)
+
+    auroc, fpr_prev = 0.0, 1.0
+    for d in grid:
+        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
+        auroc += (fpr_prev - fpr) * tpr
+        fpr_prev = fpr
+
+    error = 1.0
+    for d in grid:
+        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
+        error = min(error, 0.5 * (1 - tpr) + 0.5 * fpr)
+
+    aupr_in, recall_prev = 0.0, 1.0
+    for d in grid:
+        tp, fp = np.sum(x >= d) / len(x), np.sum(y >= d) / len(y)
+        if tp + fp == 0:
+            continue
+        precision, recall = tp / (tp + fp), tp
+        aupr_in += (recall_prev - recall) * precision
+        recall_prev = recall
+    aupr_in += recall * precision
+
+    aupr_out, recall_prev = 0.0, 1.0
+    for d in reversed(grid):
+        fp, tp = np.sum(x < d) / len(x), np.sum(y < d) / len(y)
+        if tp + fp == 0:
+            break
+        precision, recall = tp / (tp + fp), tp
+        aupr_out += (recall_prev - recall) * precision
+        recall_prev = recall
+    aupr_out += recall * precision
+
+    return {
+        "tnr_at_tpr95": tnr95,
+        "auroc": auroc,
+        "aupr_in": aupr_in,
+        "aupr_out": aupr_out,
+        "detection_accuracy": 1.0 - error,
+    }
+
+
+@pytest.mark.parametrize("steps", [7, 50, 400])
+@pytest.mark.parametrize("seed", range(4))
+def test_legacy_matches_slow_loop(seed, steps):
+    rng = np.random.default_rng(seed)
+    n_in, n_out = rng.integers(5, 80, size=2)
+    s_in = rng.normal(1.0, 1.0, n_in)
+    s_out = rng.normal(0.0, 1.0, n_out)
+    if seed % 2:  # integer scores: ties, and grid points that hit scores exactly
+        s_in, s_out = np.round(s_in * 2), np.round(s_out * 2)
+    result = metrics._legacy(s_in, s_out, steps=steps)
+    expected = _legacy_loop(s_in, s_out, steps)
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-9), name
+    assert result["fpr95_openood"] == compute(s_in, s_out)["fpr95_openood"]  # exact in legacy mode too
+
+
+@settings(max_examples=40, deadline=None)
+@given(s_in=small_tied, s_out=small_tied, steps=st.integers(2, 60))
+def test_legacy_matches_slow_loop_hypothesis(s_in, s_out, steps):
+    if min(s_in + s_out) == max(s_in + s_out):
+        return  # constant scores: empty grid, covered by test_constant_scores
+    result, expected = metrics._legacy(s_in, s_out, steps=steps), _legacy_loop(s_in, s_out, steps)
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-9), name
+
+
+@pytest.mark.slow
+def test_legacy_default_grid_matches_slow_loop():
+    rng = np.random.default_rng(11)
+    s_in, s_out = rng.normal(1.5, 1.0, 40), rng.normal(0.0, 1.0, 25)
+    result, expected = compute(s_in, s_out, legacy=True), _legacy_loop(s_in, s_out, metrics.LEGACY_STEPS)
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_legacy_close_to_exact_on_continuous_scores():
+    rng = np.random.default_rng(5)
+    s_in, s_out = rng.normal(2.5, 1.0, 4000), rng.normal(0.0, 1.0, 4000)
+    exact, legacy = compute(s_in, s_out), compute(s_in, s_out, legacy=True)
+    for name in METRIC_NAMES:
+        assert abs(exact[name] - legacy[name]) < 0.005, name  # within half a point
+
+
+def test_legacy_tnr_collapses_when_id_scores_tie_at_the_maximum():
+    # 98 of 100 ID scores sit at the maximum 1.0 (saturated softmax). The maximum is never a
+    # grid threshold, so every grid tpr is >= 0.98: no point in [0.94, 0.96], FPR taken as 1.
+    s_in = np.r_[np.ones(98), [0.3, 0.6]]
+    s_out = np.linspace(0.0, 0.9, 50)
+    assert compute(s_in, s_out, legacy=True)["tnr_at_tpr95"] == 0.0
+    # Exact: the largest threshold with TPR >= 0.95 is d = 1.0 (TPR 0.98), rejecting all OOD.
+    assert compute(s_in, s_out)["tnr_at_tpr95"] == 1.0
+
+
+def test_legacy_precision_uses_rates_not_counts():
+    # Repeating every OOD score 3 times leaves all rates, hence the legacy AUPRs, unchanged,
+    # while the count-based exact AUPR-In drops (more false positives per threshold).
+    rng = np.random.default_rng(2)
+    s_in, s_out = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 40)
+    legacy_1, legacy_3 = compute(s_in, s_out, legacy=True), compute(s_in, np.tile(s_out, 3), legacy=True)
+    assert legacy_3["aupr_in"] == pytest.approx(legacy_1["aupr_in"], abs=1e-12)
+    assert legacy_3["aupr_out"] == pytest.approx(legacy_1["aupr_out"], abs=1e-12)
+    assert compute(s_in, np.tile(s_out, 3))["aupr_in"] < compute(s_in, s_out)["aupr_in"] - 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap
+# ---------------------------------------------------------------------------------------------
+
+
+def _bootstrap_naive(s_in, s_out, n_resamples, seed, legacy):
+    """Resample the scores themselves and call compute: the definition, with the same draws."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        pick_in = s_in[rng.integers(0, s_in.size, size=s_in.size)]
+        pick_out = s_out[rng.integers(0, s_out.size, size=s_out.size)]
+        result = compute(pick_in, pick_out, legacy=legacy)
+        values.append([result[name] for name in METRIC_NAMES])
+    low, high = np.percentile(np.array(values), [2.5, 97.5], axis=0)
+    return {name: (low[i], high[i]) for i, name in enumerate(METRIC_NAMES)}
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_bootstrap_equals_naive_resampling(legacy):
+    rng = np.random.default_rng(4)
+    s_in = np.round(rng.normal(1.0, 1.0, 30))  # ties, so resamples drop whole groups
+    s_out = np.round(rng.normal(0.0, 1.0, 22))
+    n = 40 if legacy else 120
+    fast = bootstrap(s_in, s_out, n_resamples=n, seed=7, legacy=legacy)
+    naive = _bootstrap_naive(s_in, s_out, n, 7, legacy)
+    for name in METRIC_NAMES:
+        assert fast[name] == pytest.approx(naive[name], abs=1e-9), name
+
+
+def test_bootstrap_interval_contains_estimate_and_is_seeded():
+    rng = np.random.default_rng(0)
+    s_in, s_out = rng.normal(1.0, 1.0, 400), rng.normal(0.0, 1.0, 300)
+    point = compute(s_in, s_out)
+    intervals = bootstrap(s_in, s_out, n_resamples=200, seed=1)
+    assert tuple(intervals) == METRIC_NAMES
+    for name in METRIC_NAMES:
+        low, high = intervals[name]
+        assert 0.0 <= low < high <= 1.0, name
+        assert low <= point[name] <= high, name
+    assert intervals["auroc"][1] - intervals["auroc"][0] < 0.1  # roughly 4 standard errors (~0.02 each)
+    assert bootstrap(s_in, s_out, n_resamples=200, seed=1) == intervals
+    assert bootstrap(s_in, s_out, n_resamples=200, seed=2) != intervals
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
+def test_bootstrap_rejects_bad_n_resamples(bad):
+    with pytest.raises(UserInputError, match="n_resamples"):
+        bootstrap([1.0, 2.0], [0.0], n_resamples=bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------
+
+BAD_INPUTS = [
+    pytest.param([], "empty", id="empty"),
+    pytest.param([0.1, float("nan")], "NaN", id="nan"),
+    pytest.param([float("inf"), 0.3], "infinite", id="inf"),
+    pytest.param([[0.1, 0.2], [0.3, 0.4]], "1-D", id="2d"),
+    pytest.param(0.5, "1-D", id="scalar"),
+    pytest.param(["a", "b"], "numbers", id="strings"),
+]
+
+
+@pytest.mark.parametrize("bad, problem", BAD_INPUTS)
+@pytest.mark.parametrize("which", ["scores_in", "scores_out"])
+@pytest.mark.parametrize("legacy", [False, True])
+def test_bad_input_raises_user_input_error(bad, problem, which, legacy):
+    good = [0.1, 0.5, 0.9]
+    args = (bad, good) if which == "scores_in" else (good, bad)
+    with pytest.raises(UserInputError, match=problem) as info:
+        compute(*args, legacy=legacy)
+    assert f"'{which}'" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(UserInputError, match=which):
+        bootstrap(*args, n_resamples=3)
