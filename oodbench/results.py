@@ -1,0 +1,351 @@
+"""The result row schema and the run-output files: JSONL rows, NPZ scores (all writes atomic).
+
+One flat `ResultRow` per (model source, detector, in-dist, out-dist, seed). Metric values are
+FRACTIONS in [0, 1]; percent appears only when a table is rendered (oodbench.report).
+
+Run output folder (default `paths.results_dir()`, i.e. ./runs or $OODBENCH_RESULTS):
+
+    rows.jsonl          one JSON object per line, one line per ResultRow (`append_rows`)
+    scores/<...>.npz    raw scores of one row (`save_scores`), path stored in `scores_file`
+    tables/, plots/     rendered outputs (`oodbench report --output`, `oodbench plot`)
+
+Scores NPZ naming (pinned): a row's NPZ holds the 1-D float arrays "scores_in" (scores of the
+in-distribution test set) and "scores_out" (scores of that row's OOD test set), both with the
+oodbench direction (higher = more in-distribution). Other arrays may be added; readers ignore
+them. `scores_file` is relative to the folder that holds rows.jsonl, or "" if none was kept.
+
+Concurrency: `append_rows` is atomic against crashes (the file is rewritten to a temporary
+file and renamed), but two processes appending to the same file at the same time can lose one
+of the two appends; run one writer per rows file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import logging
+import numbers
+import os
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oodbench import __version__
+from oodbench.atomic import atomic_open
+from oodbench.errors import DataNotFoundError, UserInputError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "checkpoint")
+METRICS_CONVENTIONS = ("exact", "legacy")
+# Same names and order as oodbench.metrics.METRIC_NAMES (checked by the tests); repeated here so
+# that reading rows does not depend on the metric code.
+METRIC_FIELDS = ("tnr_at_tpr95", "auroc", "aupr_in", "aupr_out", "detection_accuracy", "fpr95_openood")
+# The fields that identify a row (a rerun with the same key and seed replaces it in reports).
+KEY_FIELDS = ("model_source", "detector", "in_dataset", "out_dataset")
+
+# Pinned array names inside a row's scores NPZ.
+SCORES_IN = "scores_in"
+SCORES_OUT = "scores_out"
+
+ROWS_FILENAME = "rows.jsonl"
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_git_commit() -> str:
+    # Imported here: oodbench.provenance imports torch, which reading rows does not need.
+    from oodbench.provenance import git_commit
+
+    return git_commit()
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_torch_version() -> str:
+    from oodbench.provenance import versions
+
+    return versions()["torch_version"]
+
+
+def utc_now_iso() -> str:
+    """The current time as ISO 8601 UTC with seconds, e.g. '2024-05-01T12:00:00+00:00'."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def provenance_fields() -> dict[str, str]:
+    """oodbench_version, git_commit, torch_version and created_at for a row made now."""
+    return {
+        "oodbench_version": __version__,
+        "git_commit": _cached_git_commit(),
+        "torch_version": _cached_torch_version(),
+        "created_at": utc_now_iso(),
+    }
+
+
+@dataclass(kw_only=True)
+class ResultRow:
+    """One result: a detector's metrics on one in/out pair for one model and seed.
+
+    Build it with keyword arguments. Provenance fields default to the current process
+    (see `provenance_fields`); metric values are fractions in [0, 1].
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    suite: str
+    in_dataset: str
+    out_dataset: str
+    model_source: str  # "cross_entropy" | "confidence" | "joint" | "checkpoint"
+    model_arch: str
+    training_recipe: str
+    detector: str
+    seed: int
+    tnr_at_tpr95: float
+    auroc: float
+    aupr_in: float
+    aupr_out: float
+    detection_accuracy: float
+    fpr95_openood: float
+    metrics_convention: str = "exact"  # "exact" | "legacy"
+    classification_accuracy: float | None = None
+    n_in: int
+    n_out: int
+    detector_params: dict[str, Any] = field(default_factory=dict)
+    tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
+    checkpoint_sha256: str = ""
+    oodbench_version: str = __version__
+    git_commit: str = field(default_factory=_cached_git_commit)
+    torch_version: str = field(default_factory=_cached_torch_version)
+    device: str
+    created_at: str = field(default_factory=utc_now_iso)
+    scores_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise UserInputError(_schema_message(self.schema_version))
+        if self.model_source not in MODEL_SOURCES:
+            raise UserInputError(
+                f"model_source must be one of {', '.join(MODEL_SOURCES)}; got {self.model_source!r}."
+            )
+        if self.metrics_convention not in METRICS_CONVENTIONS:
+            raise UserInputError(
+                f"metrics_convention must be 'exact' or 'legacy'; got {self.metrics_convention!r}."
+            )
+        for name in METRIC_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise UserInputError(f"{name} must be a number (a fraction in [0, 1]); got {value!r}.")
+            if not 0.0 <= float(value) <= 1.0:  # also rejects NaN
+                raise UserInputError(f"{name} must be a fraction in [0, 1] (not percent); got {value!r}.")
+            setattr(self, name, float(value))
+        acc = self.classification_accuracy
+        if acc is not None:
+            if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not 0.0 <= acc <= 1.0:
+                raise UserInputError(
+                    f"classification_accuracy must be a fraction in [0, 1] or None; got {acc!r}."
+                )
+            self.classification_accuracy = float(acc)
+        for name in ("seed", "n_in", "n_out"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise UserInputError(f"{name} must be an integer; got {value!r}.")
+            setattr(self, name, int(value))
+        if not isinstance(self.detector_params, dict):
+            kind = type(self.detector_params).__name__
+            raise UserInputError(f"detector_params must be a dict; got {kind}.")
+        try:
+            json.dumps(self.detector_params, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise UserInputError(
+                f"detector_params must be JSON-serialisable (numbers, strings, lists, dicts): {error}"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (JSON-ready; detector_params stays a dict)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        """Rebuild a row written by `to_dict`; refuses unknown schema versions and fields."""
+        if not isinstance(data, dict):
+            raise UserInputError(f"A result row must be a JSON object; got {type(data).__name__}.")
+        if "schema_version" not in data:
+            raise UserInputError("The result row has no 'schema_version'; it was not written by oodbench.")
+        if data["schema_version"] != SCHEMA_VERSION:
+            raise UserInputError(_schema_message(data["schema_version"]))
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        missing = [name for name in names if name not in data]
+        if unknown:
+            raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
+        if missing:
+            raise UserInputError(f"Result row lacks field(s): {', '.join(missing)}.")
+        return cls(**data)
+
+
+def _schema_message(version: object) -> str:
+    return (
+        f"Result rows with schema_version {version!r} are not supported; this oodbench "
+        f"({__version__}) reads schema_version {SCHEMA_VERSION}. Use a matching oodbench version."
+    )
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ResultRow))
+
+
+def _row_line(row: ResultRow) -> str:
+    # allow_nan=False: the file stays strict JSON (NaN is not JSON).
+    return json.dumps(row.to_dict(), allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
+    """Append rows to a JSONL file, atomically.
+
+    The existing content plus the new lines is written to a temporary file which then replaces
+    the old one (oodbench.atomic): a crash leaves the old file whole, never a truncated one.
+    """
+    rows = list(rows)
+    for row in rows:
+        if not isinstance(row, ResultRow):
+            raise TypeError(f"append_rows takes ResultRow objects, got {type(row).__name__}")
+    new_text = "".join(_row_line(row) for row in rows)
+    target = Path(path)
+    old_text = target.read_text(encoding="utf-8") if target.exists() else ""
+    if old_text and not old_text.endswith("\n"):
+        old_text += "\n"
+    with atomic_open(target, "w", encoding="utf-8") as handle:
+        handle.write(old_text + new_text)
+    logger.info("appended %d row(s) to %s", len(rows), target)
+
+
+def read_rows(path: str | os.PathLike) -> list[ResultRow]:
+    """The rows of one JSONL file (or of <folder>/rows.jsonl) as ResultRow objects.
+
+    Errors name file:line.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / ROWS_FILENAME
+    if not target.is_file():
+        raise DataNotFoundError(
+            f"No result rows at {target}. Create them with `oodbench run` "
+            f"(or point --results / $OODBENCH_RESULTS at an existing {ROWS_FILENAME})."
+        )
+    rows = []
+    with open(target, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UserInputError(f"{target}:{lineno}: not a JSON result row ({error.msg}).") from None
+            try:
+                rows.append(ResultRow.from_dict(data))
+            except (UserInputError, TypeError) as error:
+                raise UserInputError(f"{target}:{lineno}: {error}") from None
+    return rows
+
+
+def rows_to_frame(rows: Sequence[ResultRow]) -> pd.DataFrame:
+    """One DataFrame column per ResultRow field; detector_params as a sorted-key JSON string."""
+    records = []
+    for row in rows:
+        record = row.to_dict()
+        record["detector_params"] = json.dumps(record["detector_params"], sort_keys=True)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
+    # None -> NaN so the column is numeric even when some rows lack an accuracy.
+    frame["classification_accuracy"] = pd.to_numeric(frame["classification_accuracy"], errors="coerce")
+    return frame
+
+
+def load_rows(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Load one or several rows.jsonl files into a DataFrame (see `rows_to_frame`)."""
+    if isinstance(path_or_paths, (str, os.PathLike)):
+        paths = [path_or_paths]
+    else:
+        paths = list(path_or_paths)
+    rows: list[ResultRow] = []
+    for path in paths:
+        rows.extend(read_rows(path))
+    return rows_to_frame(rows)
+
+
+def save_scores(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write arrays to a compressed NPZ, atomically (by convention "scores_in", "scores_out")."""
+    if not arrays:
+        raise ValueError("save_scores needs at least one array, e.g. scores_in=..., scores_out=...")
+    clean = {}
+    for name, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype == object:
+            # Object arrays would need pickle to load; results never use pickle.
+            raise ValueError(f"Array {name!r} has dtype object; scores must be numeric arrays.")
+        clean[name] = array
+    with atomic_open(path, "wb") as handle:
+        np.savez_compressed(handle, **clean)
+
+
+def load_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every array of an NPZ written by `save_scores` (never unpickles)."""
+    target = Path(path)
+    if not target.is_file():
+        raise DataNotFoundError(
+            f"No stored scores at {target}. `oodbench run` writes them beside rows.jsonl (scores/)."
+        )
+    try:
+        with np.load(target, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise UserInputError(f"{target} is not a readable scores NPZ ({error}).") from None
+
+
+def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The pinned ("scores_in", "scores_out") arrays of a row's NPZ."""
+    arrays = load_scores(path)
+    missing = [name for name in (SCORES_IN, SCORES_OUT) if name not in arrays]
+    if missing:
+        raise UserInputError(
+            f"{path} lacks array(s) {', '.join(missing)}; a row's NPZ must hold "
+            f"'{SCORES_IN}' and '{SCORES_OUT}'."
+        )
+    return arrays[SCORES_IN], arrays[SCORES_OUT]
+
+
+def default_scores_file(row: ResultRow) -> str:
+    """A relative NPZ path for a row: scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>.npz."""
+    name = f"{row.model_source}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
+    return str(Path("scores") / row.suite / _safe(name))
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
+
+
+__all__ = [
+    "FIELD_NAMES",
+    "KEY_FIELDS",
+    "METRIC_FIELDS",
+    "MODEL_SOURCES",
+    "SCHEMA_VERSION",
+    "SCORES_IN",
+    "SCORES_OUT",
+    "ResultRow",
+    "append_rows",
+    "default_scores_file",
+    "load_rows",
+    "load_scores",
+    "provenance_fields",
+    "read_rows",
+    "rows_to_frame",
+    "save_scores",
+    "scores_pair",
+]
