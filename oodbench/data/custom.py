@@ -1,0 +1,103 @@
+"""User-supplied OOD test sets: `--out folder:PATH` and `--out npz:PATH`.
+
+- folder:PATH  every image file below PATH (an ImageFolder tree of class sub-folders or a flat
+               folder; labels are not used), sorted by path.
+- npz:PATH     a NumPy .npz with an array named `x` or `images`, laid out (N, H, W), (N, H, W, C)
+               or (N, C, H, W) with C = 1 or 3, either uint8 (0..255) or float in [0, 1].
+
+Both are converted to the in-distribution shape by oodbench.data.convert's rule.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oodbench.data.convert import to_shape, uint8_to_float
+from oodbench.data.image_folders import read_image_folder
+from oodbench.data.spec import LabeledImages, Shape, check_shape, one_line
+from oodbench.errors import DataNotFoundError, UserInputError
+
+_KEYS = ("x", "images")
+
+
+def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
+    """Load "folder:PATH" or "npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
+
+    The set's name is "folder:<folder name>" or "npz:<file stem>".
+    """
+    kind, sep, raw_path = str(spec).partition(":")
+    if not sep or kind not in ("folder", "npz") or not raw_path:
+        raise UserInputError(
+            f"Custom OOD data must be given as 'folder:PATH' or 'npz:PATH'. Got {spec!r} instead."
+        )
+    shape = check_shape(shape)
+    path = Path(raw_path).expanduser()
+    if kind == "folder":
+        if not path.is_dir():
+            raise DataNotFoundError(f"Custom OOD folder {path} not found (from {spec!r}).")
+        x = read_image_folder(path, shape=shape, name=f"custom OOD set {spec!r}")
+        return LabeledImages(x, None, f"folder:{path.name}", "test")
+    if not path.is_file():
+        raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")
+    x = to_shape(read_npz_images(path), shape, name=f"custom OOD set {spec!r}")
+    return LabeledImages(x, None, f"npz:{path.stem}", "test")
+
+
+def read_npz_images(path: Path) -> torch.Tensor:
+    """The image array of a user's .npz as float32 (N, C, H, W) in [0, 1]."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            key = next((k for k in _KEYS if k in archive.files), None)
+            if key is None:
+                raise UserInputError(
+                    f"{path} has no array named 'x' or 'images' "
+                    f"(it has: {', '.join(archive.files) or 'nothing'})."
+                )
+            array = archive[key]
+    except UserInputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise UserInputError(f"{path} is not a readable .npz file ({one_line(error)}).") from None
+    return _to_float(_to_nchw(array, path), path)
+
+
+def _to_nchw(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 3:
+        return array[:, None]
+    if array.ndim == 4:
+        first, last = array.shape[1] in (1, 3), array.shape[3] in (1, 3)
+        if first and not last:
+            return array
+        if last and not first:
+            return array.transpose(0, 3, 1, 2)
+        if first and last:
+            raise UserInputError(
+                f"Cannot tell the channel axis of the images in {path} (shape {array.shape}); "
+                f"store them as (N, H, W, C) with H, W > 3."
+            )
+    raise UserInputError(
+        f"Images in {path} have shape {array.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) "
+        f"with C = 1 or 3."
+    )
+
+
+def _to_float(array: np.ndarray, path: Path) -> torch.Tensor:
+    if array.dtype == np.uint8:
+        return uint8_to_float(array)
+    if np.issubdtype(array.dtype, np.floating):
+        if array.size and not np.isfinite(array).all():
+            raise UserInputError(f"Images in {path} contain NaN or infinite values.")
+        if array.size and (array.min() < 0.0 or array.max() > 1.0):
+            raise UserInputError(
+                f"Float images in {path} must lie in [0, 1]; "
+                f"got values from {array.min():g} to {array.max():g}"
+                f" (divide 0..255 data by 255, or store it as uint8)."
+            )
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    raise UserInputError(
+        f"Images in {path} are {array.dtype}; store them as uint8 (0..255) or float in [0, 1]."
+    )

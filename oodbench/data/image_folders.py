@@ -1,0 +1,177 @@
+"""Folders of image files: ODIN's released 32x32 OOD sets and custom folders.
+
+ODIN (Liang et al. 2018, https://github.com/facebookresearch/odin) released five OOD test sets
+as archives of 32x32 JPEGs. Unpack each in the data root; oodbench reads every image below the
+folder the archive creates (sorted by path), so the nested layout inside does not matter:
+
+    <root>/Imagenet/          Imagenet.tar.gz          tinyimagenet_crop    10,000 images
+    <root>/Imagenet_resize/   Imagenet_resize.tar.gz   tinyimagenet_resize  10,000 images
+    <root>/LSUN/              LSUN.tar.gz              lsun_crop            10,000 images
+    <root>/LSUN_resize/       LSUN_resize.tar.gz       lsun_resize          10,000 images
+    <root>/iSUN/              iSUN.tar.gz              isun                  8,925 images
+
+`--download` fetches the archives from the Dropbox links in ODIN's README and checks them
+against MD5 sums that oodbench did not compute itself: they are the ones recorded by
+pytorch-ood (src/pytorch_ood/dataset/img/odin.py) and could not be re-verified offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from oodbench.data import download as dl
+from oodbench.data.convert import to_shape, uint8_to_float
+from oodbench.data.spec import DATASETS, DatasetSpec, LabeledImages, LoadRequest, Shape, one_line
+from oodbench.errors import DataNotFoundError, UserInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files below `folder` (any depth, hidden entries skipped), sorted by relative path."""
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if (
+            path.suffix.lower() in IMAGE_SUFFIXES
+            and not any(p.startswith(".") for p in rel.parts)
+            and path.is_file()
+        ):
+            found.append(rel)
+    return [folder / rel for rel in sorted(found, key=lambda p: p.as_posix())]
+
+
+def read_image(path: Path) -> np.ndarray:
+    """One image file -> uint8 (C, H, W) with C = 1 (grey modes) or 3 (colour; alpha dropped)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode.startswith("I;16"):
+                # 16-bit grey: keep the 8 most significant bits.
+                array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+            elif image.mode in ("1", "L", "LA", "I", "F"):
+                array = np.asarray(image.convert("L"), dtype=np.uint8)
+            else:
+                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise UserInputError(
+            f"Image file {path} could not be read ({one_line(error)}); delete or replace it."
+        ) from None
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def read_image_folder(folder: Path, *, shape: Shape | None, name: str) -> torch.Tensor:
+    """Every image below `folder` as float32 (N, C, H, W) in [0, 1].
+
+    With `shape`, each image is converted to it by oodbench.data.convert's rule (images of
+    different sizes are fine). Without, all images must share one shape.
+    """
+    if not folder.is_dir():
+        raise DataNotFoundError(f"Folder {folder} not found ({name}).")
+    files = list_images(folder)
+    if not files:
+        raise UserInputError(
+            f"Folder {folder} has no images ({name}); "
+            f"looked for {', '.join(IMAGE_SUFFIXES)} files, also in sub-folders."
+        )
+    arrays = [read_image(path) for path in files]
+    # Convert same-shaped images together: one batched call per distinct shape.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, array in enumerate(arrays):
+        groups.setdefault(array.shape, []).append(i)
+    if shape is None and len(groups) > 1:
+        a, b = list(groups)[:2]
+        raise UserInputError(f"Images in {folder} have different shapes ({a} and {b}); give a target shape.")
+    target = tuple(shape) if shape is not None else next(iter(groups))
+    out = torch.empty((len(arrays), *target), dtype=torch.float32)
+    for index in groups.values():
+        batch = uint8_to_float(np.stack([arrays[i] for i in index]))
+        out[torch.as_tensor(index)] = to_shape(batch, target, name=f"images in {folder}")
+    return out
+
+
+# ------------------------------------------------------------------------------------- ODIN folders
+_ODIN_BASE = "https://www.dropbox.com/s/"
+_ODIN = {
+    # name: (title, folder = archive's top-level folder, archive, Dropbox id, md5, images)
+    "tinyimagenet_crop": (
+        "TinyImageNet (crop)",
+        "Imagenet",
+        "Imagenet.tar.gz",
+        "avgm2u562itwpkl",
+        "7c0827e4246c3718a5ee076e999e52e5",
+        10000,
+    ),
+    "tinyimagenet_resize": (
+        "TinyImageNet (resize)",
+        "Imagenet_resize",
+        "Imagenet_resize.tar.gz",
+        "kp3my3412u5k9rl",
+        "0f9ff11d45babf2eff5fe12281d1ac31",
+        10000,
+    ),
+    "lsun_crop": (
+        "LSUN (crop)",
+        "LSUN",
+        "LSUN.tar.gz",
+        "fhtsw1m3qxlwj6h",
+        "458a0a0ab8e5f1cb4516d7400568e460",
+        10000,
+    ),
+    "lsun_resize": (
+        "LSUN (resize)",
+        "LSUN_resize",
+        "LSUN_resize.tar.gz",
+        "moqh2wh8696c3yl",
+        "278b7b31c8cb7e804a1465a8ce03a2dc",
+        10000,
+    ),
+    "isun": ("iSUN", "iSUN", "iSUN.tar.gz", "ssz7qxfqae0cca5", "be77b0f2c26fda898afac5f99645ee70", 8925),
+}
+
+
+def odin_url(name: str) -> str:
+    _, _, archive, dropbox_id, _, _ = _ODIN[name]
+    return f"{_ODIN_BASE}{dropbox_id}/{archive}?dl=1"  # dl=1: the file itself, not Dropbox's web page
+
+
+def _load_odin(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
+    title, folder_name, archive, _, md5, _ = _ODIN[spec.name]
+    if not req.folder.is_dir() and req.download:
+        dl.fetch_archive(
+            odin_url(spec.name), archive, md5=md5, root=req.folder.parent, members=(folder_name,)
+        )
+    if not req.folder.is_dir():
+        raise DataNotFoundError(
+            f"{title} folder {folder_name} not found in {req.folder.parent}. Download it with "
+            f"`oodbench run --download ...` or get {archive} "
+            f"(linked from https://github.com/facebookresearch/odin) "
+            f"and unpack it there, or set --data-dir / OODBENCH_DATA to a folder that has it."
+        )
+    x = read_image_folder(req.folder, shape=spec.image_shape, name=title)
+    return LabeledImages(x, None, spec.name, req.split)
+
+
+for _name, (_title, _folder, _archive, _, _, _count) in _ODIN.items():
+    DATASETS.add(
+        _name,
+        DatasetSpec(
+            name=_name,
+            image_shape=(3, 32, 32),
+            num_classes=None,
+            mean=None,
+            std=None,
+            source=f"{_title} 32x32 OOD test set released with ODIN (Liang et al. 2018), {_archive}",
+            licence="as the source images (ImageNet / LSUN / iSUN terms); research use",
+            splits=("test",),
+            loader=_load_odin,
+            files_hint=f"{_archive} unpacked as <data root>/{_folder}/ (--download, or ODIN's README links)",
+            folder=_folder,
+            required=(),
+            sizes=(("test", _count),),
+        ),
+    )

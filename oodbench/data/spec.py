@@ -1,0 +1,248 @@
+"""Data set and suite specifications, their registries, and `load_dataset`.
+
+A `DatasetSpec` says what a data set is (shape, classes, source, licence, splits) and where its
+files live under the data root; its `loader` reads them. The data root is `--data-dir`, else
+$OODBENCH_DATA, else <cache>/data (see oodbench.paths.data_dir). Nothing is downloaded unless
+`download=True` is passed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oodbench import paths
+from oodbench.data.convert import to_shape
+from oodbench.errors import UserInputError
+from oodbench.registry import Registry
+
+Shape = tuple[int, int, int]
+
+# Where the data of each kind of spec comes from (shown by `oodbench list datasets`).
+KIND_FILES = "files"  # files under the data root, in their published on-disk format
+KIND_EMBEDDED = "embedded"  # small arrays vendored inside the oodbench package
+KIND_GENERATED = "generated"  # made on the fly from a seed (noise)
+
+
+@dataclass
+class LabeledImages:
+    """Images x: float32 (N, C, H, W) in [0, 1]; labels y: int64 (N,) or None (OOD sets)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    name: str
+    split: str = ""
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> LabeledImages:
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return LabeledImages(self.x[index], None if self.y is None else self.y[index], self.name, self.split)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a spec's loader is asked for. `folder` is data root / spec.folder (None if no files)."""
+
+    split: str
+    folder: Path | None
+    download: bool
+    shape: Shape | None
+    seed: int
+    n: int | None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data set. `loader(spec, request)` returns LabeledImages in the native `image_shape`
+    (generated sets: in `request.shape`). `files_hint` says which files, where, and how to get them.
+    """
+
+    name: str
+    image_shape: Shape
+    num_classes: int | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    source: str
+    licence: str
+    splits: tuple[str, ...]
+    loader: Callable[[DatasetSpec, LoadRequest], LabeledImages] = field(repr=False)
+    files_hint: str
+    kind: str = KIND_FILES
+    folder: str | None = None  # sub-folder of the data root holding the files
+    required: tuple[str, ...] = ()  # paths relative to `folder` that must all exist
+    check: Callable[[Path], bool] | None = field(default=None, repr=False)  # replaces `required`
+    sizes: tuple[tuple[str, int], ...] = ()  # (split, number of images) of the published data
+
+    def location(self, data_dir: str | os.PathLike | None = None) -> str:
+        """Where oodbench looks for this data set's files (or where its data come from)."""
+        if self.kind == KIND_EMBEDDED:
+            from oodbench.data.embedded import EMBEDDED_DIR
+
+            return str(EMBEDDED_DIR)
+        if self.kind == KIND_GENERATED:
+            return "generated from a seed"
+        return str(paths.data_dir(data_dir) / (self.folder or ""))
+
+    def present(self, data_dir: str | os.PathLike | None = None) -> bool:
+        """Whether the files this spec needs exist (always True for embedded and generated sets)."""
+        if self.kind != KIND_FILES:
+            return True
+        folder = paths.data_dir(data_dir) / (self.folder or "")
+        if not folder.is_dir():
+            return False
+        if self.check is not None:
+            return self.check(folder)
+        return all((folder / rel).exists() for rel in self.required)
+
+    def size(self, split: str) -> int | None:
+        return dict(self.sizes).get(split)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """An in-distribution data set with its OOD test sets, seen OOD training set and validation data.
+
+    Splits used: in-dist train/test, `seen_ood`'s train split (its only split if it has no
+    train split), OOD test sets' test split, `val_ood`'s val split (else its test split). In-dist
+    validation: the in-dist set's own "val" split when `val_in_from == "val"`; otherwise
+    `val_in_size` images held out of the in-dist train split (stratified, fixed seed) and removed
+    from training. `val_ood` never appears in `out_datasets`, so validation and test are disjoint.
+    """
+
+    name: str
+    in_dataset: str
+    out_datasets: tuple[str, ...]
+    seen_ood: str
+    val_ood: str
+    recipe: str
+    description: str
+    val_in_from: str = "train"  # "train" (held out of train) or "val" (the data set's val split)
+    val_in_size: int = 1000
+    val_ood_size: int = 1000  # cap on the validation OOD images (first N after a fixed shuffle)
+
+    @property
+    def validation(self) -> str:
+        """Human-readable description of the tuning data (recorded with every result)."""
+        if self.val_in_from == "val":
+            size = DATASETS.get(self.in_dataset).size("val") if self.in_dataset in DATASETS else None
+            in_part = f"{self.in_dataset} val split" + (f" ({size})" if size else "")
+        else:
+            in_part = (
+                f"{self.in_dataset} train hold-out ({self.val_in_size}, stratified, removed from training)"
+            )
+        return f"{in_part} + {self.val_ood} (up to {self.val_ood_size})"
+
+
+@dataclass
+class SuiteData:
+    """Everything a run needs, converted to `spec.image_shape`. `test_out` keeps the suite's order."""
+
+    suite: Suite
+    spec: DatasetSpec
+    train: LabeledImages
+    val_in: LabeledImages
+    test_in: LabeledImages
+    seen_ood: LabeledImages
+    val_ood: LabeledImages
+    test_out: dict[str, LabeledImages]
+
+    @property
+    def tuning(self) -> str:
+        """The value for a result row's `tuning` field when a detector was tuned on this data."""
+        return (
+            f"validation split: {self.suite.in_dataset} {self.val_in.split} ({len(self.val_in)})"
+            f" + {self.suite.val_ood} ({len(self.val_ood)})"
+        )
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+SUITES: Registry[Suite] = Registry("suite")
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    shape: Shape | None = None,
+    seed: int = 0,
+    n: int | None = None,
+) -> LabeledImages:
+    """Load one split of a registered data set as float32 (N, C, H, W) in [0, 1].
+
+    `shape` converts to (C, H, W) by oodbench.data.convert's rule (noise is generated at it).
+    `seed` only matters for generated sets. `n` caps the number of images (the first n after a
+    fixed shuffle; generated sets: exactly n, default 10,000).
+    """
+    spec = DATASETS.get(name)
+    if split not in spec.splits:
+        raise UserInputError(
+            f"Data set {name!r} has no split {split!r}. Available: {', '.join(spec.splits)}."
+        )
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise UserInputError(f"The number of images must be an integer >= 1. Got {n!r} instead.")
+    if shape is not None:
+        shape = check_shape(shape)
+    folder = paths.data_dir(data_dir) / spec.folder if spec.kind == KIND_FILES and spec.folder else None
+    request = LoadRequest(split=split, folder=folder, download=download, shape=shape, seed=seed, n=n)
+    images = spec.loader(spec, request)
+    if n is not None:
+        images = cap(images, n)
+    if shape is not None:
+        images.x = to_shape(images.x, shape, name=f"{name} {split}")
+    return images
+
+
+def cap(images: LabeledImages, n: int | None, seed: int = 0) -> LabeledImages:
+    """At most `n` images: the first n of a fixed shuffle (RandomState(seed)), kept in file order."""
+    if n is None or len(images) <= n:
+        return images
+    index = np.sort(np.random.RandomState(seed).permutation(len(images))[:n])
+    return images.subset(index)
+
+
+def stratified_holdout(y: torch.Tensor, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, held_out) with `size` held out, in proportion to each class.
+
+    Per-class counts use the largest-remainder rule; members are drawn with numpy's legacy
+    RandomState (a frozen stream), so the split is the same on every machine and numpy version.
+    """
+    labels = np.asarray(y)
+    if not 0 < size < len(labels):
+        raise UserInputError(f"A hold-out of {size} images needs more than {size} images; got {len(labels)}.")
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
+        take[i] += 1
+    rng = np.random.RandomState(seed)
+    held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
+    held_out = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(labels)), held_out)
+    return kept, held_out
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message (messages from parsers can span lines)."""
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def check_shape(shape) -> Shape:
+    try:
+        c, h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise UserInputError(f"A shape must be (channels, height, width). Got {shape!r} instead.") from None
+    if c not in (1, 3) or h < 1 or w < 1:
+        raise UserInputError(
+            f"A shape must be (1 or 3, height >= 1, width >= 1). Got {tuple(shape)!r} instead."
+        )
+    return c, h, w

@@ -1,0 +1,193 @@
+"""In/out suites: which OOD sets each in-distribution set is tested on, and what tuning may use.
+
+    suite          in-dist    OOD test sets                                  seen OOD        validation OOD
+    mnist          mnist_5k   animal_mnist, skimage_crops, sklearn_digits,   sklearn_photos  skimage_textures
+                              gaussian, uniform
+    svhn           svhn       cifar10, tinyimagenet_resize, lsun_resize,     cifar10 train   isun
+                              gaussian
+    cifar10        cifar10    svhn, tinyimagenet_resize, lsun_resize,        svhn train      isun
+                              gaussian
+    odin-cifar10   cifar10    tinyimagenet_crop/_resize, lsun_crop/_resize,  svhn train      isun
+                              gaussian, uniform
+    odin-cifar100  cifar100   (as odin-cifar10)                              svhn train      isun
+
+Validation is disjoint from test: the validation OOD set is never a test set (so the ODIN suites
+do not test on iSUN), and the in-distribution validation images are never test images. Paper
+suites hold 1000 images out of the in-dist train split (stratified, fixed seed) for validation
+and train on the rest, so their in-dist test sets stay the full official ones (SVHN 26,032,
+CIFAR 10,000) that published numbers use. The mnist suite uses mnist_5k's own val split (500).
+As in Lee et al. (2018), a seen OOD set may also be tested, but only its test split: the svhn
+suite trains the confidence loss on CIFAR-10 train and tests on CIFAR-10 test.
+
+Noise test sets get min(in-dist test size, 10,000) images, seed 0 (the same for every model).
+"""
+
+from __future__ import annotations
+
+import os
+
+from oodbench.data.noise import DEFAULT_SIZE as NOISE_SIZE
+from oodbench.data.spec import (
+    DATASETS,
+    KIND_GENERATED,
+    SUITES,
+    DatasetSpec,
+    LabeledImages,
+    Suite,
+    SuiteData,
+    cap,
+    load_dataset,
+    stratified_holdout,
+)
+from oodbench.errors import UserInputError
+
+DEFAULT_SUITE = "mnist"
+_ODIN_OUT = ("tinyimagenet_crop", "tinyimagenet_resize", "lsun_crop", "lsun_resize", "gaussian", "uniform")
+
+
+def seen_split(spec: DatasetSpec) -> str:
+    """The split of a seen OOD set used for training: "train" if it has one."""
+    return "train" if "train" in spec.splits else spec.splits[0]
+
+
+def val_split(spec: DatasetSpec) -> str:
+    """The split of a validation OOD set: "val" if it has one, else "test"."""
+    return "val" if "val" in spec.splits else "test"
+
+
+def add_suite(suite: Suite) -> Suite:
+    """Register a suite after checking that validation and test data cannot overlap."""
+    names = (suite.in_dataset, *suite.out_datasets, suite.seen_ood, suite.val_ood)
+    missing = [n for n in names if n not in DATASETS]
+    if missing:
+        raise ValueError(f"suite {suite.name!r} names unregistered data sets: {missing}")
+    if suite.val_ood in suite.out_datasets and val_split(DATASETS.get(suite.val_ood)) == "test":
+        raise ValueError(f"suite {suite.name!r}: validation OOD set {suite.val_ood!r} is also a test set")
+    if suite.seen_ood in suite.out_datasets and seen_split(DATASETS.get(suite.seen_ood)) == "test":
+        raise ValueError(
+            f"suite {suite.name!r}: seen OOD set {suite.seen_ood!r} would be trained on its test split"
+        )
+    if suite.val_in_from not in ("train", "val"):
+        raise ValueError(f"suite {suite.name!r}: val_in_from must be 'train' or 'val'")
+    return SUITES.add(suite.name, suite)
+
+
+add_suite(
+    Suite(
+        name="mnist",
+        in_dataset="mnist_5k",
+        out_datasets=("animal_mnist", "skimage_crops", "sklearn_digits", "gaussian", "uniform"),
+        seen_ood="sklearn_photos",
+        val_ood="skimage_textures",
+        recipe="embedded",
+        description="Embedded, offline: MNIST 5k vs animal silhouettes, photo crops, 8x8 digits, noise",
+        val_in_from="val",
+        val_in_size=500,
+        val_ood_size=500,
+    )
+)
+add_suite(
+    Suite(
+        name="svhn",
+        in_dataset="svhn",
+        out_datasets=("cifar10", "tinyimagenet_resize", "lsun_resize", "gaussian"),
+        seen_ood="cifar10",
+        val_ood="isun",
+        recipe="lee2018-svhn",
+        description="Lee et al. 2018, SVHN in-distribution (confidence loss sees CIFAR-10 train)",
+    )
+)
+add_suite(
+    Suite(
+        name="cifar10",
+        in_dataset="cifar10",
+        out_datasets=("svhn", "tinyimagenet_resize", "lsun_resize", "gaussian"),
+        seen_ood="svhn",
+        val_ood="isun",
+        recipe="lee2018-cifar10",
+        description="Lee et al. 2018, CIFAR-10 in-distribution (confidence loss sees SVHN train)",
+    )
+)
+add_suite(
+    Suite(
+        name="odin-cifar10",
+        in_dataset="cifar10",
+        out_datasets=_ODIN_OUT,
+        seen_ood="svhn",
+        val_ood="isun",
+        recipe="lee2018-cifar10",
+        description="ODIN's CIFAR-10 benchmark (TinyImageNet, LSUN crop/resize, noise); iSUN tunes only",
+    )
+)
+add_suite(
+    Suite(
+        name="odin-cifar100",
+        in_dataset="cifar100",
+        out_datasets=_ODIN_OUT,
+        seen_ood="svhn",
+        val_ood="isun",
+        recipe="lee2018-cifar100",
+        description="ODIN's CIFAR-100 benchmark (TinyImageNet, LSUN crop/resize, noise); iSUN tunes only",
+    )
+)
+
+
+def load_suite(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = False,
+    limit: int | None = None,
+) -> SuiteData:
+    """Load every split a suite needs, converted to the in-distribution shape.
+
+    `limit` caps each split (train, val_in, test_in, seen_ood, val_ood and every test set) at
+    the first `limit` images of a fixed shuffle, for quick runs. Missing files fail before
+    anything large is read.
+    """
+    suite = SUITES.get(name)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise UserInputError(f"The 'limit' parameter must be an integer >= 1. Got {limit!r} instead.")
+    spec = DATASETS.get(suite.in_dataset)
+    shape = spec.image_shape
+
+    def load(dataset: str, split: str, n: int | None = None) -> LabeledImages:
+        images = load_dataset(dataset, split, data_dir=data_dir, download=download, shape=shape, n=n)
+        return cap(images, limit)
+
+    _fail_fast_on_missing_files(suite, data_dir, download)
+    if suite.val_in_from == "val":
+        train, val_in = load(suite.in_dataset, "train"), load(suite.in_dataset, "val")
+    else:
+        full = load_dataset(suite.in_dataset, "train", data_dir=data_dir, download=download, shape=shape)
+        kept, held_out = stratified_holdout(full.y, suite.val_in_size, seed=0)
+        train, val_in = cap(full.subset(kept), limit), cap(full.subset(held_out), limit)
+        del full
+        val_in.split = "val"
+    test_in = load(suite.in_dataset, "test")
+    seen = load(suite.seen_ood, seen_split(DATASETS.get(suite.seen_ood)))
+    val_ood = cap(load(suite.val_ood, val_split(DATASETS.get(suite.val_ood))), suite.val_ood_size)
+    noise_n = min(len(test_in), NOISE_SIZE)
+    test_out = {}
+    for out in suite.out_datasets:
+        generated = DATASETS.get(out).kind == KIND_GENERATED
+        test_out[out] = load(out, "test", n=noise_n if generated else None)
+    return SuiteData(suite, spec, train, val_in, test_in, seen, val_ood, test_out)
+
+
+def suite_datasets(suite: Suite) -> list[str]:
+    """Every data set a suite reads, without repeats, in order of use."""
+    names = [suite.in_dataset, suite.seen_ood, suite.val_ood, *suite.out_datasets]
+    return list(dict.fromkeys(names))
+
+
+def _fail_fast_on_missing_files(suite: Suite, data_dir, download: bool) -> None:
+    """Raise the first missing set's one-line error before reading any large file."""
+    if download:
+        return
+    for name in suite_datasets(suite):
+        spec = DATASETS.get(name)
+        if not spec.present(data_dir):
+            # Loading a split whose files are missing raises its precise DataNotFoundError.
+            for split in spec.splits:
+                load_dataset(name, split, data_dir=data_dir)
