@@ -20,3 +20,9 @@ def test_failure_mid_write_keeps_old_file_and_leaves_no_temp(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "good\n"
     assert [p.name for p in tmp_path.iterdir()] == ["rows.txt"]
+
+
+def test_permissions_follow_umask_like_plain_open(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode == (tmp_path / "b.txt").stat().st_mode
