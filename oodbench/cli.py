@@ -6,13 +6,33 @@ line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses as _dataclasses
+import difflib
+import json
 import logging
 import sys
+import tempfile
+import time as _time
+from pathlib import Path
 
 import click
 
 from oodbench import __version__
+from oodbench import paths as _paths
+from oodbench.atomic import atomic_write_text as _atomic_write_text
+from oodbench.data import SUITES as _SUITES
+from oodbench.detectors import DETECTORS as _DETECTORS
+from oodbench.devices import resolve_device as _resolve_device
 from oodbench.errors import UserInputError
+from oodbench.report import COLUMN_MODES as _COLUMN_MODES
+from oodbench.report import FORMATS as _FORMATS
+from oodbench.report import TABLE_METRICS as _TABLE_METRICS
+from oodbench.results import MODEL_SOURCES as _MODEL_SOURCES
+from oodbench.results import ROWS_FILENAME as _ROWS_FILENAME
+from oodbench.runner import SHORTHAND_DETECTORS as _SHORTHANDS
+from oodbench.runner import TRAINED_SOURCES as _TRAINED_SOURCES
+from oodbench.training.recipes import METHODS as _METHODS
+from oodbench.training.recipes import RECIPES as _RECIPES
 
 
 class _InputError(click.ClickException):
@@ -48,6 +68,908 @@ def cli(verbose: bool) -> None:
 @cli.group(name="list", cls=OodbenchGroup)
 def list_group() -> None:
     """List what is registered: datasets, suites, detectors, models, recipes."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Area "results/report": `oodbench report` (tables, --against published, CI regression check)
+# and `oodbench plot` (score histograms and ROC curves from stored scores).
+
+
+class _OneLineChoice(click.Choice):
+    """A Choice whose bad value ends in one 'Error: ...' line and exit 2, not a usage screen."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            option = param.opts[0] if param is not None and param.opts else "value"
+            choices = [str(choice) for choice in self.choices]
+            close = difflib.get_close_matches(str(value), choices, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise UserInputError(
+                f"Unknown {option} {value!r}.{hint} Available: {', '.join(choices)}."
+            ) from None
+
+
+def _rows_path(results: Path | None) -> Path:
+    """--results as given (a folder means its rows.jsonl), else the default results folder's."""
+    if results is None:
+        return _paths.results_dir() / _ROWS_FILENAME
+    return results / _ROWS_FILENAME if results.is_dir() else results
+
+
+_RESULTS_HELP = (
+    f"Result rows (JSONL) written by `oodbench run`, or their folder. Default: "
+    f"$OODBENCH_RESULTS/{_ROWS_FILENAME}, else runs/{_ROWS_FILENAME}."
+)
+
+
+@cli.command("report")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help=_RESULTS_HELP)
+@click.option(
+    "--metric",
+    type=_OneLineChoice(_TABLE_METRICS),
+    default="auroc",
+    show_default=True,
+    help="Metric shown in the cells (tables show percent).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=_OneLineChoice(_FORMATS),
+    default="markdown",
+    show_default=True,
+    help="Table format; LaTeX uses booktabs, best value per row in bold.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the table to FILE (atomically) instead of stdout.",
+)
+@click.option(
+    "--columns",
+    type=_OneLineChoice(_COLUMN_MODES),
+    default="model+detector",
+    show_default=True,
+    help="What the table columns are: model and detector ('joint / msp'), detector, or model.",
+)
+@click.option(
+    "--convention",
+    type=_OneLineChoice(("exact", "legacy")),
+    default=None,
+    help="Use only rows with this metric convention (needed when the rows mix them).",
+)
+@click.option("--ci", is_flag=True, help="Add 95% bootstrap intervals computed from the stored scores.")
+@click.option(
+    "--against",
+    type=_OneLineChoice(("published",)),
+    default=None,
+    help="'published': show our cells beside matching rows of baselines/published_results.csv.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Regression check against this baseline CSV: exit 1 on regressions or missing rows.",
+)
+@click.option(
+    "--tolerance",
+    default="0.01",
+    show_default=True,
+    metavar="FLOAT",
+    help="Allowed change for --baseline, in fraction units (0.01 = 1 point).",
+)
+@click.option(
+    "--write-baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the current rows (averaged over seeds) as a baseline CSV and exit.",
+)
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    results: Path | None,
+    metric: str,
+    fmt: str,
+    output: Path | None,
+    columns: str,
+    convention: str | None,
+    ci: bool,
+    against: str | None,
+    baseline: Path | None,
+    tolerance: str,
+    write_baseline: Path | None,
+) -> None:
+    """Comparison tables from stored rows, or the CI regression check (--baseline)."""
+    from oodbench import report
+    from oodbench.atomic import atomic_write_text
+    from oodbench.results import load_rows
+
+    try:
+        tol = float(tolerance)
+    except ValueError:
+        tol = float("nan")
+    if not tol >= 0 or tol == float("inf"):
+        raise UserInputError(f"--tolerance must be a number >= 0. Got {tolerance!r} instead.")
+    modes = [
+        name
+        for name, on in (
+            ("--baseline", baseline),
+            ("--write-baseline", write_baseline),
+            ("--against", against),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        raise UserInputError(f"Use one of {', '.join(modes)} at a time.")
+    if ci and modes:
+        raise UserInputError("--ci works with the comparison table only, not with " + modes[0] + ".")
+
+    rows_path = _rows_path(results)
+    frame = load_rows(rows_path)
+    if write_baseline is not None:
+        text = report.export_baseline(frame, convention=convention)
+        atomic_write_text(write_baseline, text)
+        click.echo(f"wrote baseline of {len(text.splitlines()) - 1} rows to {write_baseline}")
+        return
+    if baseline is not None:
+        check = report.compare_to_baseline(frame, baseline, tol, convention=convention)
+        for line in check.lines():
+            click.echo(line)
+        if check.failed:
+            ctx.exit(1)
+        return
+    if against == "published":
+        comparison = report.published_comparison(
+            frame, report.load_published(), metric=metric, convention=convention
+        )
+        text = report.render_published(comparison, fmt, metric=metric)
+    else:
+        table = report.comparison_table(
+            frame,
+            metric=metric,
+            columns=columns,
+            convention=convention,
+            ci=ci,
+            scores_root=rows_path.parent,
+        )
+        text = report.render_table(table, fmt)
+    if output is not None:
+        atomic_write_text(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("plot")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help=_RESULTS_HELP)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the PNG files. Default: plots/ beside the rows file.",
+)
+@click.option(
+    "--model-source",
+    type=_OneLineChoice(_MODEL_SOURCES),
+    default=None,
+    help="Only rows of this model source.",
+)
+@click.option("--detector", default=None, help="Only rows of this detector.")
+def plot_command(
+    results: Path | None, output_dir: Path | None, model_source: str | None, detector: str | None
+) -> None:
+    """Score histograms and ROC curves (PNG) per model, detector, in-dist set and seed."""
+    from oodbench.plots import plot_rows
+    from oodbench.results import load_rows
+
+    rows_path = _rows_path(results)
+    written = plot_rows(
+        load_rows(rows_path),
+        scores_root=rows_path.parent,
+        out_dir=output_dir if output_dir is not None else rows_path.parent / "plots",
+        model_source=model_source,
+        detector=detector,
+    )
+    for path in written:
+        click.echo(str(path))
+
+
+# End of area "results/report".
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Area "data": `oodbench list datasets` and `oodbench list suites`.
+
+_DATA_DIR_HELP = "Data root. Default: $OODBENCH_DATA, else <cache>/data ($OODBENCH_CACHE, ~/.cache/oodbench)."
+
+
+def _data_root_line(data_dir: Path | None) -> str:
+    import os
+
+    origin = "$OODBENCH_DATA" if os.environ.get("OODBENCH_DATA") else "default"
+    if data_dir:
+        origin = "--data-dir"
+    return f"Data root: {_paths.data_dir(data_dir)} (from {origin})"
+
+
+@list_group.command("datasets")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_DIR_HELP
+)
+@click.option(
+    "--details", is_flag=True, help="Also show source, licence, split sizes and how to get the files."
+)
+def list_datasets_command(data_dir: Path | None, details: bool) -> None:
+    """Every data set: shape, classes, splits, whether its files are present, and where oodbench looks."""
+    from oodbench.data import DATASETS
+
+    click.echo(_data_root_line(data_dir))
+    header = ("name", "shape", "classes", "splits", "files", "where")
+    rows = []
+    for name, spec in DATASETS.items():
+        status = spec.kind if spec.kind != "files" else ("present" if spec.present(data_dir) else "missing")
+        rows.append(
+            (
+                name,
+                "x".join(map(str, spec.image_shape)) + ("*" if spec.kind == "generated" else ""),
+                "-" if spec.num_classes is None else str(spec.num_classes),
+                ",".join(spec.splits),
+                status,
+                spec.location(data_dir),
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        click.echo("  ".join([*cells, row[-1]]))
+    click.echo(
+        "* generated at the in-distribution shape.  "
+        "Missing files: `oodbench run --download`, or see --details."
+    )
+    if details:
+        for name, spec in DATASETS.items():
+            sizes = ", ".join(f"{split} {count:,}" for split, count in spec.sizes) or "any size"
+            click.echo(
+                f"\n{name}\n  source:  {spec.source}\n  licence: {spec.licence}\n  sizes:   {sizes}"
+                f"\n  files:   {spec.files_hint}"
+            )
+
+
+@list_group.command("suites")
+def list_suites_command() -> None:
+    """Every suite: in-distribution set, OOD test sets, seen OOD training set, validation data, recipe."""
+    from oodbench.data import DATASETS, DEFAULT_SUITE, SUITES
+    from oodbench.data.suites import seen_split
+
+    for i, (name, suite) in enumerate(SUITES.items()):
+        spec = DATASETS.get(suite.in_dataset)
+        shape = "x".join(map(str, spec.image_shape))
+        title = name + (" (default)" if name == DEFAULT_SUITE else "")
+        click.echo(("\n" if i else "") + f"{title}  - {suite.description}")
+        click.echo(f"  in-dist:     {suite.in_dataset} ({shape}, {spec.num_classes} classes)")
+        click.echo(f"  OOD test:    {', '.join(suite.out_datasets)}")
+        click.echo(
+            f"  seen OOD:    {suite.seen_ood} {seen_split(DATASETS.get(suite.seen_ood))} split"
+            " (trains the confidence loss)"
+        )
+        click.echo(f"  validation:  {suite.validation}")
+        click.echo(f"  recipe:      {suite.recipe}")
+
+
+# End of area "data".
+# ---------------------------------------------------------------------------------------------
+
+
+# Area "run": `oodbench run`, the main job (train or reuse models, score every detector).
+
+
+_RUN_TABLE_METRICS = ("tnr_at_tpr95", "auroc", "detection_accuracy", "aupr_in", "aupr_out")
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip() != ""]
+    except ValueError:
+        seeds = []
+    if not seeds or any(seed < 0 for seed in seeds):
+        raise UserInputError(
+            f"--seeds takes non-negative integers separated by commas, e.g. 0,1,2. Got {text!r}."
+        )
+    return list(dict.fromkeys(seeds))
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
+    """--param odin.temperature=1000 -> {"odin": {"temperature": 1000}} (values read as JSON)."""
+    params: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        detector, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise UserInputError(
+                f"--param takes DETECTOR.NAME=VALUE, e.g. odin.temperature=1000. Got {item!r}."
+            )
+        _DETECTORS.get(detector)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params.setdefault(detector, {})[name] = value
+    return params
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any work if results cannot be written (nothing existing is touched)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UserInputError(
+            f"Cannot write to the results folder {folder} ({error.strerror or error}); "
+            "choose another with --results-dir or OODBENCH_RESULTS."
+        ) from None
+
+
+@list_group.command("detectors")
+def list_detectors_command() -> None:
+    """Every registered detector, what it consumes, and its paper (first docstring line)."""
+    for name, cls in _DETECTORS.items():
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip()
+        click.echo(f"{name:<12} uses {cls.uses:<8} {doc.splitlines()[0] if doc else ''}")
+    click.echo(
+        "Shorthands: " + ", ".join(f"{k} = --model {m} --detector {d}" for k, (m, d) in _SHORTHANDS.items())
+    )
+
+
+@cli.command("run")
+@click.option(
+    "--in",
+    "-i",
+    "suite",
+    type=_OneLineChoice(_SUITES.names()),
+    default="mnist",
+    show_default=True,
+    help="The in/out suite (see `oodbench list suites`); mnist is embedded and needs no download.",
+)
+@click.option(
+    "--detector",
+    "-d",
+    "detectors",
+    multiple=True,
+    type=_OneLineChoice([*_DETECTORS.names(), *_SHORTHANDS]),
+    help="Detector(s) to evaluate; default: all. 'joint'/'confidence'/'baseline' are the "
+    "paper's shorthands for that model scored by max-softmax.",
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    type=_OneLineChoice(_TRAINED_SOURCES),
+    help="Model source(s), trained with the suite's recipe or taken from the cache; default: all.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Evaluate this checkpoint (from `oodbench train`) instead of the suite's models.",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    help="Training seeds, e.g. 0,1,2 (mean ± std in tables). Default: the recipe's seed "
+    "(0 for embedded, 1 for the lee2018 recipes, as in the paper's code).",
+)
+@click.option(
+    "--out",
+    "extra_out",
+    multiple=True,
+    metavar="folder:PATH|npz:PATH",
+    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="DETECTOR.NAME=VALUE",
+    help="Fix a detector hyperparameter, e.g. odin.temperature=1000 (else defaults/tuning).",
+)
+@click.option(
+    "--recipe", default=None, help="Training recipe (default: the suite's; see `oodbench list recipes`)."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
+@click.option(
+    "--device", default="auto", show_default=True, envvar="OODBENCH_DEVICE", help="auto, cpu or cuda[:N]."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data sets folder (else $OODBENCH_DATA, else ~/.cache/oodbench/data).",
+)
+@click.option("--download", is_flag=True, help="Download missing data sets (checksummed).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoints and score caches (else $OODBENCH_CACHE, else ~/.cache/oodbench).",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where rows.jsonl, scores/, tables/ and plots/ go (else $OODBENCH_RESULTS, else ./runs).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run_command(
+    suite,
+    detectors,
+    models,
+    checkpoint,
+    seeds,
+    extra_out,
+    params,
+    recipe,
+    limit,
+    device,
+    batch_size,
+    data_dir,
+    download,
+    cache_dir,
+    results_dir,
+    quiet,
+) -> None:
+    """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
+
+    With no options: the embedded MNIST suite, three models (cross-entropy, confidence loss,
+    joint confidence loss), every detector, every OOD set.
+    """
+    from oodbench.detectors import create_detector
+    from oodbench.plots import plot_rows
+    from oodbench.report import comparison_table, render_table
+    from oodbench.results import rows_to_frame
+    from oodbench.runner import DetectorRequest, expand_shorthands, run_suite
+
+    if seeds is None:
+        recipe_name = recipe or _SUITES.get(suite).recipe
+        seeds = str(_RECIPES.get(recipe_name).seed) if recipe_name in _RECIPES else "0"
+    seed_list = _parse_seeds(seeds)
+    detector_params = _parse_params(params)
+    if checkpoint is not None and (models or any(d in _SHORTHANDS for d in detectors)):
+        raise UserInputError(
+            "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
+        )
+    if checkpoint is not None and not checkpoint.exists():
+        raise UserInputError(f"Checkpoint {checkpoint} not found; train one with `oodbench train`.")
+    names, sources = expand_shorthands(detectors, models)
+    names = names or _DETECTORS.names()
+    unused = sorted(set(detector_params) - set(names))
+    if unused:
+        raise UserInputError(f"--param names detector(s) not being run: {', '.join(unused)}.")
+    requests = [DetectorRequest(name, detector_params.get(name, {})) for name in names]
+    for request in requests:  # invalid hyperparameters fail now, before any training
+        create_detector(request.name, **request.params).validate()
+    results = _paths.results_dir(results_dir)
+    _check_writable(results)
+    torch_device = _resolve_device(device)
+
+    rows = run_suite(
+        suite,
+        models=sources,
+        detectors=requests,
+        seeds=seed_list,
+        checkpoint=checkpoint,
+        extra_out=extra_out,
+        recipe=recipe,
+        limit=limit,
+        device=torch_device,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=cache_dir,
+        results_dir=results,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    frame = rows_to_frame(rows)
+    for metric in ("classification_accuracy", *_RUN_TABLE_METRICS):
+        # Detectors as columns, model sources in the row labels: readable in a terminal.
+        table = comparison_table(frame, metric=metric, columns="detector")
+        markdown = render_table(table, "markdown")
+        (results / "tables").mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(results / "tables" / f"{suite}-{metric}.md", markdown)
+        if metric in ("tnr_at_tpr95", "auroc"):
+            click.echo(markdown + "\n")
+    accuracy = frame.groupby("model_source", sort=False)["classification_accuracy"].agg(["mean", "std"])
+    click.echo(
+        f"Classification accuracy on {rows[0].in_dataset} test (n={rows[0].n_in}): "
+        + ", ".join(
+            f"{source} {100 * stats['mean']:.1f}%"
+            + (f" ± {100 * stats['std']:.1f}" if stats["std"] > 0 else "")
+            for source, stats in accuracy.iterrows()
+        )
+    )
+    plots = plot_rows(frame, scores_root=results, out_dir=results / "plots")
+    click.echo(
+        f"{len(rows)} result rows appended to {results / _ROWS_FILENAME}; "
+        f"tables in {results / 'tables'}; {len(plots)} plots in {results / 'plots'}."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Area "training": `oodbench train` (one model: cross_entropy, confidence or joint),
+# `oodbench list recipes` and `oodbench list models`.
+
+
+@cli.command("train")
+@click.option(
+    "--method",
+    "-m",
+    required=True,
+    type=_OneLineChoice(_METHODS.names()),
+    help="cross_entropy, confidence (KL to uniform on the suite's seen OOD set) or joint "
+    "(joint confidence loss with a GAN, Lee et al. 2018).",
+)
+@click.option(
+    "--in",
+    "-i",
+    "suite",
+    type=_OneLineChoice(_SUITES.names()),
+    default="mnist",
+    show_default=True,
+    help="The suite whose in-distribution training set (and seen OOD set) is used.",
+)
+@click.option(
+    "--recipe",
+    "-r",
+    type=_OneLineChoice(_RECIPES.names()),
+    default=None,
+    help="Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option("--beta", type=click.FloatRange(min=0), default=None, help="Override the KL weight beta.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the batch size.")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Override the Adam learning rate (all networks).",
+)
+@click.option(
+    "--gan-warmup-epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="joint only: first N epochs train a plain GAN (beta 0) beside a cross-entropy classifier.",
+)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the recipe's).")
+@click.option(
+    "--device", default="auto", show_default=True, envvar="OODBENCH_DEVICE", help="auto, cpu or cuda[:N]."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the checkpoint of this exact config from its last epoch."
+)
+@click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA only; refused on CPU).")
+@click.option(
+    "--channels-last", is_flag=True, help="channels_last memory format (CUDA only; refused on CPU)."
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the checkpoint here instead of the cache (then `oodbench run` will not find it).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoints go to <cache>/checkpoints (else $OODBENCH_CACHE, else ~/.cache/oodbench).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data sets folder (else $OODBENCH_DATA, else ~/.cache/oodbench/data).",
+)
+@click.option("--download", is_flag=True, help="Download missing data sets (checksummed).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_command(
+    method,
+    suite,
+    recipe,
+    epochs,
+    beta,
+    batch_size,
+    lr,
+    gan_warmup_epochs,
+    seed,
+    device,
+    resume,
+    bf16,
+    channels_last,
+    checkpoint,
+    cache_dir,
+    data_dir,
+    download,
+    quiet,
+) -> None:
+    """Train one classifier and write per-epoch checkpoints (resumable with --resume).
+
+    Prints every effective hyperparameter first and the checkpoint path at the end. Checkpoints
+    of the suite's recipe without overrides are the ones `oodbench run` reuses.
+    """
+    from oodbench.data import DATASETS, load_suite
+    from oodbench.provenance import sha256_file
+    from oodbench.training import checkpoint_path, format_config, resolve_config, train
+    from oodbench.training.loop import check_runtime, run_config
+
+    suite_obj = _SUITES.get(suite)
+    recipe_obj = _RECIPES.get(recipe or suite_obj.recipe)
+    seed = recipe_obj.seed if seed is None else seed
+    given = {
+        "epochs": epochs,
+        "beta": beta,
+        "batch_size": batch_size,
+        "lr": lr,
+        "gan_warmup_epochs": gan_warmup_epochs,
+    }
+    overrides = {key: value for key, value in given.items() if value is not None}
+    torch_device = _resolve_device(device)
+    check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
+    # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
+    spec = DATASETS.get(suite_obj.in_dataset)
+    resolve_config(
+        method,
+        recipe_obj,
+        dataset=spec.name,
+        in_shape=tuple(spec.image_shape),
+        num_classes=spec.num_classes,
+        seed=seed,
+        seen_ood=suite_obj.seen_ood,
+        overrides=overrides,
+    )
+    data = load_suite(suite, data_dir=data_dir, download=download)
+    config = run_config(method, data, recipe_obj, seed=seed, **overrides)
+    path = checkpoint or checkpoint_path(
+        method, recipe_obj.name, data.spec.name, seed, cache_dir=cache_dir, overrides=overrides
+    )
+    click.echo(
+        f"Training {method} on suite {suite} ({len(data.train.x)} training images) with recipe "
+        f"{recipe_obj.name}. Effective configuration:"
+    )
+    click.echo(format_config(config))
+    click.echo(f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}")
+    if resume and not path.exists():
+        click.echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
+    elif not resume and path.exists():
+        click.echo(f"Note: replacing {path} (pass --resume to continue it instead).")
+    train(
+        method,
+        data,
+        recipe_obj,
+        seed=seed,
+        device=torch_device,
+        checkpoint=path,
+        resume=resume,
+        progress=not quiet,
+        bf16=bf16,
+        channels_last=channels_last,
+        **overrides,
+    )
+    from oodbench.training import read_checkpoint
+
+    last = read_checkpoint(path)["history"][-1]
+    click.echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    click.echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
+
+
+@list_group.command("recipes")
+def list_recipes_command() -> None:
+    """Training recipes and their hyperparameters (`oodbench train` prints the full config)."""
+    for name, recipe in _RECIPES.items():
+        per_method = [f"{m} {e}" for m, e in sorted(recipe.method_epochs.items())]
+        epochs = ", ".join([str(recipe.epochs), *per_method])
+        decay = (
+            f"x{recipe.lr_gamma:g} after epochs {list(recipe.lr_milestones)}"
+            if recipe.lr_milestones
+            else "constant"
+        )
+        click.echo(f"{name}: {recipe.description}")
+        click.echo(
+            f"    arch {recipe.arch}, epochs {epochs}, batch {recipe.batch_size}, Adam lr {recipe.lr:g} "
+            f"({decay}), beta {recipe.beta:g}, "
+            f"GAN {recipe.gen_arch}/{recipe.disc_arch} nz {recipe.nz}, "
+            f"GAN warm-up epochs {recipe.gan_warmup_epochs}, seed {recipe.seed}"
+        )
+
+
+@list_group.command("models")
+def list_models_command() -> None:
+    """Registered classifier, generator and discriminator architectures."""
+    from oodbench.models import CLASSIFIERS, DISCRIMINATORS, GENERATORS
+
+    for kind, registry in (
+        ("classifiers", CLASSIFIERS),
+        ("generators", GENERATORS),
+        ("discriminators", DISCRIMINATORS),
+    ):
+        click.echo(f"{kind}: {', '.join(registry.names())}")
+
+
+# End of area "training".
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Area "figures": `oodbench figures toy` and `oodbench figures samples` (the paper's figures).
+
+
+_FIGURES_DIR = Path("results") / "figures"
+
+
+@cli.group(name="figures", cls=OodbenchGroup)
+def figures_group() -> None:
+    """Reproduce the paper's figures: the 2-D toy, GAN samples and max-softmax histograms."""
+
+
+@figures_group.command("toy")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the data, the OOD samples and every network.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_FIGURES_DIR,
+    show_default=True,
+    help="Folder for toy_confidence_loss.png, toy_gan.png, toy_metrics.json.",
+)
+@click.option(
+    "--confidence-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training steps of each confidence-loss MLP (default: ToyConfig's).",
+)
+@click.option(
+    "--gan-warmup-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Plain-GAN steps before the KL term is switched on (default: ToyConfig's).",
+)
+@click.option(
+    "--gan-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Steps with the KL term, for each of the two KL GANs (default: ToyConfig's).",
+)
+@click.option(
+    "--grid-size",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Resolution of the max-softmax landscape (default: ToyConfig's).",
+)
+def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps, grid_size) -> None:
+    """Two Gaussian classes in 2-D: far vs close OOD training, plain vs KL vs joint GAN (paper Figs. 1-2)."""
+    from oodbench.figures.toy import ToyConfig, make_toy_figures
+
+    sizes = {
+        "confidence_steps": confidence_steps,
+        "gan_warmup_steps": gan_warmup_steps,
+        "gan_steps": gan_steps,
+        "grid_size": grid_size,
+    }
+    config = _dataclasses.replace(ToyConfig(), **{k: v for k, v in sizes.items() if v is not None})
+    started = _time.perf_counter()
+    out = make_toy_figures(output_dir, seed=seed, config=config)
+    m = out["metrics"]
+    click.echo(
+        "Mean max-softmax just outside the data: "
+        f"far-OOD training {m['confidence_far_msp_near']:.3f}, "
+        f"close-OOD training {m['confidence_close_msp_near']:.3f}"
+    )
+    for name in ("plain", "fixed", "joint"):
+        click.echo(
+            f"{name:>5} GAN samples: mean max-softmax of its classifier "
+            f"{m[f'gan_msp_{name}_{name}']:.3f}, mean distance to the data "
+            f"{m[f'gan_nn_distance_{name}']:.3f}"
+        )
+    click.echo(
+        f"Uniform noise: mean distance to the data {m['gan_nn_distance_noise']:.3f} "
+        f"(data bounding box), {m['gan_nn_distance_noise_window']:.3f} (figure window)"
+    )
+    for path in out["paths"]:
+        click.echo(f"Wrote {path}")
+    click.echo(f"Took {_time.perf_counter() - started:.1f} s")
+
+
+@figures_group.command("samples")
+@click.option(
+    "--in",
+    "-i",
+    "suite",
+    type=_OneLineChoice(_SUITES.names()),
+    default="mnist",
+    show_default=True,
+    help="The in/out suite; mnist is embedded and needs no download.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Training seed of the four models, and the seed of the generator noise.",
+)
+@click.option(
+    "--recipe",
+    type=_OneLineChoice(_RECIPES.names()),
+    default=None,
+    help="Training recipe (default: the suite's).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_FIGURES_DIR,
+    show_default=True,
+    help="Folder for the PNGs and <suite>_samples_metrics.json.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="OODBENCH_DATA",
+    help="Where the data sets are (default: $OODBENCH_DATA).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cap each evaluation set at this many images (the models still train on everything).",
+)
+@click.option(
+    "--n-eval",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Generator samples (and uniform-noise images) behind each reported mean.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars while models train.")
+def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_eval, quiet) -> None:
+    """Plain vs joint-confidence GAN samples and max-softmax histograms (trains missing models first)."""
+    from oodbench.figures.samples import METHODS as FIGURE_METHODS
+    from oodbench.figures.samples import make_sample_figures
+
+    started = _time.perf_counter()
+    out = make_sample_figures(
+        output_dir,
+        suite=suite,
+        seed=seed,
+        recipe=recipe,
+        device=device,
+        data_dir=data_dir,
+        limit=limit,
+        n_eval=n_eval,
+        progress=not quiet,
+    )
+    m = out["metrics"]
+    for name in ("plain_gan", "joint_gan", "uniform_noise"):
+        confidences = ", ".join(f"{method} {m[f'msp_{method}_{name}']:.3f}" for method in FIGURE_METHODS)
+        click.echo(
+            f"{name}: mean max-softmax {confidences}; mean L2 distance to the nearest training "
+            f"image {m[f'nn_distance_{name}']:.2f}"
+        )
+    for path in out["paths"]:
+        click.echo(f"Wrote {path}")
+    click.echo(f"Took {_time.perf_counter() - started:.1f} s")
+
+
+# End of area "figures".
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:

@@ -17,9 +17,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserInputError(
-            f"Unknown device {name!r}. Use 'auto', 'cpu' or 'cuda[:N]'."
-        ) from None
+        raise UserInputError(f"Unknown device {name!r}. Use 'auto', 'cpu' or 'cuda[:N]'.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserInputError("--device cuda was asked for but CUDA is not available; use --device cpu")
     return device

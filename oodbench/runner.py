@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from oodbench import metrics, paths
 from oodbench.detectors import create_detector
@@ -143,8 +145,12 @@ def evaluate(
             if progress:
                 progress(f"{model_ut.source}: fitting and scoring {request.name}")
             detector.fit(
-                model, train=data.train, val_in=data.val_in.x, val_out=data.val_ood.x,
-                device=device, batch_size=batch_size,
+                model,
+                train=data.train,
+                val_in=data.val_in.x,
+                val_out=data.val_ood.x,
+                device=device,
+                batch_size=batch_size,
             )
             meta = {"params": detector.params(), "tuned": detector.tuned_on_validation()}
             for name, x in sets.items():
@@ -162,14 +168,22 @@ def evaluate(
             save_scores(results_dir / scores_rel, **{SCORES_IN: s_in, SCORES_OUT: s_out})
             rows.append(
                 ResultRow(
-                    suite=suite.name, in_dataset=suite.in_dataset, out_dataset=out_name,
-                    model_source=model_ut.source, model_arch=model_ut.arch,
-                    training_recipe=model_ut.recipe, detector=request.name, seed=seed,
+                    suite=suite.name,
+                    in_dataset=suite.in_dataset,
+                    out_dataset=out_name,
+                    model_source=model_ut.source,
+                    model_arch=model_ut.arch,
+                    training_recipe=model_ut.recipe,
+                    detector=request.name,
+                    seed=seed,
                     **metrics.compute(s_in, s_out),
-                    classification_accuracy=accuracy, n_in=len(s_in), n_out=len(s_out),
+                    classification_accuracy=accuracy,
+                    n_in=len(s_in),
+                    n_out=len(s_out),
                     detector_params=meta["params"],
                     tuning=tuning_data if meta["tuned"] else "none",
-                    checkpoint_sha256=model_ut.checkpoint_sha256, device=str(device),
+                    checkpoint_sha256=model_ut.checkpoint_sha256,
+                    device=str(device),
                     scores_file=str(scores_rel),
                 )
             )
@@ -232,27 +246,46 @@ def run_suite(
     for spec in extra_out:
         custom = load_custom_out(spec, shape=data.spec.image_shape)
         data.test_out[custom.name] = custom
-    say = (lambda message: log.warning(message)) if progress else None
+    # Progress lines go through tqdm so they do not break the training progress bars.
+    say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     rows: list[ResultRow] = []
     for seed in seeds:
         sources = [("checkpoint", checkpoint)] if checkpoint else [(m, None) for m in models]
         for source, path in sources:
             if path is None:
                 path = ensure_model(
-                    source, suite_name, seed=seed, recipe=recipe, device=device,
-                    cache_dir=cache_dir, data_dir=data_dir, progress=progress,
+                    source,
+                    suite_name,
+                    seed=seed,
+                    recipe=recipe,
+                    device=device,
+                    cache_dir=cache_dir,
+                    data_dir=data_dir,
+                    progress=progress,
                 )
             model, meta = load_classifier(
-                path, device=device, expect_dataset=data.suite.in_dataset,
+                path,
+                device=device,
+                expect_dataset=data.suite.in_dataset,
                 expect_shape=tuple(data.spec.image_shape),
             )
             model_ut = ModelUnderTest(
-                source=source, model=model, checkpoint_sha256=meta["sha256"],
-                arch=meta["config"]["arch"], recipe=meta["config"].get("recipe", "unknown"),
+                source=source,
+                model=model,
+                checkpoint_sha256=meta["sha256"],
+                arch=meta["config"]["arch"],
+                recipe=meta["config"].get("recipe", "unknown"),
             )
             new_rows = evaluate(
-                model_ut, detectors, data, seed=seed, device=device, results_dir=results_dir,
-                cache_dir=cache_dir, batch_size=batch_size, progress=say,
+                model_ut,
+                detectors,
+                data,
+                seed=seed,
+                device=device,
+                results_dir=results_dir,
+                cache_dir=cache_dir,
+                batch_size=batch_size,
+                progress=say,
             )
             append_rows(results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows

@@ -61,7 +61,13 @@ def test_every_detector_passes_the_contract(name, easy_pair):
     model, train, x_in, x_out, val_in, val_out, small_grid = easy_pair
     detector = create_detector(name, **(small_grid if name == "odin" else {}))
     result = check_detector(
-        detector, model, train=train, x_in=x_in, x_out=x_out, val_in=val_in, val_out=val_out,
+        detector,
+        model,
+        train=train,
+        x_in=x_in,
+        x_out=x_out,
+        val_in=val_in,
+        val_out=val_out,
         check_direction=name != "random",
     )
     if name == "random":
@@ -121,8 +127,16 @@ def test_odin_records_tuned_values(easy_pair):
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("odin", {"temperature": -1, "epsilon": 0.0}, "The 'temperature' parameter of ODIN must be a float > 0. Got -1"),
-        ("odin", {"temperature": 1.0, "epsilon": -0.1}, "The 'epsilon' parameter of ODIN must be a float >= 0"),
+        (
+            "odin",
+            {"temperature": -1, "epsilon": 0.0},
+            "The 'temperature' parameter of ODIN must be a float > 0. Got -1",
+        ),
+        (
+            "odin",
+            {"temperature": 1.0, "epsilon": -0.1},
+            "The 'epsilon' parameter of ODIN must be a float >= 0",
+        ),
         ("energy", {"temperature": 0}, "The 'temperature' parameter of Energy must be a float > 0"),
         ("mahalanobis", {"epsilon": -1}, "The 'epsilon' parameter of Mahalanobis must be a float >= 0"),
     ],

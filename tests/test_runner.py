@@ -1,6 +1,8 @@
 """The runner: one forward pass feeds all logit/feature detectors, scores are cached, rows
 carry provenance and tuning; `oodbench run` end to end on a tiny checkpoint, and its errors."""
 
+import re
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -19,8 +21,16 @@ def tiny(tmp_path_factory):
     torch.manual_seed(0)
     data = load_suite("mnist", limit=150)
     path = tmp_path_factory.mktemp("ckpt") / "ce.pt"
-    train("cross_entropy", load_suite("mnist", limit=300), "embedded", seed=0, device="cpu",
-          checkpoint=path, progress=False, epochs=1)
+    train(
+        "cross_entropy",
+        load_suite("mnist", limit=300),
+        "embedded",
+        seed=0,
+        device="cpu",
+        checkpoint=path,
+        progress=False,
+        epochs=1,
+    )
     model, meta = load_classifier(path, expect_dataset="mnist_5k", expect_shape=(1, 28, 28))
     model_ut = ModelUnderTest("checkpoint", model, meta["sha256"], meta["config"]["arch"], "embedded")
     return data, path, model_ut
@@ -40,11 +50,17 @@ def _count_forward_passes(monkeypatch):
     return calls
 
 
-def test_one_forward_pass_per_set_feeds_all_output_detectors_and_cache_skips_rework(tiny, tmp_path, monkeypatch):
+def test_one_forward_pass_per_set_feeds_all_output_detectors_and_cache_skips_rework(
+    tiny, tmp_path, monkeypatch
+):
     data, _, model_ut = tiny
     calls = _count_forward_passes(monkeypatch)
-    requests = [DetectorRequest("msp"), DetectorRequest("energy"), DetectorRequest("max_logit"),
-                DetectorRequest("mahalanobis")]
+    requests = [
+        DetectorRequest("msp"),
+        DetectorRequest("energy"),
+        DetectorRequest("max_logit"),
+        DetectorRequest("mahalanobis"),
+    ]
     rows = evaluate(model_ut, requests, data, seed=0, device="cpu", results_dir=tmp_path / "r")
     n_sets = 1 + len(data.test_out)
     # (Mahalanobis' fit pass over the training data runs inside the detector, not counted here.)
@@ -60,8 +76,14 @@ def test_one_forward_pass_per_set_feeds_all_output_detectors_and_cache_skips_rew
 def test_rows_record_provenance_tuning_and_scores(tiny, tmp_path):
     data, _, model_ut = tiny
     small_grid = {"temperatures": [1, 1000], "epsilons": [0.0, 0.002]}
-    rows = evaluate(model_ut, [DetectorRequest("odin", small_grid), DetectorRequest("msp")], data,
-                    seed=3, device="cpu", results_dir=tmp_path)
+    rows = evaluate(
+        model_ut,
+        [DetectorRequest("odin", small_grid), DetectorRequest("msp")],
+        data,
+        seed=3,
+        device="cpu",
+        results_dir=tmp_path,
+    )
     odin = rows[0]
     assert odin.tuning.startswith("validation split: mnist_5k val")
     assert odin.detector_params["temperature"] in (1.0, 1000.0)
@@ -95,11 +117,23 @@ def test_shorthands(detectors, models, expected):
 def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
     _, path, _ = tiny
     results = tmp_path / "out"
-    args = ["run", "--checkpoint", str(path), "-d", "msp", "-d", "energy", "--limit", "100",
-            "--results-dir", str(results), "--quiet"]
+    args = [
+        "run",
+        "--checkpoint",
+        str(path),
+        "-d",
+        "msp",
+        "-d",
+        "energy",
+        "--limit",
+        "100",
+        "--results-dir",
+        str(results),
+        "--quiet",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "tnr_at_tpr95" in result.output and "checkpoint / msp" in result.output
+    assert "tnr_at_tpr95" in result.output and re.search(r"\|\s*msp\s*\|\s*energy\s*\|", result.output)
     frame = load_rows(results / "rows.jsonl")
     assert set(frame["detector"]) == {"msp", "energy"} and len(frame) == 2 * 5
     assert (results / "tables" / "mnist-auroc.md").exists()
@@ -111,8 +145,14 @@ def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
     [
         (["-d", "jiont"], "Did you mean: joint?"),
         (["--in", "svnh"], "Did you mean: svhn?"),
-        (["-d", "odin", "--param", "odin.temperature=-1"], "The 'temperature' parameter of ODIN must be a float > 0"),
-        (["-d", "odin", "--param", "odin.epsilon=-0.1"], "The 'epsilon' parameter of ODIN must be a float >= 0"),
+        (
+            ["-d", "odin", "--param", "odin.temperature=-1"],
+            "The 'temperature' parameter of ODIN must be a float > 0",
+        ),
+        (
+            ["-d", "odin", "--param", "odin.epsilon=-0.1"],
+            "The 'epsilon' parameter of ODIN must be a float >= 0",
+        ),
         (["--seeds", "a,b"], "--seeds takes non-negative integers"),
         (["--checkpoint", "missing.pt"], "Checkpoint missing.pt not found"),
         (["--in", "svhn", "-d", "joint"], "svhn"),
@@ -127,8 +167,9 @@ def test_cli_run_bad_input_is_one_line_exit_2(args, message, tmp_path):
 
 def test_cli_run_refuses_checkpoint_of_other_shape(tiny, tmp_path):
     _, path, _ = tiny
-    result = CliRunner().invoke(cli, ["run", "--in", "svhn", "--checkpoint", str(path), "-d", "msp",
-                                      "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        cli, ["run", "--in", "svhn", "--checkpoint", str(path), "-d", "msp", "--data-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     # Either the data are missing (named) or the checkpoint is refused; never a traceback.
     assert "Traceback" not in result.output
@@ -138,7 +179,8 @@ def test_cli_run_unwritable_results_folder_leaves_existing_file(tiny, tmp_path):
     _, path, _ = tiny
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
-    result = CliRunner().invoke(cli, ["run", "--checkpoint", str(path), "-d", "msp",
-                                      "--results-dir", str(blocker / "sub")])
+    result = CliRunner().invoke(
+        cli, ["run", "--checkpoint", str(path), "-d", "msp", "--results-dir", str(blocker / "sub")]
+    )
     assert result.exit_code == 2 and "Cannot write to the results folder" in result.output
     assert blocker.read_text() == "keep me"
