@@ -504,6 +504,13 @@ def list_detectors_command() -> None:
     default=None,
     help="Where rows.jsonl, scores/, tables/ and plots/ go (else $OODBENCH_RESULTS, else ./runs).",
 )
+@click.option(
+    "--convention",
+    type=_OneLineChoice(("exact", "legacy")),
+    default="exact",
+    show_default=True,
+    help="Metrics: exact and tie-aware, or legacy (the papers' 200,000-step threshold grid).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
     suite,
@@ -521,6 +528,7 @@ def run_command(
     download,
     cache_dir,
     results_dir,
+    convention,
     quiet,
 ) -> None:
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
@@ -572,6 +580,7 @@ def run_command(
         cache_dir=cache_dir,
         results_dir=results,
         batch_size=batch_size,
+        legacy=convention == "legacy",
         progress=not quiet,
     )
     frame = rows_to_frame(rows)

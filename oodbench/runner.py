@@ -107,6 +107,7 @@ def evaluate(
     results_dir: Path,
     cache_dir: Path | None = None,
     batch_size: int = 256,
+    legacy: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
     """Score every detector on the suite's ID test set and each OOD test set.
@@ -176,7 +177,8 @@ def evaluate(
                     training_recipe=model_ut.recipe,
                     detector=request.name,
                     seed=seed,
-                    **metrics.compute(s_in, s_out),
+                    **metrics.compute(s_in, s_out, legacy=legacy),
+                    metrics_convention="legacy" if legacy else "exact",
                     classification_accuracy=accuracy,
                     n_in=len(s_in),
                     n_out=len(s_out),
@@ -231,6 +233,7 @@ def run_suite(
     cache_dir: Path | None = None,
     results_dir: Path,
     batch_size: int = 256,
+    legacy: bool = False,
     progress: bool = True,
 ) -> list[ResultRow]:
     """Train (or reuse) each model per seed, evaluate every detector, append rows to rows.jsonl.
@@ -285,6 +288,7 @@ def run_suite(
                 results_dir=results_dir,
                 cache_dir=cache_dir,
                 batch_size=batch_size,
+                legacy=legacy,
                 progress=say,
             )
             append_rows(results_dir / ROWS_FILENAME, new_rows)

@@ -184,3 +184,14 @@ def test_cli_run_unwritable_results_folder_leaves_existing_file(tiny, tmp_path):
     )
     assert result.exit_code == 2 and "Cannot write to the results folder" in result.output
     assert blocker.read_text() == "keep me"
+
+
+def test_legacy_convention_is_recorded_and_close_to_exact(tiny, tmp_path):
+    data, _, model_ut = tiny
+    kwargs = dict(seed=0, device="cpu", results_dir=tmp_path)
+    exact = evaluate(model_ut, [DetectorRequest("msp")], data, **kwargs)
+    legacy = evaluate(model_ut, [DetectorRequest("msp")], data, legacy=True, **kwargs)
+    assert {r.metrics_convention for r in legacy} == {"legacy"}
+    assert {r.metrics_convention for r in exact} == {"exact"}
+    for e, g in zip(exact, legacy, strict=True):
+        assert abs(e.auroc - g.auroc) < 0.02
