@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from oodbench.atomic import atomic_write_bytes  # noqa: E402
 from oodbench.errors import UserInputError  # noqa: E402
 from oodbench.metrics import compute  # noqa: E402
-from oodbench.results import scores_pair  # noqa: E402
+from oodbench.results import safe_file_name, scores_pair  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -214,14 +214,10 @@ def plot_rows(
                 next(iter(ins)),
             )
         title = plot_title(model=source, detector=det, in_dataset=in_ds, seed=int(seed))
-        stem = _safe_name(f"{source}-{det}-{in_ds}-seed{seed}")
+        stem = safe_file_name(f"{source}-{det}-{in_ds}-seed{seed}")
         written.append(plot_histograms(first_in, outs, title=title, path=Path(out_dir) / f"{stem}-hist.png"))
         written.append(plot_roc(ins, outs, title=title, path=Path(out_dir) / f"{stem}-roc.png"))
     return written
-
-
-def _safe_name(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
 
 
 __all__ = [

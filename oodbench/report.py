@@ -616,9 +616,13 @@ def aggregate_by_key(df: pd.DataFrame, *, convention: str | None = None) -> pd.D
 
 
 def export_baseline(df: pd.DataFrame, *, convention: str | None = None) -> str:
-    """The current rows as a baseline CSV (fractions, 6 decimals), for `compare_to_baseline`."""
+    """The current rows as a baseline CSV (fractions, full float64 precision), for `compare_to_baseline`.
+
+    Full precision (17 significant digits round-trip exactly) so that an unchanged run compares
+    equal even at tolerance 0; rounding here would show up as tiny false regressions.
+    """
     table = aggregate_by_key(df, convention=convention)
-    return table.to_csv(index=False, lineterminator="\n", float_format="%.6f")
+    return table.to_csv(index=False, lineterminator="\n", float_format="%.17g")
 
 
 def load_baseline(path: str | os.PathLike) -> pd.DataFrame:

@@ -323,10 +323,11 @@ def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def default_scores_file(row: ResultRow) -> str:
     """A relative NPZ path for a row: scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>.npz."""
     name = f"{row.model_source}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
-    return str(Path("scores") / row.suite / _safe(name))
+    return str(Path("scores") / row.suite / safe_file_name(name))
 
 
-def _safe(name: str) -> str:
+def safe_file_name(name: str) -> str:
+    """`name` with every character other than letters, digits and '-_.+' replaced by '_'."""
     return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
 
 

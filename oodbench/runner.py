@@ -34,6 +34,7 @@ from oodbench.results import (
     SCORES_OUT,
     ResultRow,
     append_rows,
+    default_scores_file,
     load_scores,
     save_scores,
 )
@@ -164,31 +165,28 @@ def evaluate(
         s_in = cached["in"]["scores"]
         for out_name in data.test_out:
             s_out = cached[f"out:{out_name}"]["scores"]
-            file_name = f"{suite.in_dataset}__{out_name}__seed{seed}.npz"
-            scores_rel = Path("scores") / model_ut.source / request.name / file_name
-            save_scores(results_dir / scores_rel, **{SCORES_IN: s_in, SCORES_OUT: s_out})
-            rows.append(
-                ResultRow(
-                    suite=suite.name,
-                    in_dataset=suite.in_dataset,
-                    out_dataset=out_name,
-                    model_source=model_ut.source,
-                    model_arch=model_ut.arch,
-                    training_recipe=model_ut.recipe,
-                    detector=request.name,
-                    seed=seed,
-                    **metrics.compute(s_in, s_out, legacy=legacy),
-                    metrics_convention="legacy" if legacy else "exact",
-                    classification_accuracy=accuracy,
-                    n_in=len(s_in),
-                    n_out=len(s_out),
-                    detector_params=meta["params"],
-                    tuning=tuning_data if meta["tuned"] else "none",
-                    checkpoint_sha256=model_ut.checkpoint_sha256,
-                    device=str(device),
-                    scores_file=str(scores_rel),
-                )
+            row = ResultRow(
+                suite=suite.name,
+                in_dataset=suite.in_dataset,
+                out_dataset=out_name,
+                model_source=model_ut.source,
+                model_arch=model_ut.arch,
+                training_recipe=model_ut.recipe,
+                detector=request.name,
+                seed=seed,
+                **metrics.compute(s_in, s_out, legacy=legacy),
+                metrics_convention="legacy" if legacy else "exact",
+                classification_accuracy=accuracy,
+                n_in=len(s_in),
+                n_out=len(s_out),
+                detector_params=meta["params"],
+                tuning=tuning_data if meta["tuned"] else "none",
+                checkpoint_sha256=model_ut.checkpoint_sha256,
+                device=str(device),
             )
+            row.scores_file = default_scores_file(row)
+            save_scores(results_dir / row.scores_file, **{SCORES_IN: s_in, SCORES_OUT: s_out})
+            rows.append(row)
     return rows
 
 

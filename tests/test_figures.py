@@ -270,7 +270,7 @@ def test_cli_samples_writes_both_figures_and_metrics(tiny_checkpoints, tmp_path,
 def test_plain_gan_is_the_joint_method_with_beta_zero_and_is_cached(tmp_path, monkeypatch):
     calls = []
 
-    def fake_train(method, data, recipe, *, seed, device, checkpoint, progress, **overrides):
+    def fake_train(method, data, recipe, *, seed, device, checkpoint, progress, resume, **overrides):
         calls.append((method, recipe.name, seed, overrides))
         spec = data.spec
         config = resolve_config(
@@ -288,8 +288,11 @@ def test_plain_gan_is_the_joint_method_with_beta_zero_and_is_cached(tmp_path, mo
         )
         return checkpoint
 
-    monkeypatch.setattr(samples_module, "train", fake_train)
-    monkeypatch.setattr(samples_module, "load_suite", lambda name, **kw: load_suite(name, limit=8))
+    import oodbench.data
+    import oodbench.training.loop as loop_module
+
+    monkeypatch.setattr(loop_module, "train", fake_train)
+    monkeypatch.setattr(oodbench.data, "load_suite", lambda name, **kw: load_suite(name, limit=8))
     first = samples_module.ensure_plain_gan("mnist", seed=3, cache_dir=tmp_path, progress=False)
     again = samples_module.ensure_plain_gan("mnist", seed=3, cache_dir=tmp_path, progress=False)
     assert calls == [("joint", "embedded", 3, {"beta": 0.0})]  # trained once, then reused

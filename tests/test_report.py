@@ -381,3 +381,12 @@ def test_baseline_other_errors(tmp_path):
     mixed_models = frame_of(make_row(model_arch="vgg13"), make_row(model_arch="small_cnn", seed=1))
     with pytest.raises(UserInputError, match="different models"):
         report.compare_to_baseline(mixed_models, baseline)
+
+
+def test_export_keeps_full_precision_so_an_unchanged_run_passes_at_tolerance_zero(tmp_path):
+    current = frame_of(make_row(auroc=1 / 3, tnr_at_tpr95=2 / 7))
+    path = tmp_path / "reference.csv"
+    path.write_text(report.export_baseline(current))
+    assert report.compare_to_baseline(current, path, 0.0).lines() == [
+        "no regressions (1 rows, tolerance 0.000)"
+    ]

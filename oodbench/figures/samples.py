@@ -39,14 +39,10 @@ from oodbench.figures.toy import save_figure
 from oodbench.models import create_generator
 from oodbench.provenance import sha256_file
 from oodbench.training import (
-    RECIPES,
-    checkpoint_path,
     ensure_model,
     load_classifier,
     read_checkpoint,
-    train,
 )
-from oodbench.training.recipes import resolve_config
 
 logger = logging.getLogger(__name__)
 
@@ -71,40 +67,16 @@ def ensure_plain_gan(
     Same recipe, seed and data as `ensure_model("joint", ...)`; the checkpoint file name carries
     the override (`joint-<recipe>-seed<seed>-beta0.0.pt`), so it never replaces the joint model.
     """
-    from oodbench.data import DATASETS, SUITES
-
-    suite = SUITES.get(suite_name)
-    recipe_obj = RECIPES.get(recipe or suite.recipe)
-    spec = DATASETS.get(suite.in_dataset)
-    path = checkpoint_path(
-        "joint", recipe_obj.name, spec.name, seed, cache_dir=cache_dir, overrides=PLAIN_GAN_OVERRIDES
-    )
-    if path.is_file():
-        # Reuse only a finished run of exactly the config `train` would use now (as ensure_model).
-        wanted = resolve_config(
-            "joint",
-            recipe_obj,
-            dataset=spec.name,
-            in_shape=tuple(spec.image_shape),
-            num_classes=spec.num_classes,
-            seed=seed,
-            overrides=PLAIN_GAN_OVERRIDES,
-        )
-        state = read_checkpoint(path)
-        if state["config"] == wanted and state.get("complete", False):
-            logger.info("using cached plain GAN %s", path)
-            return path
-        logger.warning("cached plain GAN %s has another config or is unfinished; retraining", path)
-    data = load_suite(suite_name, data_dir=data_dir)
-    return train(
+    return ensure_model(
         "joint",
-        data,
-        recipe_obj,
+        suite_name,
         seed=seed,
+        recipe=recipe,
         device=device,
-        checkpoint=path,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
         progress=progress,
-        **PLAIN_GAN_OVERRIDES,
+        overrides=PLAIN_GAN_OVERRIDES,
     )
 
 

@@ -379,12 +379,14 @@ def ensure_model(
     cache_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     progress: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> Path:
     """The cached final checkpoint of (method, suite, recipe, seed), training it first if needed.
 
     recipe None = the suite's default recipe. A cached file is reused only when complete and its
     config equals the one this call would train; an unfinished one with the same config is resumed;
-    any other file at that path is replaced (with a warning).
+    any other file at that path is replaced (with a warning). `overrides` (e.g. {"beta": 0.0})
+    change the recipe and get their own checkpoint file, never the default one.
     """
     from oodbench.data import DATASETS, SUITES, load_suite  # here: data is only needed when training
 
@@ -400,8 +402,9 @@ def ensure_model(
         num_classes=spec.num_classes,
         seed=seed,
         seen_ood=suite.seen_ood if method == "confidence" else None,
+        overrides=overrides,
     )
-    path = checkpoint_path(method, recipe_obj.name, spec.name, seed, cache_dir=cache_dir)
+    path = checkpoint_path(method, recipe_obj.name, spec.name, seed, cache_dir=cache_dir, overrides=overrides)
     resume = False
     if path.is_file():
         try:
@@ -422,5 +425,13 @@ def ensure_model(
             )
     data = load_suite(suite_name, data_dir=data_dir)
     return train(
-        method, data, recipe_obj, seed=seed, device=device, checkpoint=path, resume=resume, progress=progress
+        method,
+        data,
+        recipe_obj,
+        seed=seed,
+        device=device,
+        checkpoint=path,
+        resume=resume,
+        progress=progress,
+        **(overrides or {}),
     )
