@@ -511,6 +511,15 @@ def list_detectors_command() -> None:
     show_default=True,
     help="Metrics: exact and tie-aware, or legacy (the papers' 200,000-step threshold grid).",
 )
+@click.option(
+    "--plots",
+    "plot_choice",
+    type=_OneLineChoice(("auto", "all", "none")),
+    default="auto",
+    show_default=True,
+    help="Histograms and ROC curves: auto = the msp rows when msp ran (else all), all, or none. "
+    "`oodbench plot` draws any of them later from the stored scores.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
     suite,
@@ -529,6 +538,7 @@ def run_command(
     cache_dir,
     results_dir,
     convention,
+    plot_choice,
     quiet,
 ) -> None:
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
@@ -601,7 +611,13 @@ def run_command(
             for source, stats in accuracy.iterrows()
         )
     )
-    plots = plot_rows(frame, scores_root=results, out_dir=results / "plots")
+    # Drawing PNGs costs more than a cached evaluation, so by default only the paper's detector.
+    plot_detector = "msp" if plot_choice == "auto" and "msp" in set(frame["detector"]) else None
+    plots = (
+        []
+        if plot_choice == "none"
+        else plot_rows(frame, scores_root=results, out_dir=results / "plots", detector=plot_detector)
+    )
     click.echo(
         f"{len(rows)} result rows appended to {results / _ROWS_FILENAME}; "
         f"tables in {results / 'tables'}; {len(plots)} plots in {results / 'plots'}."

@@ -137,7 +137,13 @@ def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
     frame = load_rows(results / "rows.jsonl")
     assert set(frame["detector"]) == {"msp", "energy"} and len(frame) == 2 * 5
     assert (results / "tables" / "mnist-auroc.md").exists()
-    assert len(list((results / "plots").glob("*.png"))) == 4
+    # By default only the msp rows are drawn (hist + ROC); --plots all draws every detector.
+    assert sorted(p.name for p in (results / "plots").glob("*.png")) == [
+        "checkpoint-msp-mnist_5k-seed0-hist.png",
+        "checkpoint-msp-mnist_5k-seed0-roc.png",
+    ]
+    again = CliRunner().invoke(cli, [*args, "--plots", "all"])
+    assert again.exit_code == 0 and len(list((results / "plots").glob("*.png"))) == 4
 
 
 @pytest.mark.parametrize(
