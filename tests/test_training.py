@@ -720,3 +720,10 @@ def test_embedded_recipe_all_three_methods(tmp_path):
     assert msp["confidence"] < msp["cross_entropy"] - 0.3
     assert msp["joint"] < msp["cross_entropy"]
     assert min(accuracy.values()) > 0.9
+
+
+def test_every_suite_names_a_registered_recipe():
+    from oodbench.data import SUITES
+    from oodbench.training import RECIPES
+
+    assert [name for name, suite in SUITES.items() if suite.recipe not in RECIPES] == []
