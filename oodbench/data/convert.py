@@ -38,6 +38,17 @@ def uint8_to_float(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).to(torch.float32).div_(255.0)
 
 
+def as_float(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as float32 in [0, 1]: uint8 images are divided by 255, float images pass through.
+
+    Data sets may be held as uint8 and converted one batch at a time; every consumer of
+    `LabeledImages.x` batches goes through this function so both storages give equal floats.
+    """
+    if batch.dtype == torch.uint8:
+        return batch.to(torch.float32).div_(255.0)
+    return batch
+
+
 def to_shape(x: torch.Tensor, shape: tuple[int, int, int], *, name: str = "images") -> torch.Tensor:
     """Convert float images (N, C, H, W) in [0, 1] to `shape` = (C, H, W) by the module's rule.
 
