@@ -6,3 +6,18 @@ unless the metric's name says otherwise.
 """
 
 __version__ = "0.1.0"
+
+# The public API (oodbench.api), imported on first use so that `import oodbench` (and the CLI's
+# --help) stays light: torch is imported only when a model or data set is touched.
+_API = ("evaluate", "load_model", "load_suite", "run_benchmark")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from oodbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'oodbench' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

@@ -11,28 +11,62 @@ import difflib
 import json
 import logging
 import sys
-import tempfile
 import time as _time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from oodbench import __version__
 from oodbench import paths as _paths
-from oodbench.atomic import atomic_write_text as _atomic_write_text
-from oodbench.data import SUITES as _SUITES
-from oodbench.detectors import DETECTORS as _DETECTORS
-from oodbench.devices import resolve_device as _resolve_device
 from oodbench.errors import UserInputError
-from oodbench.report import COLUMN_MODES as _COLUMN_MODES
-from oodbench.report import FORMATS as _FORMATS
-from oodbench.report import TABLE_METRICS as _TABLE_METRICS
-from oodbench.results import MODEL_SOURCES as _MODEL_SOURCES
-from oodbench.results import ROWS_FILENAME as _ROWS_FILENAME
-from oodbench.runner import SHORTHAND_DETECTORS as _SHORTHANDS
-from oodbench.runner import TRAINED_SOURCES as _TRAINED_SOURCES
-from oodbench.training.recipes import METHODS as _METHODS
-from oodbench.training.recipes import RECIPES as _RECIPES
+
+# Only light modules are imported here (no torch, pandas or scipy), so that `oodbench --help`,
+# `oodbench list ...` and usage errors answer at once; each command imports what it needs.
+_ROWS_FILENAME = "rows.jsonl"  # = oodbench.results.ROWS_FILENAME (checked by the tests)
+_FORMATS = ("markdown", "csv", "latex", "html")  # = oodbench.report.FORMATS
+_COLUMN_MODES = ("model+detector", "detector", "model")  # = oodbench.report.COLUMN_MODES
+_TABLE_METRICS = (
+    "tnr_at_tpr95",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "detection_accuracy",
+    "fpr95_openood",
+    "classification_accuracy",
+)  # = oodbench.report.TABLE_METRICS
+_MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")  # = results.MODEL_SOURCES
+_SHORTHANDS = {
+    "joint": ("joint", "msp"),
+    "confidence": ("confidence", "msp"),
+    "baseline": ("cross_entropy", "msp"),
+}
+_TRAINED_SOURCES = ("cross_entropy", "confidence", "joint")  # = runner.TRAINED_SOURCES
+
+
+def _suite_names() -> list[str]:
+    import oodbench.data  # noqa: F401  (registers the suites)
+    from oodbench.data.spec import SUITES
+
+    return SUITES.names()
+
+
+def _detector_names() -> list[str]:
+    from oodbench.detectors import DETECTORS
+
+    return DETECTORS.names()
+
+
+def _recipe_names() -> list[str]:
+    from oodbench.training.recipes import RECIPES
+
+    return RECIPES.names()
+
+
+def _method_names() -> list[str]:
+    from oodbench.training.recipes import METHODS
+
+    return METHODS.names()
 
 
 class _InputError(click.ClickException):
@@ -70,15 +104,98 @@ def list_group() -> None:
     """List what is registered: datasets, suites, detectors, models, recipes."""
 
 
+# Option blocks shared by several commands are defined once here, so they cannot drift apart.
+
+_DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data sets folder (else $OODBENCH_DATA, else ~/.cache/oodbench/data).",
+)
+_DOWNLOAD_OPTION = click.option("--download", is_flag=True, help="Download missing data sets (checksummed).")
+_CACHE_DIR_OPTION = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoints and score caches (else $OODBENCH_CACHE, else ~/.cache/oodbench).",
+)
+_RESULTS_DIR_OPTION = click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where rows.jsonl, scores/, tables/ and plots/ go (else $OODBENCH_RESULTS, else ./runs).",
+)
+_DEVICE_OPTION = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    envvar="OODBENCH_DEVICE",
+    help="auto, cpu or cuda[:N] ($OODBENCH_DEVICE).",
+)
+_QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+def _suite_option(help_text: str):
+    return click.option(
+        "--in",
+        "-i",
+        "suite",
+        type=_OneLineChoice(_suite_names, metavar="SUITE"),
+        default="mnist",
+        show_default=True,
+        help=help_text + " See `oodbench list suites`.",
+    )
+
+
+def _recipe_option(help_text: str = "Training recipe (default: the suite's; see `oodbench list recipes`)."):
+    return click.option(
+        "--recipe", "-r", type=_OneLineChoice(_recipe_names, metavar="RECIPE"), default=None, help=help_text
+    )
+
+
+def _options(*decorators: Callable) -> Callable:
+    """Apply several click option decorators in the order given (top to bottom)."""
+
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
 # ---------------------------------------------------------------------------------------------
 # Area "results/report": `oodbench report` (tables, --against published, CI regression check)
 # and `oodbench plot` (score histograms and ROC curves from stored scores).
 
 
 class _OneLineChoice(click.Choice):
-    """A Choice whose bad value ends in one 'Error: ...' line and exit 2, not a usage screen."""
+    """A Choice whose bad value ends in one 'Error: ...' line and exit 2, not a usage screen.
+
+    `choices` may be a function: it is called when a value is checked (registries are read when
+    the command runs, not when the CLI is imported), and --help shows `metavar` instead.
+    """
+
+    def __init__(self, choices, metavar: str | None = None) -> None:
+        self._loader = choices if callable(choices) else None
+        self._metavar = metavar
+        super().__init__([] if self._loader else list(choices))
+
+    def _load(self) -> None:
+        if self._loader is not None:  # read the registry each time: plug-ins may have been added
+            self.choices = list(self._loader())
+
+    def get_metavar(self, param, ctx=None):
+        if self._loader is not None and self._metavar:
+            return self._metavar
+        return super().get_metavar(param, ctx) if ctx is not None else super().get_metavar(param)
+
+    def shell_complete(self, ctx, param, incomplete):
+        self._load()
+        return super().shell_complete(ctx, param, incomplete)
 
     def convert(self, value, param, ctx):
+        self._load()
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter:
@@ -296,9 +413,7 @@ def _data_root_line(data_dir: Path | None) -> str:
 
 
 @list_group.command("datasets")
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_DIR_HELP
-)
+@_options(_DATA_DIR_OPTION)
 @click.option(
     "--details", is_flag=True, help="Also show source, licence, split sizes and how to get the files."
 )
@@ -366,12 +481,10 @@ def list_suites_command() -> None:
 # Area "run": `oodbench run`, the main job (train or reuse models, score every detector).
 
 
-_RUN_TABLE_METRICS = ("tnr_at_tpr95", "auroc", "detection_accuracy", "aupr_in", "aupr_out")
-
-
 def _parse_seeds(text: str) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip() != ""]
+        seeds = [int(part) for part in parts]
     except ValueError:
         seeds = []
     if not seeds or any(seed < 0 for seed in seeds):
@@ -383,6 +496,8 @@ def _parse_seeds(text: str) -> list[int]:
 
 def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
     """--param odin.temperature=1000 -> {"odin": {"temperature": 1000}} (values read as JSON)."""
+    from oodbench.detectors import DETECTORS
+
     params: dict[str, dict] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -391,7 +506,7 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
             raise UserInputError(
                 f"--param takes DETECTOR.NAME=VALUE, e.g. odin.temperature=1000. Got {item!r}."
             )
-        _DETECTORS.get(detector)
+        DETECTORS.get(detector)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -400,48 +515,28 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
     return params
 
 
-def _check_writable(folder: Path) -> None:
-    """Fail before any work if results cannot be written (nothing existing is touched)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise UserInputError(
-            f"Cannot write to the results folder {folder} ({error.strerror or error}); "
-            "choose another with --results-dir or OODBENCH_RESULTS."
-        ) from None
-
-
 @list_group.command("detectors")
 def list_detectors_command() -> None:
-    """Every registered detector, what it consumes, and its paper (first docstring line)."""
-    for name, cls in _DETECTORS.items():
-        doc = (sys.modules[cls.__module__].__doc__ or "").strip()
-        click.echo(f"{name:<12} uses {cls.uses:<8} {doc.splitlines()[0] if doc else ''}")
+    """Every registered detector: its source, what it consumes, and its paper."""
+    from oodbench.detectors import DETECTORS
+
+    for name, entry in DETECTORS.items():
+        click.echo(f"{name:<12} {entry.source:<9} uses {entry.uses:<8} {entry.paper}")
     click.echo(
         "Shorthands: " + ", ".join(f"{k} = --model {m} --detector {d}" for k, (m, d) in _SHORTHANDS.items())
     )
 
 
 @cli.command("run")
-@click.option(
-    "--in",
-    "-i",
-    "suite",
-    type=_OneLineChoice(_SUITES.names()),
-    default="mnist",
-    show_default=True,
-    help="The in/out suite (see `oodbench list suites`); mnist is embedded and needs no download.",
-)
+@_suite_option("The in/out suite; mnist is embedded and needs no download.")
 @click.option(
     "--detector",
     "-d",
     "detectors",
     multiple=True,
-    type=_OneLineChoice([*_DETECTORS.names(), *_SHORTHANDS]),
-    help="Detector(s) to evaluate; default: all. 'joint'/'confidence'/'baseline' are the "
-    "paper's shorthands for that model scored by max-softmax.",
+    type=_OneLineChoice(lambda: [*_detector_names(), *_SHORTHANDS], metavar="DETECTOR"),
+    help="Detector(s) to evaluate; default: all (see `oodbench list detectors`). 'joint'/'confidence'/"
+    "'baseline' are the paper's shorthands for that model scored by max-softmax.",
 )
 @click.option(
     "--model",
@@ -455,7 +550,34 @@ def list_detectors_command() -> None:
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Evaluate this checkpoint (from `oodbench train`) instead of the suite's models.",
+    help="Evaluate this model instead of the suite's: an oodbench checkpoint, TorchScript, a "
+    "torch.export .pt2, or weights (state_dict / .safetensors) with --arch.",
+)
+@click.option(
+    "--arch",
+    default=None,
+    metavar="NAME|torchvision:NAME|timm:NAME|FILE.py:FUNC|MODULE:FUNC",
+    help="The architecture of plain weights given with --checkpoint.",
+)
+@click.option(
+    "--normalize",
+    default=None,
+    metavar="PRESET|MEAN/STD",
+    help="The model's input normalisation (imagenet, cifar10, svhn, or e.g. 0.5,0.5,0.5/0.25,0.25,0.25), "
+    "applied inside the model: detectors stay in [0, 1] pixel space.",
+)
+@click.option(
+    "--resize", type=click.IntRange(min=1), default=None, help="Resize inputs to N x N inside the model."
+)
+@click.option(
+    "--features",
+    default=None,
+    metavar="LAYER",
+    help="The layer whose output feature-based detectors use (default: penultimate / forward_features / "
+    "input of the last Linear).",
+)
+@click.option(
+    "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
 )
 @click.option(
     "--seeds",
@@ -477,33 +599,14 @@ def list_detectors_command() -> None:
     metavar="DETECTOR.NAME=VALUE",
     help="Fix a detector hyperparameter, e.g. odin.temperature=1000 (else defaults/tuning).",
 )
+@_recipe_option()
 @click.option(
-    "--recipe", default=None, help="Training recipe (default: the suite's; see `oodbench list recipes`)."
+    "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
-@click.option(
-    "--device", default="auto", show_default=True, envvar="OODBENCH_DEVICE", help="auto, cpu or cuda[:N]."
-)
+@_options(_DEVICE_OPTION)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data sets folder (else $OODBENCH_DATA, else ~/.cache/oodbench/data).",
-)
-@click.option("--download", is_flag=True, help="Download missing data sets (checksummed).")
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Checkpoints and score caches (else $OODBENCH_CACHE, else ~/.cache/oodbench).",
-)
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where rows.jsonl, scores/, tables/ and plots/ go (else $OODBENCH_RESULTS, else ./runs).",
-)
+@_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @click.option(
     "--convention",
     type=_OneLineChoice(("exact", "legacy")),
@@ -520,16 +623,22 @@ def list_detectors_command() -> None:
     help="Histograms and ROC curves: auto = the msp rows when msp ran (else all), all, or none. "
     "`oodbench plot` draws any of them later from the stored scores.",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_options(_QUIET_OPTION)
 def run_command(
     suite,
     detectors,
     models,
     checkpoint,
+    arch,
+    normalize,
+    resize,
+    features,
+    label,
     seeds,
     extra_out,
     params,
     recipe,
+    epochs,
     limit,
     device,
     batch_size,
@@ -544,83 +653,42 @@ def run_command(
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
 
     With no options: the embedded MNIST suite, three models (cross-entropy, confidence loss,
-    joint confidence loss), every detector, every OOD set.
+    joint confidence loss), every detector, every OOD set. With --checkpoint: your own model.
     """
-    from oodbench.detectors import create_detector
-    from oodbench.plots import plot_rows
-    from oodbench.report import comparison_table, render_table
-    from oodbench.results import rows_to_frame
-    from oodbench.runner import DetectorRequest, expand_shorthands, run_suite
+    from oodbench.api import run_benchmark
 
-    if seeds is None:
-        recipe_name = recipe or _SUITES.get(suite).recipe
-        seeds = str(_RECIPES.get(recipe_name).seed) if recipe_name in _RECIPES else "0"
-    seed_list = _parse_seeds(seeds)
-    detector_params = _parse_params(params)
-    if checkpoint is not None and (models or any(d in _SHORTHANDS for d in detectors)):
-        raise UserInputError(
-            "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
-        )
-    if checkpoint is not None and not checkpoint.exists():
-        raise UserInputError(f"Checkpoint {checkpoint} not found; train one with `oodbench train`.")
-    names, sources = expand_shorthands(detectors, models)
-    names = names or _DETECTORS.names()
-    unused = sorted(set(detector_params) - set(names))
-    if unused:
-        raise UserInputError(f"--param names detector(s) not being run: {', '.join(unused)}.")
-    requests = [DetectorRequest(name, detector_params.get(name, {})) for name in names]
-    for request in requests:  # invalid hyperparameters fail now, before any training
-        create_detector(request.name, **request.params).validate()
-    results = _paths.results_dir(results_dir)
-    _check_writable(results)
-    torch_device = _resolve_device(device)
-
-    rows = run_suite(
+    run = run_benchmark(
         suite,
-        models=sources,
-        detectors=requests,
-        seeds=seed_list,
+        models=models,
+        detectors=detectors,
+        params=_parse_params(params),
+        seeds=None if seeds is None else _parse_seeds(seeds),
         checkpoint=checkpoint,
+        arch=arch,
+        normalize=normalize,
+        resize=resize,
+        features=features,
+        label=label,
         extra_out=extra_out,
         recipe=recipe,
+        train_overrides={"epochs": epochs} if epochs else None,
         limit=limit,
-        device=torch_device,
+        device=device,
+        batch_size=batch_size,
         data_dir=data_dir,
         download=download,
         cache_dir=cache_dir,
-        results_dir=results,
-        batch_size=batch_size,
+        results_dir=results_dir,
         legacy=convention == "legacy",
+        plots=plot_choice,
         progress=not quiet,
     )
-    frame = rows_to_frame(rows)
-    for metric in ("classification_accuracy", *_RUN_TABLE_METRICS):
-        # Detectors as columns, model sources in the row labels: readable in a terminal.
-        table = comparison_table(frame, metric=metric, columns="detector")
-        markdown = render_table(table, "markdown")
-        (results / "tables").mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(results / "tables" / f"{suite}-{metric}.md", markdown)
-        if metric in ("tnr_at_tpr95", "auroc"):
-            click.echo(markdown + "\n")
-    accuracy = frame.groupby("model_source", sort=False)["classification_accuracy"].agg(["mean", "std"])
+    for table in run.printed_tables:
+        click.echo(table + "\n")
+    click.echo(run.accuracy_summary)
     click.echo(
-        f"Classification accuracy on {rows[0].in_dataset} test (n={rows[0].n_in}): "
-        + ", ".join(
-            f"{source} {100 * stats['mean']:.1f}%"
-            + (f" ± {100 * stats['std']:.1f}" if stats["std"] > 0 else "")
-            for source, stats in accuracy.iterrows()
-        )
-    )
-    # Drawing PNGs costs more than a cached evaluation, so by default only the paper's detector.
-    plot_detector = "msp" if plot_choice == "auto" and "msp" in set(frame["detector"]) else None
-    plots = (
-        []
-        if plot_choice == "none"
-        else plot_rows(frame, scores_root=results, out_dir=results / "plots", detector=plot_detector)
-    )
-    click.echo(
-        f"{len(rows)} result rows appended to {results / _ROWS_FILENAME}; "
-        f"tables in {results / 'tables'}; {len(plots)} plots in {results / 'plots'}."
+        f"{len(run.rows)} result rows appended to {run.rows_file}; "
+        f"tables in {run.tables_dir}; {len(run.plots)} plots in {run.rows_file.parent / 'plots'}."
     )
 
 
@@ -634,7 +702,7 @@ def run_command(
     "--method",
     "-m",
     required=True,
-    type=_OneLineChoice(_METHODS.names()),
+    type=_OneLineChoice(_method_names, metavar="METHOD"),
     help="cross_entropy, confidence (KL to uniform on the suite's seen OOD set) or joint "
     "(joint confidence loss with a GAN, Lee et al. 2018).",
 )
@@ -642,7 +710,7 @@ def run_command(
     "--in",
     "-i",
     "suite",
-    type=_OneLineChoice(_SUITES.names()),
+    type=_OneLineChoice(_suite_names, metavar="SUITE"),
     default="mnist",
     show_default=True,
     help="The suite whose in-distribution training set (and seen OOD set) is used.",
@@ -650,7 +718,7 @@ def run_command(
 @click.option(
     "--recipe",
     "-r",
-    type=_OneLineChoice(_RECIPES.names()),
+    type=_OneLineChoice(_recipe_names, metavar="RECIPE"),
     default=None,
     help="Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).",
 )
@@ -670,9 +738,7 @@ def run_command(
     help="joint only: first N epochs train a plain GAN (beta 0) beside a cross-entropy classifier.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the recipe's).")
-@click.option(
-    "--device", default="auto", show_default=True, envvar="OODBENCH_DEVICE", help="auto, cpu or cuda[:N]."
-)
+@_options(_DEVICE_OPTION)
 @click.option(
     "--resume", is_flag=True, help="Continue the checkpoint of this exact config from its last epoch."
 )
@@ -692,14 +758,7 @@ def run_command(
     default=None,
     help="Checkpoints go to <cache>/checkpoints (else $OODBENCH_CACHE, else ~/.cache/oodbench).",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data sets folder (else $OODBENCH_DATA, else ~/.cache/oodbench/data).",
-)
-@click.option("--download", is_flag=True, help="Download missing data sets (checksummed).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _QUIET_OPTION)
 def train_command(
     method,
     suite,
@@ -726,12 +785,15 @@ def train_command(
     of the suite's recipe without overrides are the ones `oodbench run` reuses.
     """
     from oodbench.data import DATASETS, load_suite
+    from oodbench.data.spec import SUITES
+    from oodbench.devices import resolve_device
     from oodbench.provenance import sha256_file
     from oodbench.training import checkpoint_path, format_config, resolve_config, train
     from oodbench.training.loop import check_runtime, run_config
+    from oodbench.training.recipes import RECIPES
 
-    suite_obj = _SUITES.get(suite)
-    recipe_obj = _RECIPES.get(recipe or suite_obj.recipe)
+    suite_obj = SUITES.get(suite)
+    recipe_obj = RECIPES.get(recipe or suite_obj.recipe)
     seed = recipe_obj.seed if seed is None else seed
     given = {
         "epochs": epochs,
@@ -741,7 +803,7 @@ def train_command(
         "gan_warmup_epochs": gan_warmup_epochs,
     }
     overrides = {key: value for key, value in given.items() if value is not None}
-    torch_device = _resolve_device(device)
+    torch_device = resolve_device(device)
     check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
     # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
     spec = DATASETS.get(suite_obj.in_dataset)
@@ -793,7 +855,9 @@ def train_command(
 @list_group.command("recipes")
 def list_recipes_command() -> None:
     """Training recipes and their hyperparameters (`oodbench train` prints the full config)."""
-    for name, recipe in _RECIPES.items():
+    from oodbench.training.recipes import RECIPES
+
+    for name, recipe in RECIPES.items():
         per_method = [f"{m} {e}" for m, e in sorted(recipe.method_epochs.items())]
         epochs = ", ".join([str(recipe.epochs), *per_method])
         decay = (
@@ -917,7 +981,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
     "--in",
     "-i",
     "suite",
-    type=_OneLineChoice(_SUITES.names()),
+    type=_OneLineChoice(_suite_names, metavar="SUITE"),
     default="mnist",
     show_default=True,
     help="The in/out suite; mnist is embedded and needs no download.",
@@ -931,11 +995,11 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
 )
 @click.option(
     "--recipe",
-    type=_OneLineChoice(_RECIPES.names()),
+    type=_OneLineChoice(_recipe_names, metavar="RECIPE"),
     default=None,
     help="Training recipe (default: the suite's).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@_options(_DEVICE_OPTION)
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -943,13 +1007,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
     show_default=True,
     help="Folder for the PNGs and <suite>_samples_metrics.json.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar="OODBENCH_DATA",
-    help="Where the data sets are (default: $OODBENCH_DATA).",
-)
+@_options(_DATA_DIR_OPTION)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -963,7 +1021,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
     show_default=True,
     help="Generator samples (and uniform-noise images) behind each reported mean.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars while models train.")
+@_options(_QUIET_OPTION)
 def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_eval, quiet) -> None:
     """Plain vs joint-confidence GAN samples and max-softmax histograms (trains missing models first)."""
     from oodbench.figures.samples import METHODS as FIGURE_METHODS

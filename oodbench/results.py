@@ -43,9 +43,13 @@ from oodbench.errors import DataNotFoundError, UserInputError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Schema 1 rows (oodbench 0.1.0) lack model_label, train_overrides, eval_limit and torch_threads;
+# they are read with those fields' defaults.
+READABLE_SCHEMAS = (1, 2)
 
-MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "checkpoint")
+# "external": a user's model; "checkpoint": what schema-1 rows called any --checkpoint.
+MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")
 METRICS_CONVENTIONS = ("exact", "legacy")
 # Same names and order as oodbench.metrics.METRIC_NAMES (checked by the tests); repeated here so
 # that reading rows does not depend on the metric code.
@@ -66,6 +70,14 @@ def _cached_git_commit() -> str:
     from oodbench.provenance import git_commit
 
     return git_commit()
+
+
+def _torch_threads() -> int | None:
+    """The torch CPU thread count of this process (CPU results are bit-identical only for equal counts)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,9 +114,11 @@ class ResultRow:
     suite: str
     in_dataset: str
     out_dataset: str
-    model_source: str  # "cross_entropy" | "confidence" | "joint" | "checkpoint"
+    model_source: str  # "cross_entropy" | "confidence" | "joint" | "external"
+    model_label: str = ""  # the model's name in tables: --label, else the checkpoint file's stem
     model_arch: str
     training_recipe: str
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # recipe values changed for training
     detector: str
     seed: int
     tnr_at_tpr95: float
@@ -117,6 +131,7 @@ class ResultRow:
     classification_accuracy: float | None = None
     n_in: int
     n_out: int
+    eval_limit: int | None = None  # --limit: at most this many images per set were evaluated
     detector_params: dict[str, Any] = field(default_factory=dict)
     tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
     checkpoint_sha256: str = ""
@@ -124,12 +139,14 @@ class ResultRow:
     git_commit: str = field(default_factory=_cached_git_commit)
     torch_version: str = field(default_factory=_cached_torch_version)
     device: str
+    torch_threads: int | None = field(default_factory=_torch_threads)
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
 
     def __post_init__(self) -> None:
-        if self.schema_version != SCHEMA_VERSION:
+        if self.schema_version not in READABLE_SCHEMAS:
             raise UserInputError(_schema_message(self.schema_version))
+        self.schema_version = SCHEMA_VERSION
         if self.model_source not in MODEL_SOURCES:
             raise UserInputError(
                 f"model_source must be one of {', '.join(MODEL_SOURCES)}; got {self.model_source!r}."
@@ -157,6 +174,10 @@ class ResultRow:
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise UserInputError(f"{name} must be an integer; got {value!r}.")
             setattr(self, name, int(value))
+        if not isinstance(self.train_overrides, dict):
+            raise UserInputError(f"train_overrides must be a dict; got {type(self.train_overrides).__name__}.")
+        if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or not isinstance(self.eval_limit, int)):
+            raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -178,11 +199,12 @@ class ResultRow:
             raise UserInputError(f"A result row must be a JSON object; got {type(data).__name__}.")
         if "schema_version" not in data:
             raise UserInputError("The result row has no 'schema_version'; it was not written by oodbench.")
-        if data["schema_version"] != SCHEMA_VERSION:
+        if data["schema_version"] not in READABLE_SCHEMAS:
             raise UserInputError(_schema_message(data["schema_version"]))
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
-        missing = [name for name in names if name not in data]
+        optional = set(_ADDED_IN_SCHEMA_2) if data["schema_version"] == 1 else set()
+        missing = [name for name in names if name not in data and name not in optional]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
         if missing:
@@ -190,10 +212,13 @@ class ResultRow:
         return cls(**data)
 
 
+_ADDED_IN_SCHEMA_2 = ("model_label", "train_overrides", "eval_limit", "torch_threads")
+
+
 def _schema_message(version: object) -> str:
     return (
         f"Result rows with schema_version {version!r} are not supported; this oodbench "
-        f"({__version__}) reads schema_version {SCHEMA_VERSION}. Use a matching oodbench version."
+        f"({__version__}) reads schema_version {', '.join(map(str, READABLE_SCHEMAS))}. Use a matching oodbench version."
     )
 
 
@@ -260,6 +285,7 @@ def rows_to_frame(rows: Sequence[ResultRow]) -> pd.DataFrame:
     for row in rows:
         record = row.to_dict()
         record["detector_params"] = json.dumps(record["detector_params"], sort_keys=True)
+        record["train_overrides"] = json.dumps(record["train_overrides"], sort_keys=True)
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
     # None -> NaN so the column is numeric even when some rows lack an accuracy.
@@ -322,7 +348,11 @@ def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def default_scores_file(row: ResultRow) -> str:
     """A relative NPZ path for a row: scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>.npz."""
-    name = f"{row.model_source}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
+    model = row.model_source
+    if row.model_label not in ("", row.model_source):
+        # Two checkpoints with one label must not share a file: the hash tells them apart.
+        model = f"{row.model_source}-{row.model_label}-{row.checkpoint_sha256[:8]}"
+    name = f"{model}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
     return str(Path("scores") / row.suite / safe_file_name(name))
 
 

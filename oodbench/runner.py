@@ -27,7 +27,9 @@ from tqdm import tqdm
 
 from oodbench import metrics, paths
 from oodbench.detectors import create_detector
-from oodbench.detectors.base import Detector, ForwardOutputs, collect_outputs
+from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logits, iter_batches
+from oodbench.errors import UserInputError
+from oodbench.models.external import LoadedModel
 from oodbench.results import (
     ROWS_FILENAME,
     SCORES_IN,
@@ -55,97 +57,118 @@ class DetectorRequest:
 
 @dataclass(frozen=True)
 class ModelUnderTest:
-    """A classifier and where it came from."""
+    """A classifier and where it came from (what every result row records about it)."""
 
-    source: str  # "cross_entropy" | "confidence" | "joint" | "checkpoint"
+    source: str  # "cross_entropy" | "confidence" | "joint" | "external"
     model: nn.Module
     checkpoint_sha256: str
     arch: str
     recipe: str
+    label: str = ""
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> ModelUnderTest:
+        return cls(
+            source=loaded.source,
+            model=loaded.module,
+            checkpoint_sha256=loaded.sha256,
+            arch=loaded.arch,
+            recipe=loaded.recipe,
+            label=loaded.label,
+            train_overrides=dict(loaded.train_overrides),
+        )
 
 
 def fingerprint(x: torch.Tensor) -> str:
     """A short content hash of a tensor (data set identity for the score cache)."""
-    digest = hashlib.sha1(x.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(str(tuple(x.shape)).encode())
+    # Hash the buffer in place: a .tobytes() copy would double the memory of a large set.
+    digest = hashlib.sha1(np.ascontiguousarray(x.detach().cpu().numpy()).view(np.uint8).reshape(-1))
+    digest.update(str(tuple(x.shape)).encode() + str(x.dtype).encode())
     return digest.hexdigest()[:16]
 
 
-class _OutputsMemo:
-    """Forward outputs per data set, computed at most once per model in one evaluate() call."""
+@torch.no_grad()
+def collect_outputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    device: torch.device | str,
+    batch_size: int,
+    feature_detectors: Sequence[Detector] = (),
+) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """ONE streamed pass over `x`: all logits (N, K), and the scores of every feature detector.
 
-    def __init__(self, model: nn.Module, device, batch_size: int) -> None:
-        self.model, self.device, self.batch_size = model, device, batch_size
-        self._memo: dict[str, ForwardOutputs] = {}
+    Batches are converted to float one at a time (`iter_batches`); features are scored batch by
+    batch and dropped, so memory grows with the batch size, not with N, apart from the logits.
+    Feature detectors score each row on its own, so batching does not change their scores.
+    """
+    model.eval()
+    logits, scores = [], [[] for _ in feature_detectors]
+    for batch in iter_batches(x, batch_size):
+        batch = batch.to(device)
+        if feature_detectors:
+            feats, out = features_and_logits(model, batch)
+            outputs = ForwardOutputs(logits=out.float().cpu(), features=feats.float().cpu())
+            for detector, store in zip(feature_detectors, scores, strict=True):
+                store.append(detector.score_outputs(outputs))
+        else:
+            out = model(batch)
+        logits.append(out.float().cpu())
+    empty = np.empty(0, dtype=np.float64)
+    return torch.cat(logits), [np.concatenate(parts) if parts else empty for parts in scores]
 
-    def get(self, name: str, x: torch.Tensor) -> ForwardOutputs:
-        # Features come from the same pass as the logits (model.features then model.head).
-        cached = self._memo.get(name)
-        if cached is None:
-            cached = collect_outputs(
-                self.model, x, device=self.device, batch_size=self.batch_size, with_features=True
-            )
-            self._memo[name] = cached
-        return cached
 
+def _as_eval_model(model: nn.Module) -> nn.Module:
+    from oodbench.models.external import EvalModel
 
-def _score(detector: Detector, model_ut: ModelUnderTest, memo: _OutputsMemo, name: str, x) -> np.ndarray:
-    if detector.uses in ("logits", "features"):
-        try:
-            return detector.score_outputs(memo.get(name, x))
-        except NotImplementedError:
-            pass  # e.g. Mahalanobis with input pre-processing needs the model itself
-    return detector.score(model_ut.model, x, device=memo.device, batch_size=memo.batch_size)
+    return model if isinstance(model, EvalModel) else EvalModel(model)
 
 
 def evaluate(
     model_ut: ModelUnderTest,
-    detectors: Sequence[DetectorRequest],
+    detectors: Sequence[DetectorRequest | Detector],
     data,
     *,
     seed: int,
     device: torch.device | str,
-    results_dir: Path,
+    results_dir: Path | None,
     cache_dir: Path | None = None,
     batch_size: int = 256,
     legacy: bool = False,
+    eval_limit: int | None = None,
+    use_cache: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
     """Score every detector on the suite's ID test set and each OOD test set.
 
-    `data` is a SuiteData (oodbench.data). Returns one ResultRow per (detector, OOD set);
-    raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
+    `data` is a SuiteData (oodbench.data). Returns one ResultRow per (detector, OOD set); with
+    `results_dir`, raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
+    Detectors are names with parameters (`DetectorRequest`) or ready `Detector` objects.
+    With `use_cache=False` nothing is read from or written to the score cache.
     """
-    model = model_ut.model.to(device).eval()
-    memo = _OutputsMemo(model, device, batch_size)
+    model = _as_eval_model(model_ut.model).to(device).eval()
     score_cache = paths.cache_dir(cache_dir) / "scores" / model_ut.checkpoint_sha256[:16]
     sets = {"in": data.test_in.x, **{f"out:{n}": s.x for n, s in data.test_out.items()}}
     prints = {name: fingerprint(x) for name, x in sets.items()}
     fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
+    # The model's preprocessing and feature layer change its scores: part of the cache key.
+    model_key = json.dumps([model.preprocess.describe(), model.feature_source], sort_keys=True)
 
-    accuracy_file = score_cache / "classification" / f"{prints['in']}.npz"
-    if accuracy_file.exists():
-        accuracy = float(load_scores(accuracy_file)["accuracy"])
-    else:
-        predicted = memo.get("in", data.test_in.x).logits.argmax(1)
-        accuracy = float((predicted == data.test_in.y).double().mean())
-        save_scores(accuracy_file, accuracy=np.array(accuracy))
-
-    rows: list[ResultRow] = []
-    suite = data.suite
-    tuning_data = (
-        f"validation split: {suite.in_dataset} val ({len(data.val_in.x)})"
-        f" + {suite.val_ood} ({len(data.val_ood.x)})"
-    )
+    # 1. Each detector: cached scores, or fitted now and scored below.
+    plans = []
     for request in detectors:
-        detector = create_detector(request.name, **request.params)
+        detector = (
+            request if isinstance(request, Detector) else create_detector(request.name, **request.params)
+        )
         detector.validate()
-        key = hashlib.sha1((request.key() + fit_print).encode()).hexdigest()[:16]
-        cache_files = {name: score_cache / request.name / key / f"{prints[name]}.npz" for name in sets}
-        cached = {name: load_scores(path) for name, path in cache_files.items() if path.exists()}
-        if len(cached) < len(sets) or not cache_files["in"].exists():
+        key_text = request.key() if isinstance(request, DetectorRequest) else _detector_key(detector)
+        key = hashlib.sha1((key_text + fit_print + model_key).encode()).hexdigest()[:16]
+        files = {name: score_cache / detector.name / key / f"{prints[name]}.npz" for name in sets}
+        cached = {name: load_scores(path) for name, path in files.items() if use_cache and path.exists()}
+        if len(cached) < len(sets):
             if progress:
-                progress(f"{model_ut.source}: fitting and scoring {request.name}")
+                progress(f"{model_ut.label or model_ut.source}: fitting {detector.name}")
             detector.fit(
                 model,
                 train=data.train,
@@ -154,13 +177,49 @@ def evaluate(
                 device=device,
                 batch_size=batch_size,
             )
-            meta = {"params": detector.params(), "tuned": detector.tuned_on_validation()}
-            for name, x in sets.items():
-                if name in cached:
-                    continue
-                scores = _score(detector, model_ut, memo, name, x)
-                save_scores(cache_files[name], scores=scores, meta=np.array(json.dumps(meta)))
-                cached[name] = {"scores": scores, "meta": np.array(json.dumps(meta))}
+        plans.append((detector, files, cached))
+
+    # 2. One forward pass per data set feeds every pending logit/feature detector (and accuracy).
+    accuracy_file = (
+        score_cache
+        / "classification"
+        / f"{prints['in']}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}.npz"
+    )
+    accuracy = float(load_scores(accuracy_file)["accuracy"]) if use_cache and accuracy_file.exists() else None
+    for name, x in sets.items():
+        pending = [(d, f, c) for d, f, c in plans if name not in c]
+        from_outputs = [p for p in pending if not p[0].needs_model()]
+        if from_outputs or (name == "in" and accuracy is None):
+            if progress:
+                progress(f"{model_ut.label or model_ut.source}: scoring {name} ({len(x)} images)")
+            feature_plans = [p for p in from_outputs if p[0].uses == "features"]
+            logits, feature_scores = collect_outputs(
+                model,
+                x,
+                device=device,
+                batch_size=batch_size,
+                feature_detectors=[p[0] for p in feature_plans],
+            )
+            if name == "in" and accuracy is None:
+                accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())
+                if use_cache:
+                    save_scores(accuracy_file, accuracy=np.array(accuracy))
+            outputs = ForwardOutputs(logits=logits)
+            for detector, files, cached in from_outputs:
+                plan_index = next((i for i, p in enumerate(feature_plans) if p[0] is detector), None)
+                scores = (
+                    feature_scores[plan_index] if plan_index is not None else detector.score_outputs(outputs)
+                )
+                cached[name] = _store(files[name], scores, detector, save=use_cache)
+        for detector, files, cached in pending:
+            if detector.needs_model():
+                scores = detector.score(model, x, device=device, batch_size=batch_size)
+                cached[name] = _store(files[name], scores, detector, save=use_cache)
+
+    # 3. Rows.
+    rows: list[ResultRow] = []
+    suite = data.suite
+    for detector, _, cached in plans:
         meta = json.loads(str(cached["in"]["meta"]))
         s_in = cached["in"]["scores"]
         for out_name in data.test_out:
@@ -170,24 +229,43 @@ def evaluate(
                 in_dataset=suite.in_dataset,
                 out_dataset=out_name,
                 model_source=model_ut.source,
+                model_label=model_ut.label,
                 model_arch=model_ut.arch,
                 training_recipe=model_ut.recipe,
-                detector=request.name,
+                train_overrides=dict(model_ut.train_overrides),
+                detector=detector.name,
                 seed=seed,
                 **metrics.compute(s_in, s_out, legacy=legacy),
                 metrics_convention="legacy" if legacy else "exact",
                 classification_accuracy=accuracy,
                 n_in=len(s_in),
                 n_out=len(s_out),
+                eval_limit=eval_limit,
                 detector_params=meta["params"],
-                tuning=tuning_data if meta["tuned"] else "none",
+                tuning=data.tuning if meta["tuned"] else "none",
                 checkpoint_sha256=model_ut.checkpoint_sha256,
                 device=str(device),
             )
-            row.scores_file = default_scores_file(row)
-            save_scores(results_dir / row.scores_file, **{SCORES_IN: s_in, SCORES_OUT: s_out})
+            if results_dir is not None:
+                row.scores_file = default_scores_file(row)
+                save_scores(results_dir / row.scores_file, **{SCORES_IN: s_in, SCORES_OUT: s_out})
             rows.append(row)
     return rows
+
+
+def _detector_key(detector: Detector) -> str:
+    """Cache key of a detector given as an object: its class and its given hyperparameters."""
+    given = {k: v for k, v in vars(detector).items() if not k.endswith("_") and not k.startswith("_")}
+    return f"{type(detector).__module__}.{type(detector).__qualname__}" + json.dumps(
+        given, sort_keys=True, default=repr
+    )
+
+
+def _store(path: Path, scores: np.ndarray, detector: Detector, *, save: bool) -> dict[str, np.ndarray]:
+    meta = np.array(json.dumps({"params": detector.params(), "tuned": detector.tuned_on_validation()}))
+    if save:
+        save_scores(path, scores=scores, meta=meta)
+    return {"scores": scores, "meta": meta}
 
 
 # Paper shorthands: `--detector joint` is the joint-trained model scored by max-softmax.
@@ -219,39 +297,56 @@ def run_suite(
     suite_name: str,
     *,
     models: Sequence[str],
-    detectors: Sequence[DetectorRequest],
+    detectors: Sequence[DetectorRequest | Detector],
     seeds: Sequence[int],
     checkpoint: Path | None = None,
+    arch: str | None = None,
+    normalize: str | None = None,
+    resize: int | None = None,
+    features: str | None = None,
+    label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
+    train_overrides: dict[str, Any] | None = None,
     limit: int | None = None,
     device: torch.device | str = "cpu",
     data_dir: Path | None = None,
     download: bool = False,
     cache_dir: Path | None = None,
     results_dir: Path,
+    rows_file: Path | None = None,
     batch_size: int = 256,
     legacy: bool = False,
     progress: bool = True,
 ) -> list[ResultRow]:
-    """Train (or reuse) each model per seed, evaluate every detector, append rows to rows.jsonl.
+    """Train (or reuse) each model per seed, evaluate every detector, append rows to the rows file.
 
-    `models` are model sources ("cross_entropy", "confidence", "joint"); with `checkpoint` the
-    given checkpoint is the only model (source "checkpoint"). `extra_out` adds custom OOD sets
-    ("folder:PATH" or "npz:PATH"), converted to the in-distribution shape.
+    `models` are model sources ("cross_entropy", "confidence", "joint"), trained with the suite's
+    recipe (plus `train_overrides`, e.g. {"epochs": 1}). With `checkpoint`, that file is the only
+    model (any format of oodbench.models.external, with `arch`, `normalize`, `resize`,
+    `features`, `label`). `extra_out` adds custom OOD sets ("folder:PATH" or "npz:PATH").
+    Rows go to `rows_file` (default: results_dir/rows.jsonl).
     """
     from oodbench.data import load_custom_out, load_suite
-    from oodbench.training import ensure_model, load_classifier
+    from oodbench.models.external import check_against_suite, load_model
+    from oodbench.training import ensure_model
 
+    if checkpoint is not None and len(seeds) > 1:
+        raise UserInputError(
+            "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds "
+            "(or pass one checkpoint per seed in separate runs)."
+        )
     data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit)
     for spec in extra_out:
         custom = load_custom_out(spec, shape=data.spec.image_shape)
         data.test_out[custom.name] = custom
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
+    shape = tuple(data.spec.image_shape)
+    model_options = dict(normalize=normalize, resize=resize, features=features)
     rows: list[ResultRow] = []
     for seed in seeds:
-        sources = [("checkpoint", checkpoint)] if checkpoint else [(m, None) for m in models]
+        sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
         for source, path in sources:
             if path is None:
                 path = ensure_model(
@@ -263,32 +358,32 @@ def run_suite(
                     cache_dir=cache_dir,
                     data_dir=data_dir,
                     progress=progress,
+                    overrides=train_overrides,
                 )
-            model, meta = load_classifier(
+            loaded = load_model(
                 path,
-                device=device,
+                arch,
+                in_shape=shape,
+                label=label if checkpoint else (label or source),
                 expect_dataset=data.suite.in_dataset,
-                expect_shape=tuple(data.spec.image_shape),
+                device=device,
+                **model_options,
             )
-            model_ut = ModelUnderTest(
-                source=source,
-                model=model,
-                checkpoint_sha256=meta["sha256"],
-                arch=meta["config"]["arch"],
-                recipe=meta["config"].get("recipe", "unknown"),
-            )
+            check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=device)
+            row_seed = int(loaded.config.get("seed", seed)) if checkpoint else seed
             new_rows = evaluate(
-                model_ut,
+                ModelUnderTest.from_loaded(loaded),
                 detectors,
                 data,
-                seed=seed,
+                seed=row_seed,
                 device=device,
                 results_dir=results_dir,
                 cache_dir=cache_dir,
                 batch_size=batch_size,
                 legacy=legacy,
+                eval_limit=limit,
                 progress=say,
             )
-            append_rows(results_dir / ROWS_FILENAME, new_rows)
+            append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows
     return rows

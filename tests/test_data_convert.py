@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from oodbench.data.convert import as_float
 from PIL import Image
 
 from oodbench.data import load_custom_out, load_dataset, to_shape
@@ -78,7 +80,8 @@ def test_npz_layouts_in_uint8(tmp_path, layout):
     stored = {"nhw": images, "nhwc": images[..., None], "nchw": images[:, None]}[layout]
     out = load_custom_out(_save_npz(tmp_path / "mine.npz", x=stored), shape=(1, 28, 28))
     assert out.name == "npz:mine" and out.y is None
-    assert torch.equal(out.x[:, 0], torch.from_numpy(images).float() / 255)
+    assert out.x.dtype == torch.uint8  # kept as stored: batches are converted when used
+    assert torch.equal(as_float(out.x)[:, 0], torch.from_numpy(images).float() / 255)
 
 
 def test_npz_float_rgb_converted_to_grey(tmp_path):

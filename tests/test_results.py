@@ -55,8 +55,8 @@ def test_row_roundtrips_through_json():
 
 def test_unknown_schema_version_is_refused_clearly():
     data = make_row().to_dict()
-    data["schema_version"] = 2
-    with pytest.raises(UserInputError, match="schema_version 2 are not supported.*reads schema_version 1"):
+    data["schema_version"] = 3
+    with pytest.raises(UserInputError, match="schema_version 3 are not supported.*reads schema_version 1, 2"):
         ResultRow.from_dict(data)
     with pytest.raises(UserInputError, match="schema_version"):
         ResultRow.from_dict({k: v for k, v in data.items() if k != "schema_version"})

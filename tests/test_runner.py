@@ -7,7 +7,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import oodbench.detectors.base as detector_base
 from oodbench.cli import cli
 from oodbench.data import load_suite
 from oodbench.results import load_rows, load_scores
@@ -37,14 +36,14 @@ def tiny(tmp_path_factory):
 
 
 def _count_forward_passes(monkeypatch):
+    import oodbench.runner as runner_module
+
     calls = []
-    original = detector_base.collect_outputs
+    original = runner_module.collect_outputs
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
-
-    import oodbench.runner as runner_module
 
     monkeypatch.setattr(runner_module, "collect_outputs", counting)
     return calls
@@ -138,9 +137,13 @@ def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
     assert set(frame["detector"]) == {"msp", "energy"} and len(frame) == 2 * 5
     assert (results / "tables" / "mnist-auroc.md").exists()
     # By default only the msp rows are drawn (hist + ROC); --plots all draws every detector.
+    # An oodbench checkpoint keeps its training method as source; its label is the file's stem,
+    # and the overrides it was trained with (epochs=1) are in every row.
+    assert set(frame["model_source"]) == {"cross_entropy"} and set(frame["model_label"]) == {"ce"}
+    assert set(frame["train_overrides"]) == {'{"epochs": 1}'} and set(frame["eval_limit"]) == {100}
     assert sorted(p.name for p in (results / "plots").glob("*.png")) == [
-        "checkpoint-msp-mnist_5k-seed0-hist.png",
-        "checkpoint-msp-mnist_5k-seed0-roc.png",
+        "cross_entropy-ce-msp-mnist_5k-seed0-hist.png",
+        "cross_entropy-ce-msp-mnist_5k-seed0-roc.png",
     ]
     again = CliRunner().invoke(cli, [*args, "--plots", "all"])
     assert again.exit_code == 0 and len(list((results / "plots").glob("*.png"))) == 4
@@ -160,7 +163,7 @@ def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
             "The 'epsilon' parameter of ODIN must be a float >= 0",
         ),
         (["--seeds", "a,b"], "--seeds takes non-negative integers"),
-        (["--checkpoint", "missing.pt"], "Checkpoint missing.pt not found"),
+        (["--checkpoint", "missing.pt"], "Checkpoint missing.pt does not exist"),
         (["--in", "svhn", "-d", "joint"], "svhn"),
     ],
 )

@@ -17,11 +17,14 @@ would change its statistics).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    import torch
 
 # ITU-R BT.601 luma weights for R, G, B.
 LUMA_601 = (0.299, 0.587, 0.114)
@@ -32,6 +35,7 @@ _CHUNK = 2048
 
 def uint8_to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, C, H, W) array -> float32 tensor in [0, 1] (x / 255)."""
+    import torch
     images = np.ascontiguousarray(images)
     if not images.flags.writeable:  # torch.from_numpy warns on read-only arrays (cached embedded data)
         images = images.copy()
@@ -44,6 +48,7 @@ def as_float(batch: torch.Tensor) -> torch.Tensor:
     Data sets may be held as uint8 and converted one batch at a time; every consumer of
     `LabeledImages.x` batches goes through this function so both storages give equal floats.
     """
+    import torch
     if batch.dtype == torch.uint8:
         return batch.to(torch.float32).div_(255.0)
     return batch
@@ -54,6 +59,7 @@ def to_shape(x: torch.Tensor, shape: tuple[int, int, int], *, name: str = "image
 
     `name` only appears in error messages. Returns `x` itself when it already has the shape.
     """
+    import torch
     if x.ndim != 4:
         raise UserInputError(
             f"{name} must be a batch of images (N, C, H, W); got a tensor of shape {tuple(x.shape)}."
@@ -72,6 +78,7 @@ def to_shape(x: torch.Tensor, shape: tuple[int, int, int], *, name: str = "image
 
 def convert_channels(x: torch.Tensor, channels: int, *, name: str = "images") -> torch.Tensor:
     """Step 1 of the rule alone: 1 -> 3 by repetition, 3 -> 1 by BT.601 luma."""
+    import torch
     _check_channels(x.shape[1], channels, name)
     if x.shape[1] == channels:
         return x
@@ -102,6 +109,7 @@ def _check_channels(have: int, want: int, name: str) -> None:
 
 
 def _convert_chunk(x: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+    import torch.nn.functional as F
     x = convert_channels(x, channels)
     if tuple(x.shape[2:]) == (height, width):
         return x

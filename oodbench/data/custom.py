@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from oodbench.data.convert import to_shape, uint8_to_float
+from oodbench.data.convert import as_float, to_shape, uint8_to_float
 from oodbench.data.image_folders import read_image_folder
 from oodbench.data.spec import LabeledImages, Shape, check_shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
+
+if TYPE_CHECKING:
+    import torch
 
 _KEYS = ("x", "images")
 
@@ -27,8 +30,11 @@ _KEYS = ("x", "images")
 def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
     """Load "folder:PATH" or "npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
 
-    The set's name is "folder:<folder name>" or "npz:<file stem>".
+    The set's name is "folder:<folder name>" or "npz:<file stem>". uint8 images that already
+    have `shape` stay uint8 (4x less memory than float32; batches are converted when used).
     """
+    import torch
+
     kind, sep, raw_path = str(spec).partition(":")
     if not sep or kind not in ("folder", "npz") or not raw_path:
         raise UserInputError(
@@ -39,16 +45,18 @@ def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
     if kind == "folder":
         if not path.is_dir():
             raise DataNotFoundError(f"Custom OOD folder {path} not found (from {spec!r}).")
-        x = read_image_folder(path, shape=shape, name=f"custom OOD set {spec!r}")
+        x = read_image_folder(path, shape=shape, name=f"custom OOD set {spec!r}", keep_uint8=True)
         return LabeledImages(x, None, f"folder:{path.name}", "test")
     if not path.is_file():
         raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")
-    x = to_shape(read_npz_images(path), shape, name=f"custom OOD set {spec!r}")
+    x = read_npz_images(path, keep_uint8=True)
+    if x.dtype != torch.uint8 or tuple(x.shape[1:]) != tuple(shape):
+        x = to_shape(as_float(x), shape, name=f"custom OOD set {spec!r}")
     return LabeledImages(x, None, f"npz:{path.stem}", "test")
 
 
-def read_npz_images(path: Path) -> torch.Tensor:
-    """The image array of a user's .npz as float32 (N, C, H, W) in [0, 1]."""
+def read_npz_images(path: Path, *, keep_uint8: bool = False) -> torch.Tensor:
+    """The image array of a user's .npz as float32 (N, C, H, W) in [0, 1] (uint8 kept with keep_uint8)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             key = next((k for k in _KEYS if k in archive.files), None)
@@ -62,7 +70,12 @@ def read_npz_images(path: Path) -> torch.Tensor:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise UserInputError(f"{path} is not a readable .npz file ({one_line(error)}).") from None
-    return _to_float(_to_nchw(array, path), path)
+    array = _to_nchw(array, path)
+    if keep_uint8 and array.dtype == np.uint8:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return _to_float(array, path)
 
 
 def _to_nchw(array: np.ndarray, path: Path) -> np.ndarray:
@@ -86,6 +99,7 @@ def _to_nchw(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _to_float(array: np.ndarray, path: Path) -> torch.Tensor:
+    import torch
     if array.dtype == np.uint8:
         return uint8_to_float(array)
     if np.issubdtype(array.dtype, np.floating):

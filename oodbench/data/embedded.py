@@ -17,13 +17,16 @@ from __future__ import annotations
 import functools
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from oodbench.data.convert import uint8_to_float
 from oodbench.data.spec import DATASETS, KIND_EMBEDDED, DatasetSpec, LabeledImages, LoadRequest, one_line
 from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    pass
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 _HINT = "vendored in the oodbench package (oodbench/data/embedded/); reinstall oodbench if missing"
@@ -48,6 +51,7 @@ def embedded_arrays(name: str) -> dict[str, np.ndarray]:
 
 
 def _load_embedded(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
+    import torch
     arrays = embedded_arrays(spec.name)
     # mnist_5k stores one array pair per split (x_train, y_train, ...); the others one split: x (, y).
     suffix = f"_{req.split}" if f"x_{req.split}" in arrays else ""

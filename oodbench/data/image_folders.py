@@ -18,15 +18,18 @@ pytorch-ood (src/pytorch_ood/dataset/img/odin.py) and could not be re-verified o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from oodbench.data import download as dl
 from oodbench.data.convert import to_shape, uint8_to_float
 from oodbench.data.spec import DATASETS, DatasetSpec, LabeledImages, LoadRequest, Shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -64,12 +67,16 @@ def read_image(path: Path) -> np.ndarray:
     return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def read_image_folder(folder: Path, *, shape: Shape | None, name: str) -> torch.Tensor:
+def read_image_folder(
+    folder: Path, *, shape: Shape | None, name: str, keep_uint8: bool = False
+) -> torch.Tensor:
     """Every image below `folder` as float32 (N, C, H, W) in [0, 1].
 
     With `shape`, each image is converted to it by oodbench.data.convert's rule (images of
-    different sizes are fine). Without, all images must share one shape.
+    different sizes are fine). Without, all images must share one shape. With `keep_uint8`,
+    images that need no conversion are returned as uint8 (N, C, H, W).
     """
+    import torch
     if not folder.is_dir():
         raise DataNotFoundError(f"Folder {folder} not found ({name}).")
     files = list_images(folder)
@@ -87,6 +94,8 @@ def read_image_folder(folder: Path, *, shape: Shape | None, name: str) -> torch.
         a, b = list(groups)[:2]
         raise UserInputError(f"Images in {folder} have different shapes ({a} and {b}); give a target shape.")
     target = tuple(shape) if shape is not None else next(iter(groups))
+    if keep_uint8 and set(groups) == {target}:
+        return torch.from_numpy(np.stack(arrays))
     out = torch.empty((len(arrays), *target), dtype=torch.float32)
     for index in groups.values():
         batch = uint8_to_float(np.stack([arrays[i] for i in index]))

@@ -10,11 +10,15 @@ across numpy versions, so a seed gives the same images everywhere. Each split ha
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from oodbench.data.spec import DATASETS, KIND_GENERATED, DatasetSpec, LabeledImages, LoadRequest, Shape
 from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_SIZE = 10_000  # images per noise set, as in ODIN's evaluation
 SPLITS = ("train", "val", "test")
@@ -24,6 +28,7 @@ _CHUNK = 1000  # images drawn per call, to bound the float64 temporary
 
 def noise(kind: str, n: int, shape: Shape, *, seed: int = 0, split: str = "test") -> torch.Tensor:
     """`n` noise images of `shape` = (C, H, W) as float32 (n, C, H, W) in [0, 1]."""
+    import torch
     if kind not in _KINDS:
         raise UserInputError(f"Unknown noise {kind!r}. Available: {', '.join(_KINDS)}.")
     if not isinstance(seed, int) or not 0 <= seed < 2**32:

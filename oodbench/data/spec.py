@@ -12,14 +12,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from oodbench import paths
 from oodbench.data.convert import to_shape
 from oodbench.errors import UserInputError
 from oodbench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
 
 Shape = tuple[int, int, int]
 
@@ -42,6 +45,7 @@ class LabeledImages:
         return len(self.x)
 
     def subset(self, index: np.ndarray | torch.Tensor) -> LabeledImages:
+        import torch
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return LabeledImages(self.x[index], None if self.y is None else self.y[index], self.name, self.split)
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from oodbench.data.convert import as_float
 from oodbench.errors import UserInputError
 
 
@@ -29,12 +30,19 @@ class ForwardOutputs:
 
 
 def iter_batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of `x` as float32 in [0, 1] (data sets may be stored as uint8)."""
     for start in range(0, len(x), batch_size):
-        yield x[start : start + batch_size]
+        yield as_float(x[start : start + batch_size])
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features and logits from ONE pass (model.features, then model.head)."""
+    """Features and logits from ONE pass.
+
+    An `EvalModel` (oodbench.models.external) knows where its features are; a bare module is
+    asked for `features(x)` then `head(features)` (oodbench's own classifiers).
+    """
+    if hasattr(model, "features_and_logits"):
+        return model.features_and_logits(x)
     features = model.features(x)
     return features, model.head(features)
 
@@ -101,6 +109,10 @@ class Detector:
     def tuned_on_validation(self) -> bool:
         """Whether fit chose hyperparameters on a validation split."""
         return False
+
+    def needs_model(self) -> bool:
+        """True when scoring needs the model itself (input gradients), not precomputed outputs."""
+        return self.uses == "input"
 
     def params(self) -> dict[str, Any]:
         """Effective hyperparameters (given and tuned) to store with each result row."""

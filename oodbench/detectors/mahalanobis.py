@@ -45,7 +45,7 @@ class Mahalanobis(Detector):
         check_param("Mahalanobis", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
 
     def params(self) -> dict[str, Any]:
-        return {"epsilon": getattr(self, "epsilon_", self.epsilon), "layer": "penultimate"}
+        return {"epsilon": getattr(self, "epsilon_", self.epsilon), "layer": getattr(self, "layer_", "penultimate")}
 
     def tuned_on_validation(self) -> bool:
         return self.epsilon is None
@@ -59,6 +59,8 @@ class Mahalanobis(Detector):
         self.validate()
         if train is None or getattr(train, "y", None) is None:
             raise ValueError("Mahalanobis needs labelled in-distribution training data to fit")
+        # Which layer the features come from (an EvalModel says; oodbench's own nets: penultimate).
+        self.layer_ = getattr(model, "feature_source", "penultimate")
         feats = collect_outputs(model, train.x, device=device, batch_size=batch_size, with_features=True)
         f = feats.features.double()
         y = train.y
@@ -83,6 +85,9 @@ class Mahalanobis(Detector):
                 fprs.append(1.0 - m["tnr_at_tpr95"])
             self.epsilon_ = float(self.epsilons[int(np.argmin(fprs))])
         return self
+
+    def needs_model(self) -> bool:
+        return self._preprocesses
 
     def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
         if self._preprocesses:

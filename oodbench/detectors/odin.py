@@ -4,9 +4,12 @@
     score = max_k softmax(f(x~) / T)_k
 
 The step lowers the cross-entropy of the predicted class, so it raises the max-softmax, more
-for in-distribution inputs than for OOD ones. Models here take unnormalised [0, 1] inputs, so eps
-is in pixel units; for a model that normalises with per-channel `input_std` inside, pass it and
-the sign is divided by it (the step is then taken in normalised units, as the ODIN code does).
+for in-distribution inputs than for OOD ones. The detector always receives [0, 1] pixel images:
+a model that normalises its input gets that normalisation inside its module (`--normalize`,
+oodbench.models.external.Preprocess), so the gradient is taken with respect to the pixels and
+eps is in pixel units, as ODIN defines it. (The ODIN code takes the step on normalised inputs
+and divides the sign by the per-channel std for the same reason; in pixel space that division
+must NOT be applied: it would make the step 1/std, about 4x, too large.)
 
 Tuning (paper grid): T in {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}, eps in 21 evenly spaced
 values in [0, 0.004], chosen to minimise the FPR at 95% TPR on a VALIDATION split (never the test
@@ -26,6 +29,7 @@ from torch import nn
 
 from oodbench import metrics
 from oodbench.detectors.base import Detector, check_param, is_number, iter_batches, max_softmax
+from oodbench.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +37,14 @@ PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 100
 PAPER_EPSILONS: tuple[float, ...] = tuple(float(v) for v in np.linspace(0.0, 0.004, 21))
 
 
-def gradient_sign(
-    model: nn.Module, x: torch.Tensor, temperature: float, input_std: torch.Tensor | None = None
-) -> torch.Tensor:
-    """sign(grad_x CE(f(x)/T, argmax f(x))), divided by `input_std` when given."""
+def gradient_sign(model: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """sign(grad_x CE(f(x)/T, argmax f(x))) with x in pixel units."""
     x = x.detach().clone().requires_grad_(True)
     logits = model(x)
     predicted = logits.argmax(dim=1)
     loss = F.cross_entropy(logits / temperature, predicted, reduction="sum")
     (grad,) = torch.autograd.grad(loss, x)
-    sign = grad.sign()
-    if input_std is not None:
-        sign = sign / input_std.view(1, -1, 1, 1).to(sign)
-    return sign
+    return grad.sign()
 
 
 def odin_scores_for_epsilons(
@@ -56,7 +55,6 @@ def odin_scores_for_epsilons(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
-    input_std: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Scores of shape (len(epsilons), N): one backward per batch, one forward per eps."""
     model.eval()
@@ -64,7 +62,7 @@ def odin_scores_for_epsilons(
     start = 0
     for batch in iter_batches(x, batch_size):
         batch = batch.to(device)
-        sign = gradient_sign(model, batch, temperature, input_std)
+        sign = gradient_sign(model, batch, temperature)
         with torch.no_grad():
             for row, eps in enumerate(epsilons):
                 logits = model(batch - eps * sign)
@@ -87,6 +85,7 @@ class ODIN(Detector):
         input_std: tuple[float, ...] | None = None,
     ) -> None:
         # temperature/epsilon None: chosen by fit() on the validation split from the grids.
+        # input_std is refused (see validate): normalisation belongs inside the model.
         self.temperature = temperature
         self.epsilon = epsilon
         self.temperatures = temperatures
@@ -97,6 +96,11 @@ class ODIN(Detector):
         t, e = self.temperature, self.epsilon
         check_param("ODIN", "temperature", t, t is None or (is_number(t) and t > 0), "a float > 0")
         check_param("ODIN", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
+        if self.input_std is not None:
+            raise UserInputError(
+                "ODIN's input_std is no longer used: ODIN steps in pixel units on [0, 1] images; give the "
+                "model's normalisation with --normalize (API: normalize=) so it runs inside the model."
+            )
         ts, es = self.temperatures, self.epsilons
         check_param(
             "ODIN",
@@ -112,9 +116,6 @@ class ODIN(Detector):
             len(es) > 0 and all(is_number(v) and v >= 0 for v in es),
             "a non-empty list of floats >= 0",
         )
-
-    def _std(self) -> torch.Tensor | None:
-        return None if self.input_std is None else torch.tensor(self.input_std, dtype=torch.float32)
 
     def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
         self.validate()
@@ -134,7 +135,6 @@ class ODIN(Detector):
             epsilons,
             device=device,
             batch_size=batch_size,
-            input_std=self._std(),
         )
         log.info("ODIN tuned on validation: T=%s eps=%s", self.temperature_, self.epsilon_)
         return self
@@ -150,18 +150,15 @@ class ODIN(Detector):
 
     def score(self, model, x, *, device="cpu", batch_size=256) -> np.ndarray:
         self.validate()
-        if not hasattr(self, "temperature_"):
-            if self.temperature is None or self.epsilon is None:
-                raise ValueError("ODIN must be fitted (tuned) first, or given temperature and epsilon")
-            self.temperature_, self.epsilon_ = float(self.temperature), float(self.epsilon)
+        # Scoring never changes the detector: unfitted, it needs both hyperparameters given.
+        if hasattr(self, "temperature_"):
+            temperature, epsilon = self.temperature_, self.epsilon_
+        elif self.temperature is not None and self.epsilon is not None:
+            temperature, epsilon = float(self.temperature), float(self.epsilon)
+        else:
+            raise ValueError("ODIN must be fitted (tuned) first, or given temperature and epsilon")
         return odin_scores_for_epsilons(
-            model,
-            x,
-            self.temperature_,
-            [self.epsilon_],
-            device=device,
-            batch_size=batch_size,
-            input_std=self._std(),
+            model, x, temperature, [epsilon], device=device, batch_size=batch_size
         )[0]
 
 
@@ -174,7 +171,6 @@ def tune_odin(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
-    input_std: torch.Tensor | None = None,
 ) -> tuple[float, float, np.ndarray]:
     """Grid search minimising FPR at 95% TPR (= 1 - TNR at 95% TPR) on validation data.
 
@@ -184,7 +180,7 @@ def tune_odin(
     fpr = np.empty((len(temperatures), len(epsilons)))
     auroc = np.empty_like(fpr)
     for i, t in enumerate(temperatures):
-        kwargs = dict(device=device, batch_size=batch_size, input_std=input_std)
+        kwargs = dict(device=device, batch_size=batch_size)
         s_in = odin_scores_for_epsilons(model, val_in, float(t), epsilons, **kwargs)
         s_out = odin_scores_for_epsilons(model, val_out, float(t), epsilons, **kwargs)
         for j in range(len(epsilons)):

@@ -11,14 +11,37 @@ Classifiers take images in [0, 1] (no normalisation) and expose `features(x)` (p
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserInputError
-from oodbench.models.classifiers import VGG13, MLPClassifier, SmallCNN
-from oodbench.models.gan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from oodbench.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# Classes are imported on first use, so listing the registries does not import torch.
+_CLASS_MODULES = {
+    "VGG13": "classifiers",
+    "SmallCNN": "classifiers",
+    "MLPClassifier": "classifiers",
+    "DCGANGenerator": "gan",
+    "DCGANDiscriminator": "gan",
+    "MLPGenerator": "gan",
+    "MLPDiscriminator": "gan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _CLASS_MODULES:
+        raise AttributeError(f"module 'oodbench.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"oodbench.models.{_CLASS_MODULES[name]}"), name)
+
+
+def _cls(name: str) -> Any:
+    return __getattr__(name)
+
 
 # Each entry builds a module from shapes: classifiers (in_shape, num_classes), generators
 # (out_shape, nz), discriminators (in_shape).
@@ -26,18 +49,18 @@ CLASSIFIERS: Registry[Callable[..., nn.Module]] = Registry("classifier architect
 GENERATORS: Registry[Callable[..., nn.Module]] = Registry("generator architecture")
 DISCRIMINATORS: Registry[Callable[..., nn.Module]] = Registry("discriminator architecture")
 
-CLASSIFIERS.add("vgg13", lambda in_shape, num_classes: VGG13(in_shape, num_classes))
-CLASSIFIERS.add("small_cnn", lambda in_shape, num_classes: SmallCNN(in_shape, num_classes))
-CLASSIFIERS.add("tiny_cnn", lambda in_shape, num_classes: SmallCNN(in_shape, num_classes, channels=(16, 32)))
-CLASSIFIERS.add("mlp", lambda in_shape, num_classes: MLPClassifier(in_shape, num_classes))
+CLASSIFIERS.add("vgg13", lambda in_shape, num_classes: _cls("VGG13")(in_shape, num_classes))
+CLASSIFIERS.add("small_cnn", lambda in_shape, num_classes: _cls("SmallCNN")(in_shape, num_classes))
+CLASSIFIERS.add("tiny_cnn", lambda in_shape, num_classes: _cls("SmallCNN")(in_shape, num_classes, channels=(16, 32)))
+CLASSIFIERS.add("mlp", lambda in_shape, num_classes: _cls("MLPClassifier")(in_shape, num_classes))
 
 # "dcgan" is the paper's width (64); "dcgan_small" (width 16) keeps the embedded CPU suite fast.
-GENERATORS.add("dcgan", lambda out_shape, nz: DCGANGenerator(out_shape, nz, width=64))
-GENERATORS.add("dcgan_small", lambda out_shape, nz: DCGANGenerator(out_shape, nz, width=16))
-GENERATORS.add("mlp", lambda out_shape, nz: MLPGenerator(_flat_dim(out_shape, "generator"), nz))
-DISCRIMINATORS.add("dcgan", lambda in_shape: DCGANDiscriminator(in_shape, width=64))
-DISCRIMINATORS.add("dcgan_small", lambda in_shape: DCGANDiscriminator(in_shape, width=16))
-DISCRIMINATORS.add("mlp", lambda in_shape: MLPDiscriminator(_flat_dim(in_shape, "discriminator")))
+GENERATORS.add("dcgan", lambda out_shape, nz: _cls("DCGANGenerator")(out_shape, nz, width=64))
+GENERATORS.add("dcgan_small", lambda out_shape, nz: _cls("DCGANGenerator")(out_shape, nz, width=16))
+GENERATORS.add("mlp", lambda out_shape, nz: _cls("MLPGenerator")(_flat_dim(out_shape, "generator"), nz))
+DISCRIMINATORS.add("dcgan", lambda in_shape: _cls("DCGANDiscriminator")(in_shape, width=64))
+DISCRIMINATORS.add("dcgan_small", lambda in_shape: _cls("DCGANDiscriminator")(in_shape, width=16))
+DISCRIMINATORS.add("mlp", lambda in_shape: _cls("MLPDiscriminator")(_flat_dim(in_shape, "discriminator")))
 
 
 def _flat_dim(shape: Sequence[int], what: str) -> int:

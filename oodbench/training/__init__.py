@@ -5,11 +5,39 @@ path = ensure_model("joint", "mnist")            # cached, or trained now with t
 model, meta = load_classifier(path, expect_dataset="mnist", expect_shape=(1, 28, 28))
 """
 
-from oodbench.training.checkpoints import checkpoint_path, load_classifier, read_checkpoint, save_checkpoint
-from oodbench.training.joint import c_step, d_step, g_step, joint_confidence_step
-from oodbench.training.loop import confidence_step, cross_entropy_step, ensure_model, train
-from oodbench.training.losses import confidence_loss, kl_uniform_to_softmax
-from oodbench.training.recipes import METHODS, RECIPES, Recipe, format_config, resolve_config
+import importlib
+from typing import Any
+
+# Names are imported on first use, so that `oodbench --help` and `oodbench list recipes` do not
+# import torch (the recipes module is plain Python).
+_EXPORTS = {
+    "checkpoint_path": "checkpoints",
+    "load_classifier": "checkpoints",
+    "read_checkpoint": "checkpoints",
+    "save_checkpoint": "checkpoints",
+    "c_step": "joint",
+    "d_step": "joint",
+    "g_step": "joint",
+    "joint_confidence_step": "joint",
+    "confidence_step": "loop",
+    "cross_entropy_step": "loop",
+    "ensure_model": "loop",
+    "train": "loop",
+    "confidence_loss": "losses",
+    "kl_uniform_to_softmax": "losses",
+    "METHODS": "recipes",
+    "RECIPES": "recipes",
+    "Recipe": "recipes",
+    "format_config": "recipes",
+    "resolve_config": "recipes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'oodbench.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"oodbench.training.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "METHODS",

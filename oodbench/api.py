@@ -1,0 +1,421 @@
+"""The public Python API: evaluate any model, load models and suites, run the benchmark.
+
+    import oodbench
+    df = oodbench.evaluate(model, suite="mnist", detectors=["msp", "odin", "mahalanobis"])
+    model = oodbench.load_model("resnet18.safetensors", arch="torchvision:resnet18")
+    data = oodbench.load_suite("mnist")
+
+`evaluate` returns a pandas DataFrame with one row per (detector, OOD set) and the same columns
+as `rows.jsonl`; it writes rows and score files only when `results_dir` is given, and caches
+scores only when `cache_dir` is given. `run_benchmark` is what `oodbench run` does (train or
+reuse the suite's models, evaluate, write tables and plots); the CLI only parses and prints.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from oodbench.data.spec import SuiteData
+    from oodbench.detectors.base import Detector
+    from oodbench.models.external import LoadedModel
+    from oodbench.results import ResultRow
+
+log = logging.getLogger(__name__)
+
+# The metrics `run_benchmark` writes a table for (plus classification accuracy).
+RUN_TABLE_METRICS = ("tnr_at_tpr95", "auroc", "detection_accuracy", "aupr_in", "aupr_out")
+PRINTED_METRICS = ("tnr_at_tpr95", "auroc")
+
+
+def load_model(
+    path: str | Path,
+    arch: str | None = None,
+    *,
+    num_classes: int | None = None,
+    in_shape: tuple[int, ...] | None = None,
+    normalize: str | tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    resize: int | None = None,
+    features: str | None = None,
+    label: str | None = None,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load a checkpoint of any supported format (oodbench, TorchScript, torch.export, state_dict
+    or .safetensors with `arch`), wrapped with its preprocessing; see oodbench.models.external."""
+    from oodbench.models.external import load_model as _load
+
+    return _load(
+        path,
+        arch,
+        num_classes=num_classes,
+        in_shape=in_shape,
+        normalize=normalize,
+        resize=resize,
+        features=features,
+        label=label,
+        device=device,
+    )
+
+
+def load_suite(
+    name: str = "mnist",
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    limit: int | None = None,
+) -> SuiteData:
+    """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`."""
+    from oodbench.data import load_suite as _load
+
+    return _load(name, data_dir=data_dir, download=download, limit=limit)
+
+
+def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device):
+    """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
+    from torch import nn
+
+    from oodbench.models.external import LoadedModel, load_model, wrap_module
+    from oodbench.runner import ModelUnderTest
+
+    normalize, resize = _preprocess_options(preprocess)
+    if isinstance(model, LoadedModel):
+        loaded = model
+    elif isinstance(model, (str, Path)):
+        loaded = load_model(
+            model,
+            arch,
+            in_shape=in_shape,
+            normalize=normalize,
+            resize=resize,
+            features=features,
+            label=label,
+            device=device,
+        )
+    elif isinstance(model, nn.Module):
+        loaded = wrap_module(model, normalize=normalize, resize=resize, features=features, label=label)
+    else:
+        raise UserInputError(
+            f"evaluate() takes a torch nn.Module, a LoadedModel or a checkpoint path; got {type(model).__name__}."
+        )
+    return ModelUnderTest.from_loaded(loaded), loaded
+
+
+def _preprocess_options(preprocess: Any) -> tuple[Any, int | None]:
+    """preprocess: None, a --normalize text (preset or MEAN/STD), or {"normalize": ..., "resize": N}."""
+    if preprocess is None:
+        return None, None
+    if isinstance(preprocess, str):
+        return preprocess, None
+    if isinstance(preprocess, Mapping):
+        unknown = sorted(set(preprocess) - {"normalize", "resize"})
+        if unknown:
+            raise UserInputError(f"preprocess takes the keys normalize and resize; got {', '.join(unknown)}.")
+        return preprocess.get("normalize"), preprocess.get("resize")
+    raise UserInputError(
+        "preprocess must be None, a normalisation preset such as 'imagenet', or "
+        f"{{'normalize': ..., 'resize': N}}; got {type(preprocess).__name__}."
+    )
+
+
+def detector_requests(
+    detectors: Sequence[str | Detector] | None, params: Mapping[str, Mapping[str, Any]] | None = None
+) -> list:
+    """Names (with `params[name]`) or Detector objects -> what the runner takes; checked now."""
+    from oodbench.detectors import DETECTORS, create_detector
+    from oodbench.detectors.base import Detector
+    from oodbench.runner import DetectorRequest
+
+    params = dict(params or {})
+    chosen = list(detectors) if detectors else DETECTORS.names()
+    names = [d for d in chosen if isinstance(d, str)]
+    unused = sorted(set(params) - set(names))
+    if unused:
+        raise UserInputError(f"--param names detector(s) not being run: {', '.join(unused)}.")
+    requests: list = []
+    for item in chosen:
+        if isinstance(item, Detector):
+            item.validate()
+            requests.append(item)
+        elif isinstance(item, str):
+            request = DetectorRequest(item, dict(params.get(item, {})))
+            create_detector(request.name, **request.params).validate()  # fail before any work
+            requests.append(request)
+        else:
+            raise UserInputError(f"A detector is a name or a Detector object; got {type(item).__name__}.")
+    return requests
+
+
+def evaluate(
+    model: nn.Module | LoadedModel | str | Path,
+    suite: str = "mnist",
+    detectors: Sequence[str | Detector] | None = None,
+    *,
+    preprocess: str | Mapping[str, Any] | None = None,
+    features: str | None = None,
+    label: str | None = None,
+    results_dir: str | Path | None = None,
+    arch: str | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+    limit: int | None = None,
+    extra_out: Sequence[str] = (),
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    legacy: bool = False,
+) -> pd.DataFrame:
+    """Score `detectors` for `model` on `suite`: one DataFrame row per (detector, OOD set).
+
+    model: an `nn.Module` taking [0, 1] images of the suite's shape (or, with `preprocess`, the
+        shape and normalisation it needs), a `LoadedModel`, or a checkpoint path (with `arch`
+        for plain weights).
+    preprocess: None, a normalisation preset ("imagenet", "cifar10", "svhn") or "MEAN/STD", or a
+        dict {"normalize": ..., "resize": N}; applied inside the model, so detectors stay in
+        pixel space.
+    features: the layer feature-based detectors use (default: see oodbench.models.external).
+    detectors: names (see `oodbench list detectors`) or Detector objects; default: all built-in.
+    params: {detector name: {hyperparameter: value}} for named detectors.
+    results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
+    cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
+    """
+    from oodbench import paths
+    from oodbench.data import load_custom_out
+    from oodbench.devices import resolve_device
+    from oodbench.models.external import check_against_suite
+    from oodbench.results import ROWS_FILENAME, append_rows, rows_to_frame
+    from oodbench.runner import evaluate as run_evaluate
+
+    torch_device = resolve_device(str(device)) if not hasattr(device, "type") else device
+    data = load_suite(suite, data_dir=data_dir, limit=limit)
+    for spec in extra_out:
+        custom = load_custom_out(spec, shape=data.spec.image_shape)
+        data.test_out[custom.name] = custom
+    shape = tuple(data.spec.image_shape)
+    model_ut, loaded = _model_under_test(
+        model,
+        arch=arch,
+        preprocess=preprocess,
+        features=features,
+        label=label,
+        in_shape=shape,
+        device=torch_device,
+    )
+    loaded.module.to(torch_device)
+    check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device)
+    requests = detector_requests(detectors, params)
+    results = None if results_dir is None else paths.results_dir(results_dir)
+    rows = run_evaluate(
+        model_ut,
+        requests,
+        data,
+        seed=seed,
+        device=torch_device,
+        results_dir=results,
+        cache_dir=None if cache_dir is None else Path(cache_dir),
+        use_cache=cache_dir is not None,
+        batch_size=batch_size,
+        legacy=legacy,
+        eval_limit=limit,
+    )
+    if results is not None:
+        append_rows(results / ROWS_FILENAME, rows)
+    return rows_to_frame(rows)
+
+
+def default_seeds(suite: str, recipe: str | None = None) -> list[int]:
+    """The recipe's own seed (0 for embedded, 1 for the lee2018 recipes, as in the paper's code)."""
+    from oodbench.data.spec import SUITES
+    from oodbench.training.recipes import RECIPES
+
+    recipe_name = recipe or SUITES.get(suite).recipe
+    return [RECIPES.get(recipe_name).seed] if recipe_name in RECIPES else [0]
+
+
+@dataclass
+class BenchmarkRun:
+    """What `run_benchmark` produced: rows, rendered tables and where files went."""
+
+    rows: list[ResultRow]
+    tables: dict[str, str]  # metric -> Markdown table (also written to results_dir/tables/)
+    accuracy_summary: str
+    rows_file: Path
+    tables_dir: Path
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def printed_tables(self) -> list[str]:
+        return [self.tables[m] for m in PRINTED_METRICS if m in self.tables]
+
+
+def run_benchmark(
+    suite: str = "mnist",
+    *,
+    models: Sequence[str] = (),
+    detectors: Sequence[str | Detector] = (),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Sequence[int] | None = None,
+    checkpoint: str | Path | None = None,
+    arch: str | None = None,
+    normalize: str | None = None,
+    resize: int | None = None,
+    features: str | None = None,
+    label: str | None = None,
+    extra_out: Sequence[str] = (),
+    recipe: str | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int = 256,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    cache_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
+    legacy: bool = False,
+    plots: str = "auto",
+    progress: bool = True,
+) -> BenchmarkRun:
+    """`oodbench run`: train (or reuse) the suite's models, or take `checkpoint`, evaluate every
+    detector on every OOD set, append rows, write Markdown tables and plots.
+
+    `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
+    `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
+    """
+    from oodbench import paths
+    from oodbench.devices import resolve_device
+    from oodbench.results import ROWS_FILENAME
+    from oodbench.runner import SHORTHAND_DETECTORS, expand_shorthands, run_suite
+
+    if plots not in ("auto", "all", "none"):
+        raise UserInputError(f"plots must be auto, all or none; got {plots!r}.")
+    if checkpoint is not None and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
+        raise UserInputError(
+            "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
+        )
+    if checkpoint is None and (arch or normalize or resize or features or label):
+        raise UserInputError(
+            "--arch, --normalize, --resize, --features and --label describe a --checkpoint; add one."
+        )
+    names = [d for d in detectors if isinstance(d, str)]
+    objects = [d for d in detectors if not isinstance(d, str)]
+    plain, sources = expand_shorthands(names, list(models))
+    requests = detector_requests([*plain, *objects] or None, params)
+    seed_list = list(seeds) if seeds else default_seeds(suite, recipe)
+    results = paths.results_dir(results_dir)
+    check_writable(results)
+    rows_file = results / ROWS_FILENAME
+    rows = run_suite(
+        suite,
+        models=sources,
+        detectors=requests,
+        seeds=seed_list,
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+        arch=arch,
+        normalize=normalize,
+        resize=resize,
+        features=features,
+        label=label,
+        extra_out=extra_out,
+        recipe=recipe,
+        train_overrides=dict(train_overrides or {}),
+        limit=limit,
+        device=resolve_device(str(device)) if not hasattr(device, "type") else device,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=cache_dir,
+        results_dir=results,
+        rows_file=rows_file,
+        batch_size=batch_size,
+        legacy=legacy,
+        progress=progress,
+    )
+    tables = write_run_tables(rows, results / "tables", suite=suite)
+    drawn = draw_run_plots(rows, results, plots)
+    return BenchmarkRun(
+        rows=rows,
+        tables=tables,
+        accuracy_summary=accuracy_summary(rows),
+        rows_file=rows_file,
+        tables_dir=results / "tables",
+        plots=drawn,
+    )
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before any work if results cannot be written (nothing existing is touched)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UserInputError(
+            f"Cannot write to the results folder {folder} ({error.strerror or error}); "
+            "choose another with --results-dir or OODBENCH_RESULTS."
+        ) from None
+
+
+def write_run_tables(rows: Sequence[ResultRow], tables_dir: Path, *, suite: str) -> dict[str, str]:
+    """One Markdown table per metric (detectors as columns, models as rows), written atomically."""
+    from oodbench.atomic import atomic_write_text
+    from oodbench.report import comparison_table, render_table
+    from oodbench.results import rows_to_frame
+
+    frame = rows_to_frame(rows)
+    tables = {}
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for metric in ("classification_accuracy", *RUN_TABLE_METRICS):
+        markdown = render_table(comparison_table(frame, metric=metric, columns="detector"), "markdown")
+        atomic_write_text(tables_dir / f"{suite}-{metric}.md", markdown)
+        tables[metric] = markdown
+    return tables
+
+
+def accuracy_summary(rows: Sequence[ResultRow]) -> str:
+    """ "Classification accuracy on <set> test (n=N): <model> 95.1%, ..." (mean ± std over seeds)."""
+    from oodbench.results import rows_to_frame
+
+    if not rows:
+        return "No rows."
+    frame = rows_to_frame(rows)
+    frame["model"] = [r.model_label or r.model_source for r in rows]
+    stats = frame.groupby("model", sort=False)["classification_accuracy"].agg(["mean", "std"])
+    return f"Classification accuracy on {rows[0].in_dataset} test (n={rows[0].n_in}): " + ", ".join(
+        f"{model} {100 * s['mean']:.1f}%" + (f" ± {100 * s['std']:.1f}" if s["std"] > 0 else "")
+        for model, s in stats.iterrows()
+    )
+
+
+def draw_run_plots(rows: Sequence[ResultRow], results: Path, choice: str) -> list[Path]:
+    """Histograms and ROC curves. Drawing costs more than a cached evaluation, so "auto" draws
+    only the paper's detector (msp) when it ran."""
+    from oodbench.plots import plot_rows
+    from oodbench.results import rows_to_frame
+
+    if choice == "none" or not rows:
+        return []
+    frame = rows_to_frame(rows)
+    detector = "msp" if choice == "auto" and "msp" in set(frame["detector"]) else None
+    return plot_rows(frame, scores_root=results, out_dir=results / "plots", detector=detector)
+
+
+__all__ = [
+    "BenchmarkRun",
+    "accuracy_summary",
+    "default_seeds",
+    "evaluate",
+    "load_model",
+    "load_suite",
+    "run_benchmark",
+]

@@ -1,0 +1,626 @@
+"""Users' own models: any checkpoint format, the model's own preprocessing, features by layer.
+
+    model = load_model("resnet.pt", arch="torchvision:resnet18", normalize="cifar10")
+
+Formats (`load_model`), none of which unpickles arbitrary objects:
+- oodbench checkpoints (`oodbench train`);
+- TorchScript files (`torch.jit.save`) and `torch.export` programs (`.pt2`): self-contained;
+- plain weights plus `arch`: a `state_dict` saved with `torch.save` (read with
+  `weights_only=True`) or a `.safetensors` file. `arch` is a registered oodbench classifier
+  (`vgg13`, `small_cnn`, ...), `torchvision:NAME`, `timm:NAME`, or a factory
+  `path/to/file.py:function` / `package.module:function` returning an `nn.Module` (importing a
+  user's factory runs their code; that is what the user asked for).
+
+Every model is wrapped in `EvalModel`: it takes the suite's [0, 1] pixel images, resizes and
+normalises them INSIDE the module, then runs the network. Detectors therefore always work in
+pixel space, and the input-perturbation steps of ODIN and Mahalanobis stay in pixel units, as
+ODIN defines eps.
+
+Features (for feature-based detectors) are, in this order of defaults:
+1. `features(x)` of oodbench's own classifiers (the penultimate layer, then `head`);
+2. timm's `forward_features` + `forward_head(pre_logits=True)`;
+3. otherwise the input of the model's last `nn.Linear` (a forward pre-hook).
+`features="layer.name"` names any submodule instead: its output, global-average-pooled if 4-D,
+then flattened. Features come from the same forward pass as the logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from oodbench.errors import DataNotFoundError, UserInputError
+
+# Per-channel (mean, std) presets for --normalize. ImageNet: the constants torchvision's
+# pretrained weights use. CIFAR-10 and SVHN: per-channel statistics of their training sets, the
+# values common in the training scripts of those models.
+NORMALIZE_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+}
+
+FORMATS = ("oodbench", "torchscript", "torch.export", "state_dict", "safetensors", "module")
+_NOT_READABLE_HINT = (
+    "oodbench reads oodbench checkpoints, TorchScript (torch.jit.save), torch.export programs (.pt2), "
+    "and plain weights (torch.save(model.state_dict()) or .safetensors) with --arch"
+)
+
+
+# --- preprocessing --------------------------------------------------------------------------
+
+
+def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A preset name (imagenet, cifar10, svhn) or "MEAN/STD" with comma-separated per-channel values."""
+    text = text.strip()
+    if text.lower() in NORMALIZE_PRESETS:
+        return NORMALIZE_PRESETS[text.lower()]
+    mean_text, sep, std_text = text.partition("/")
+    try:
+        mean = tuple(float(v) for v in mean_text.split(","))
+        std = tuple(float(v) for v in std_text.split(","))
+    except ValueError:
+        sep = ""
+    if not sep or len(mean) != len(std) or any(not s > 0 for s in std):
+        raise UserInputError(
+            f"--normalize takes a preset ({', '.join(NORMALIZE_PRESETS)}) or MEAN/STD per channel, "
+            f"e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (std > 0). Got {text!r}."
+        )
+    return mean, std
+
+
+class Preprocess(nn.Module):
+    """[0, 1] images -> the model's input: optional bilinear resize to N x N, then (x - mean) / std."""
+
+    def __init__(
+        self,
+        *,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        resize: int | None = None,
+    ) -> None:
+        super().__init__()
+        if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
+            raise UserInputError(f"--resize must be an integer >= 1. Got {resize!r} instead.")
+        self.resize = resize
+        self.register_buffer("mean", None if mean is None else torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", None if std is None else torch.tensor(std).view(1, -1, 1, 1))
+
+    @property
+    def is_identity(self) -> bool:
+        return self.resize is None and self.mean is None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "resize": self.resize,
+            "mean": None if self.mean is None else [round(float(v), 6) for v in self.mean.flatten()],
+            "std": None if self.std is None else [round(float(v), 6) for v in self.std.flatten()],
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resize is not None and tuple(x.shape[-2:]) != (self.resize, self.resize):
+            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        if self.mean is not None:
+            if x.shape[1] != self.mean.shape[1] and self.mean.shape[1] != 1:
+                raise UserInputError(
+                    f"--normalize has {self.mean.shape[1]} channels but the images have {x.shape[1]}."
+                )
+            x = (x - self.mean.to(x)) / self.std.to(x)
+        return x
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def pool_flatten(t: torch.Tensor) -> torch.Tensor:
+    """A layer's output as one vector per input: global-average-pooled if 4-D, then flattened."""
+    if t.ndim == 4:
+        t = t.mean(dim=(2, 3))
+    return t.flatten(1)
+
+
+def _is_oodbench_classifier(net: nn.Module) -> bool:
+    return type(net).__module__ == "oodbench.models.classifiers" and hasattr(net, "head")
+
+
+def _last_linear(net: nn.Module) -> str | None:
+    names = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
+    return names[-1] if names else None
+
+
+class EvalModel(nn.Module):
+    """A classifier as oodbench evaluates it: [0, 1] pixels in, logits out, features on request.
+
+    `forward(x)` = net(preprocess(x)). `features_and_logits(x)` gives both from ONE pass.
+    """
+
+    def __init__(self, net: nn.Module, *, preprocess: Preprocess | None = None, features: str | None = None):
+        super().__init__()
+        self.net = net
+        self.preprocess = preprocess if preprocess is not None else Preprocess()
+        self.feature_layer = features
+        if features is not None:
+            available = dict(net.named_modules())
+            if features not in available or features == "":
+                close = [n for n in available if n and features.split(".")[-1] in n][:5]
+                hint = f" Layers with a similar name: {', '.join(close)}." if close else ""
+                raise UserInputError(
+                    f"The model has no layer {features!r} for --features.{hint} "
+                    "List them with `print([n for n, _ in model.named_modules()])`."
+                )
+            self.feature_source = f"layer {features}"
+        elif _is_oodbench_classifier(net):
+            self.feature_source = "penultimate"
+        elif callable(getattr(net, "forward_features", None)) and callable(
+            getattr(net, "forward_head", None)
+        ):
+            self.feature_source = "forward_features"
+        else:
+            last = _last_linear(net)
+            self.feature_source = f"input of {last}" if last else "none"
+            self._hook_layer, self._hook_input = last, True
+        if features is not None:
+            self._hook_layer, self._hook_input = features, False
+
+    def train(self, mode: bool = True) -> EvalModel:
+        self.training = mode
+        self.preprocess.train(mode)
+        try:
+            self.net.train(mode)
+        except NotImplementedError:
+            pass  # torch.export programs are fixed graphs: exported in eval mode, no train()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.preprocess(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(x)[0]
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.preprocess(x)
+        if self.feature_source == "penultimate":
+            feats = self.net.features(x)
+            return feats, self.net.head(feats)
+        if self.feature_source == "forward_features":
+            fmap = self.net.forward_features(x)
+            return pool_flatten(self.net.forward_head(fmap, pre_logits=True)), self.net.forward_head(fmap)
+        if self.feature_source == "none":
+            raise UserInputError(
+                "This model has no nn.Linear layer to take features from; name one with --features LAYER."
+            )
+        return self._hooked(x)
+
+    def _hooked(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        captured: list[torch.Tensor] = []
+        layer = self.net.get_submodule(self._hook_layer)
+        if self._hook_input:
+            handle = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        else:
+            handle = layer.register_forward_hook(lambda _m, _args, out: captured.append(out))
+        try:
+            logits = self.net(x)
+        finally:
+            handle.remove()
+        if not captured:
+            raise UserInputError(
+                f"Layer {self._hook_layer!r} did not run in the forward pass, so it gives no features "
+                "(TorchScript and torch.export models run compiled code that bypasses layer hooks: load "
+                "their weights with --arch to use feature-based detectors)."
+            )
+        feats = captured[-1]
+        if isinstance(feats, (tuple, list)):
+            feats = feats[0]
+        return pool_flatten(feats), logits
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to evaluate and what the result rows say about it."""
+
+    module: EvalModel
+    source: str  # "cross_entropy" | "confidence" | "joint" (oodbench checkpoints) | "external"
+    label: str
+    sha256: str
+    arch: str
+    recipe: str
+    format: str
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.label} ({self.format}, arch {self.arch}, sha256 {self.sha256[:12]})"
+
+
+def sha256_of_module(module: nn.Module) -> str:
+    """A content hash of a module's parameters and buffers (for models given as objects)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        if isinstance(tensor, torch.Tensor):
+            digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _is_torch_export(path: Path) -> bool:
+    if path.suffix == ".pt2":
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(
+            "serialized_exported_program" in n or n.endswith("/archive_format") for n in archive.namelist()
+        )
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and "weights_only" not in line.lower()]
+    for line in lines:
+        if "Unsupported global" in line or "WeightsUnpickler" in line:
+            return line
+    return lines[0] if lines else type(error).__name__
+
+
+def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:
+    """The tensor dict inside `obj` (itself, or under state_dict / model / model_state_dict)."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, dict) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return inner
+    return None
+
+
+def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # DataParallel / DDP save every key as "module.<name>".
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
+    """Rows of the last 2-D weight in the state dict: the classifier layer for usual architectures."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    return int(weights[-1].shape[0]) if weights else None
+
+
+def build_arch(arch: str, *, num_classes: int, in_shape: tuple[int, ...] | None) -> nn.Module:
+    """An untrained model of `arch` (see the module docstring for the forms) with `num_classes`."""
+    if arch.startswith("torchvision:"):
+        import torchvision
+
+        name = arch.split(":", 1)[1]
+        if name not in torchvision.models.list_models():
+            raise UserInputError(f"torchvision has no model {name!r} (see torchvision.models.list_models()).")
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    if arch.startswith("timm:"):
+        try:
+            import timm
+        except ImportError:
+            raise UserInputError(
+                'timm is not installed; install it with `pip install "oodbench[timm]"`.'
+            ) from None
+        name = arch.split(":", 1)[1]
+        kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes}
+        if in_shape is not None:
+            kwargs["in_chans"] = in_shape[0]
+        try:
+            return timm.create_model(name, **kwargs)
+        except RuntimeError as error:
+            raise UserInputError(f"timm cannot build {name!r}: {_one_line(error)}") from None
+    if ":" in arch:
+        return _call_factory(arch, num_classes=num_classes, in_shape=in_shape)
+    from oodbench.models import CLASSIFIERS, create_classifier
+
+    if arch not in CLASSIFIERS:
+        raise UserInputError(
+            CLASSIFIERS.unknown_message(arch)
+            + ". Or use torchvision:NAME, timm:NAME, or a factory path/to/file.py:function."
+        )
+    if in_shape is None:
+        raise UserInputError(f"--arch {arch} needs the input shape: evaluate it on a suite.")
+    return create_classifier(arch, in_shape=in_shape, num_classes=num_classes)
+
+
+def _call_factory(target: str, *, num_classes: int, in_shape: tuple[int, ...] | None) -> nn.Module:
+    where, _, func_name = target.rpartition(":")
+    if where.endswith(".py"):
+        path = Path(where).expanduser()
+        if not path.is_file():
+            raise DataNotFoundError(f"Factory file {path} does not exist (--arch FILE.py:function).")
+        module_name = f"oodbench_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as error:
+            raise UserInputError(f"Cannot import {where!r} for --arch {target}: {error}.") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        raise UserInputError(f"{where} has no function {func_name!r} (--arch {target}).")
+    accepted = _accepted_kwargs(factory, {"num_classes": num_classes, "in_shape": in_shape})
+    model = factory(**accepted)
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"--arch {target} returned a {type(model).__name__}, not a torch nn.Module.")
+    return model
+
+
+def _accepted_kwargs(func: Callable[..., Any], candidates: dict[str, Any]) -> dict[str, Any]:
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return {k: v for k, v in candidates.items() if v is not None}
+    return {k: v for k, v in candidates.items() if k in parameters and v is not None}
+
+
+def _load_weights(net: nn.Module, state: dict[str, torch.Tensor], *, path: Path, arch: str) -> None:
+    state = _strip_prefix(state)
+    try:
+        result = net.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        sizes = re.findall(
+            r"size mismatch for ([^:]+): copying a param with shape (torch.Size\(\[[^\]]*\]\))"
+            r" from checkpoint, the shape in current model is (torch.Size\(\[[^\]]*\]\))",
+            str(error),
+        )
+        detail = (
+            "; ".join(f"{k}: file {a[11:-1]}, model {b[11:-1]}" for k, a, b in sizes[:3])
+            if sizes
+            else _one_line(error)
+        )
+        raise UserInputError(
+            f"The weights in {path} do not fit --arch {arch} ({detail}); check --arch and the number of classes."
+        ) from None
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing keys {_few(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected keys {_few(result.unexpected_keys)}")
+    if problems:
+        raise UserInputError(
+            f"The weights in {path} do not match --arch {arch}: {'; '.join(problems)}. "
+            "Check --arch (the architecture the weights were saved from)."
+        )
+
+
+def _few(keys: list[str]) -> str:
+    shown = ", ".join(keys[:3])
+    return shown + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def load_model(
+    path: str | Path,
+    arch: str | None = None,
+    *,
+    num_classes: int | None = None,
+    in_shape: tuple[int, ...] | None = None,
+    normalize: str | tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    resize: int | None = None,
+    features: str | None = None,
+    label: str | None = None,
+    expect_dataset: str | None = None,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load any supported checkpoint file and wrap it for evaluation (see the module docstring).
+
+    `num_classes`: for `arch` builders; default: read from the weights (the last 2-D weight).
+    `in_shape` (C, H, W): the suite's image shape, needed by oodbench's own architectures.
+    `expect_dataset`: oodbench checkpoints trained on another data set are refused.
+    """
+    from oodbench.provenance import sha256_file
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataNotFoundError(f"Checkpoint {path} does not exist (check the path given to --checkpoint).")
+    mean_std = parse_normalize(normalize) if isinstance(normalize, str) else normalize
+    preprocess = Preprocess(
+        mean=None if mean_std is None else tuple(mean_std[0]),
+        std=None if mean_std is None else tuple(mean_std[1]),
+        resize=resize,
+    )
+    sha = sha256_file(path)
+    label = label or path.stem
+    common = dict(label=label, sha256=sha)
+
+    if path.suffix == ".safetensors":
+        state = _read_safetensors(path)
+        return _from_weights(
+            state, path, arch, num_classes, in_shape, preprocess, features, "safetensors", common
+        )
+    if _is_torchscript(path):
+        _refuse_arch(arch, path, "a TorchScript file")
+        net = torch.jit.load(str(path), map_location="cpu")
+        return _wrap(net, preprocess, features, "torchscript", "torchscript", common, device)
+    if _is_torch_export(path):
+        _refuse_arch(arch, path, "a torch.export program")
+        try:
+            program = torch.export.load(str(path))
+        except Exception as error:  # noqa: BLE001 - any failure means "not a readable export"
+            raise UserInputError(
+                f"{path} is not a readable torch.export program ({_one_line(error)})."
+            ) from None
+        return _wrap(program.module(), preprocess, features, "torch.export", "torch.export", common, device)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - every failure is reported in one line below
+        line = _one_line(error)
+        if "Unsupported global" in line or "GLOBAL" in line:
+            raise UserInputError(
+                f"{path} is a pickled Python object (e.g. a whole model saved with torch.save(model)); "
+                "oodbench never unpickles code. Save model.state_dict() and pass --arch, or save the model "
+                "with torch.jit.save or torch.export."
+            ) from None
+        raise UserInputError(
+            f"{path} is not a checkpoint oodbench can read ({line}); {_NOT_READABLE_HINT}."
+        ) from None
+    if isinstance(obj, dict) and obj.get("format") == "oodbench-checkpoint":
+        return _from_oodbench(path, arch, preprocess, features, expect_dataset, in_shape, common, device)
+    state = _unwrap_state_dict(obj)
+    if state is None:
+        raise UserInputError(f"{path} holds no weights oodbench can use; {_NOT_READABLE_HINT}.")
+    return _from_weights(state, path, arch, num_classes, in_shape, preprocess, features, "state_dict", common)
+
+
+def _refuse_arch(arch: str | None, path: Path, what: str) -> None:
+    if arch is not None:
+        raise UserInputError(f"{path} is {what}, which carries its own architecture; drop --arch.")
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise UserInputError(
+            "Reading .safetensors needs the safetensors package: `pip install safetensors`."
+        ) from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # noqa: BLE001 - a corrupt file
+        raise UserInputError(f"{path} is not a readable .safetensors file ({_one_line(error)}).") from None
+
+
+def _from_weights(state, path, arch, num_classes, in_shape, preprocess, features, fmt, common) -> LoadedModel:
+    if arch is None:
+        raise UserInputError(
+            f"{path} holds plain weights (a state_dict); say which architecture they belong to with --arch "
+            "(an oodbench name such as vgg13, torchvision:NAME, timm:NAME, or path/to/file.py:function)."
+        )
+    state = _strip_prefix(state)
+    classes = num_classes or guess_num_classes(state)
+    if classes is None:
+        raise UserInputError(f"Cannot tell the number of classes from {path}; pass num_classes.")
+    net = build_arch(arch, num_classes=classes, in_shape=in_shape)
+    _load_weights(net, state, path=path, arch=arch)
+    return _wrap(net, preprocess, features, fmt, arch, common, "cpu")
+
+
+def _wrap(net, preprocess, features, fmt, arch, common, device, **extra) -> LoadedModel:
+    module = EvalModel(net, preprocess=preprocess, features=features).to(device).eval()
+    return LoadedModel(
+        module=module,
+        source=extra.pop("source", "external"),
+        arch=arch,
+        recipe=extra.pop("recipe", "external"),
+        format=fmt,
+        **common,
+        **extra,
+    )
+
+
+def _from_oodbench(path, arch, preprocess, features, expect_dataset, in_shape, common, device) -> LoadedModel:
+    from oodbench.training.checkpoints import load_classifier
+
+    _refuse_arch(arch, path, "an oodbench checkpoint")
+    net, meta = load_classifier(path, expect_dataset=expect_dataset, expect_shape=in_shape)
+    config = meta["config"]
+    return _wrap(
+        net,
+        preprocess,
+        features,
+        "oodbench",
+        config["arch"],
+        common,
+        device,
+        source=config["method"],
+        recipe=config.get("recipe", "unknown"),
+        train_overrides=dict(config.get("overrides", {})),
+        config=config,
+    )
+
+
+def wrap_module(
+    net: nn.Module,
+    *,
+    normalize: str | tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    resize: int | None = None,
+    features: str | None = None,
+    label: str | None = None,
+) -> LoadedModel:
+    """A model given as an object (the Python API): wrapped like a loaded file, hashed by its weights."""
+    if isinstance(net, EvalModel):
+        module = net
+    else:
+        mean_std = parse_normalize(normalize) if isinstance(normalize, str) else normalize
+        preprocess = Preprocess(
+            mean=None if mean_std is None else tuple(mean_std[0]),
+            std=None if mean_std is None else tuple(mean_std[1]),
+            resize=resize,
+        )
+        module = EvalModel(net, preprocess=preprocess, features=features)
+    inner = module.net
+    return LoadedModel(
+        module=module.eval(),
+        source="external",
+        label=label or type(inner).__name__,
+        sha256=sha256_of_module(inner),
+        arch=f"{type(inner).__module__}.{type(inner).__name__}",
+        recipe="external",
+        format="module",
+    )
+
+
+def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_classes: int, device) -> None:
+    """One trial forward pass at the suite's shape: refuse shape or class-count mismatches in one line."""
+    module = loaded.module
+    shape = "x".join(map(str, in_shape))
+    try:
+        with torch.no_grad():
+            # Two batch sizes: a model exported or traced with a fixed batch size fails here, not later.
+            module(torch.zeros((3, *in_shape), device=device))
+            logits = module(torch.zeros((2, *in_shape), device=device))
+    except UserInputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the model raises, the cause is the input
+        detail = _one_line(error)
+        if "Guard failed" in detail and "size()[0]" in detail:
+            raise UserInputError(
+                f"Model {loaded.label} was exported with a fixed batch size; export it with a dynamic batch "
+                "dimension (torch.export.export(..., dynamic_shapes=...) with torch.export.Dim)."
+            ) from None
+        raise UserInputError(
+            f"Model {loaded.label} cannot take this suite's {shape} images ({detail}); "
+            "check --arch, or resize the inputs with --resize N."
+        ) from None
+    if logits.ndim != 2 or logits.shape[0] != 2:
+        raise UserInputError(
+            f"Model {loaded.label} returns an output of shape {tuple(logits.shape)} for 2 images; "
+            "oodbench needs logits of shape (N, classes)."
+        )
+    if logits.shape[1] != num_classes:
+        raise UserInputError(
+            f"Model {loaded.label} has {logits.shape[1]} classes but this suite's in-distribution set has "
+            f"{num_classes}; evaluate it on a suite with {logits.shape[1]} classes."
+        )
