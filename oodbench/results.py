@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "checkpoint")
+MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "checkpoint", "external")
 METRICS_CONVENTIONS = ("exact", "legacy")
 # Same names and order as oodbench.metrics.METRIC_NAMES (checked by the tests); repeated here so
 # that reading rows does not depend on the metric code.
@@ -120,6 +120,11 @@ class ResultRow:
     detector_params: dict[str, Any] = field(default_factory=dict)
     tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
     checkpoint_sha256: str = ""
+    # Model identity (report branch, minimal; the lead's ResultRow change supersedes this hunk).
+    model_label: str = ""
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    eval_limit: int | None = None
+    torch_threads: int | None = None
     oodbench_version: str = __version__
     git_commit: str = field(default_factory=_cached_git_commit)
     torch_version: str = field(default_factory=_cached_torch_version)
@@ -182,12 +187,17 @@ class ResultRow:
             raise UserInputError(_schema_message(data["schema_version"]))
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
+        # Identity fields added later: older rows lack them and read with their defaults.
+        data = {**_IDENTITY_DEFAULTS, "train_overrides": {}, **data}
         missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
         if missing:
             raise UserInputError(f"Result row lacks field(s): {', '.join(missing)}.")
         return cls(**data)
+
+
+_IDENTITY_DEFAULTS: dict[str, Any] = {"model_label": "", "eval_limit": None, "torch_threads": None}
 
 
 def _schema_message(version: object) -> str:

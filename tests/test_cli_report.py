@@ -137,7 +137,7 @@ def test_against_published_via_cli(tmp_path):
     append_rows(path, [make_row(in_dataset="cifar10", out_dataset="lsun_resize", model_arch="vgg13")])
     result = invoke("--results", str(path), "--against", "published", "--format", "csv")
     assert result.exit_code == 0, result.output
-    assert "cifar10->lsun_resize,cross_entropy (vgg13),msp,93.1,0.0,1,40.7,vgg13," in result.output
+    assert "cifar10->lsun_resize,cross_entropy (vgg13),msp,exact,93.1,0.0,1,40.7,vgg13," in result.output
 
 
 def test_ci_and_plot_from_stored_scores(tmp_path):

@@ -18,7 +18,9 @@ PINNED_FIELDS = (
     "schema_version", "suite", "in_dataset", "out_dataset", "model_source", "model_arch",
     "training_recipe", "detector", "seed", "tnr_at_tpr95", "auroc", "aupr_in", "aupr_out",
     "detection_accuracy", "fpr95_openood", "metrics_convention", "classification_accuracy", "n_in",
-    "n_out", "detector_params", "tuning", "checkpoint_sha256", "oodbench_version", "git_commit",
+    "n_out", "detector_params", "tuning", "checkpoint_sha256",
+    "model_label", "train_overrides", "eval_limit", "torch_threads",  # report branch: identity fields
+    "oodbench_version", "git_commit",
     "torch_version", "device", "created_at", "scores_file",
 )  # fmt: skip
 
