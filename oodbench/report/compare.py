@@ -104,11 +104,15 @@ class Difference:
         return self.low > 0 or self.high < 0
 
     def text(self) -> str:
-        out = f"{100.0 * self.mean:+.1f}"
+        out = _points(self.mean)
         if self.n > 1:
             out += f" ± {100.0 * self.std:.1f} (n={self.n})"
-        out += f" [{100.0 * self.low:+.1f}, {100.0 * self.high:+.1f}]"
-        return out + ("*" if self.significant else "")
+        return out + f" [{_points(self.low)}, {_points(self.high)}]"
+
+
+def _points(fraction: float) -> str:
+    """A difference of fractions in signed percentage points; -0.0 shows as +0.0."""
+    return f"{round(100.0 * fraction, 1) + 0.0:+.1f}"
 
 
 @dataclass
@@ -131,7 +135,7 @@ class PairedComparison:
             f"{self.b} - {self.a} ({self.kind}s), {self.convention} metrics: difference in "
             "percentage points (positive: B higher; fpr95_openood is better lower). [low, high]: "
             f"95% paired bootstrap interval ({self.n_resamples} resamples, the same ID and OOD "
-            "resample indices for A and B); * and bold: the interval excludes 0 (significant)."
+            "resample indices for A and B); bold: the interval excludes 0 (significant)."
         )
         if any(cell.n > 1 for cell in self.cells.values()):
             text += (

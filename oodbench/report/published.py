@@ -111,9 +111,7 @@ def published_comparison(
             f"Published results give no {metric!r}; choose --metric from {', '.join(allowed)}."
         )
     if as_training is not None and as_training not in PUBLISHED_TRAINING:
-        raise UserInputError(
-            f"Unknown --as {as_training!r}. Available: {', '.join(PUBLISHED_TRAINING)}."
-        )
+        raise UserInputError(f"Unknown --as {as_training!r}. Available: {', '.join(PUBLISHED_TRAINING)}.")
     column = PUBLISHED_COLUMN[metric]
     if column not in published.columns:
         raise UserInputError(f"The published results have no {column!r} column.")
@@ -162,8 +160,14 @@ def published_comparison(
         if matches.empty:
             why = "no published row" if training is not None else "external checkpoint: say --as METHOD"
             records.append(
-                {**ours, "published": math.nan, "published_model": "", "source": "",
-                 "comparable": False, "why_not": why}  # fmt: skip
+                {
+                    **ours,
+                    "published": math.nan,
+                    "published_model": "",
+                    "source": "",
+                    "comparable": False,
+                    "why_not": why,
+                }  # fmt: skip
             )
         for _, match in matches.iterrows():
             reasons = _why_not_comparable(first, match, metric)
@@ -254,4 +258,3 @@ def render_published(comparison: pd.DataFrame, fmt: str, *, metric: str) -> str:
         caption=caption,
     )
     return render_grid(grid, fmt)
-
