@@ -262,7 +262,41 @@ _RESULTS_HELP = (
     "--against",
     type=_OneLineChoice(("published",)),
     default=None,
-    help="'published': show our cells beside matching rows of baselines/published_results.csv.",
+    help="'published': our cells beside matching published numbers, marked comparable or not.",
+)
+@click.option(
+    "--comparable-only",
+    is_flag=True,
+    help="With --against published: only cells made like the paper's (architecture, recipe, data, metrics).",
+)
+@click.option(
+    "--as",
+    "as_training",
+    type=_OneLineChoice(("cross_entropy", "confidence", "joint")),
+    default=None,
+    help="With --against published: match rows of external checkpoints as this training method.",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="NAME",
+    help="Only rows of models with this model label (repeatable).",
+)
+@click.option(
+    "--compare",
+    nargs=2,
+    default=None,
+    metavar="A B",
+    help="B - A with 95% paired bootstrap intervals: two detectors (msp odin) or two models "
+    "(cross_entropy joint, or model labels), on every in/out pair.",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for --ci and --compare.",
 )
 @click.option(
     "--baseline",
@@ -294,11 +328,17 @@ def report_command(
     convention: str | None,
     ci: bool,
     against: str | None,
+    comparable_only: bool,
+    as_training: str | None,
+    labels: tuple[str, ...],
+    compare: tuple[str, str] | None,
+    resamples: int,
     baseline: Path | None,
     tolerance: str,
     write_baseline: Path | None,
 ) -> None:
-    """Comparison tables from stored rows, or the CI regression check (--baseline)."""
+    """Comparison tables from stored rows, paired comparisons (--compare), the published
+    comparison (--against published), or the CI regression check (--baseline)."""
     from oodbench import report
     from oodbench.atomic import atomic_write_text
     from oodbench.results import load_rows
@@ -315,6 +355,7 @@ def report_command(
             ("--baseline", baseline),
             ("--write-baseline", write_baseline),
             ("--against", against),
+            ("--compare", compare),
         )
         if on
     ]
@@ -322,9 +363,14 @@ def report_command(
         raise UserInputError(f"Use one of {', '.join(modes)} at a time.")
     if ci and modes:
         raise UserInputError("--ci works with the comparison table only, not with " + modes[0] + ".")
+    if (comparable_only or as_training) and against is None:
+        flag = "--comparable-only" if comparable_only else "--as"
+        raise UserInputError(f"{flag} works with --against published only.")
+    if labels and (baseline is not None or write_baseline is not None):
+        raise UserInputError("--label selects rows for tables; the baseline check takes every row.")
 
     rows_path = _rows_path(results)
-    frame = load_rows(rows_path)
+    frame = report.select_labels(load_rows(rows_path), labels)
     if write_baseline is not None:
         text = report.export_baseline(frame, convention=convention)
         atomic_write_text(write_baseline, text)
@@ -339,9 +385,23 @@ def report_command(
         return
     if against == "published":
         comparison = report.published_comparison(
-            frame, report.load_published(), metric=metric, convention=convention
+            frame,
+            report.load_published(),
+            metric=metric,
+            convention=convention,
+            as_training=as_training,
+            comparable_only=comparable_only,
         )
         text = report.render_published(comparison, fmt, metric=metric)
+    elif compare is not None:
+        paired = report.compare(
+            frame,
+            *compare,
+            scores_root=rows_path.parent,
+            convention=convention,
+            n_resamples=resamples,
+        )
+        text = report.render_comparison(paired, fmt)
     else:
         table = report.comparison_table(
             frame,
@@ -350,6 +410,7 @@ def report_command(
             convention=convention,
             ci=ci,
             scores_root=rows_path.parent,
+            n_resamples=resamples,
         )
         text = report.render_table(table, fmt)
     if output is not None:

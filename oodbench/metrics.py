@@ -2,7 +2,7 @@
 
 Convention: a score is HIGHER for inputs that look more in-distribution (ID), and ID is
 the positive class unless a metric's name says otherwise. Every value is a fraction in
-[0, 1]. Definitions as in the project's methods reference (methods.md, section 4), with
+[0, 1]. Definitions as in docs/methods.md (section 5), with
 TPR(d) = share of ID scores s >= d and TNR(d) = share of OOD scores s < d:
 
 - ``tnr_at_tpr95``: TNR(d) at the largest threshold d with TPR(d) >= 0.95. An OOD score
@@ -32,8 +32,8 @@ everything, plus "accept nothing": auroc = 0.5, tnr_at_tpr95 = 0.0, detection_ac
 0.5, aupr_in = n_in / (n_in + n_out), aupr_out = n_out / (n_in + n_out), fpr95_openood = 1.0.
 
 Legacy mode (``compute(..., legacy=True)``) reproduces the 200,000-step threshold grid of
-the public code behind Lee et al. 2018 / ODIN (calMetric), as described in methods.md
-section 4, so that our numbers can be set beside published ones. Grid: d_j = start + j * gap
+the public code behind Lee et al. 2018 / ODIN (calMetric), as described in docs/methods.md
+section 5, so that our numbers can be set beside published ones. Grid: d_j = start + j * gap
 for j = 0, 1, ... while d_j < end, start/end = min/max of all scores, gap = (end - start) /
 200,000; tpr(d) = share of s_in >= d, fpr(d) = share of s_out > d. It differs from the
 exact values when:
@@ -243,7 +243,7 @@ def _legacy_grid(start: float, end: float, steps: int) -> np.ndarray:
 
 
 def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, float]:
-    """The public code's grid metrics (methods.md section 4), vectorised over the grid."""
+    """The public code's grid metrics (docs/methods.md, section 5), vectorised over the grid."""
     g = _trim_empty(g)
     start, end = float(g.u[0]), float(g.u[-1])
     if not start < end:
@@ -328,8 +328,8 @@ def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False
     """All metrics of METRIC_NAMES for ID scores `scores_in` and OOD scores `scores_out`.
 
     Higher score = more in-distribution; ID is positive; values are fractions in [0, 1].
-    Exact and tie-aware by default (definitions in the module docstring, methods.md
-    section 4); ``legacy=True`` uses the public code's 200,000-step threshold grid instead
+    Exact and tie-aware by default (definitions in the module docstring, docs/methods.md
+    section 5); ``legacy=True`` uses the public code's 200,000-step threshold grid instead
     (fpr95_openood stays exact). Raises UserInputError (a ValueError) for empty, non-1-D or
     non-finite input.
     """

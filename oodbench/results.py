@@ -44,7 +44,7 @@ from oodbench.errors import DataNotFoundError, UserInputError
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-# Schema 1 rows (oodbench 0.1.0) lack model_label, train_overrides, eval_limit and torch_threads;
+# Schema 1 rows (oodbench 0.1.0) lack model_label, train_overrides, eval_limit, torch_threads and host_cpu;
 # they are read with those fields' defaults.
 READABLE_SCHEMAS = (1, 2)
 
@@ -78,6 +78,13 @@ def _torch_threads() -> int | None:
 
     torch = sys.modules.get("torch")
     return None if torch is None else int(torch.get_num_threads())
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_host_cpu() -> str:
+    from oodbench.provenance import host_cpu
+
+    return host_cpu()
 
 
 @functools.lru_cache(maxsize=1)
@@ -140,6 +147,7 @@ class ResultRow:
     torch_version: str = field(default_factory=_cached_torch_version)
     device: str
     torch_threads: int | None = field(default_factory=_torch_threads)
+    host_cpu: str = field(default_factory=lambda: _cached_host_cpu())
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
 
@@ -203,8 +211,10 @@ class ResultRow:
             raise UserInputError(_schema_message(data["schema_version"]))
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names))
-        optional = set(_ADDED_IN_SCHEMA_2) if data["schema_version"] == 1 else set()
-        missing = [name for name in names if name not in data and name not in optional]
+        if data["schema_version"] == 1:
+            # Schema-1 rows lack the identity fields added in 2: read them with neutral values.
+            data = {**_SCHEMA_1_DEFAULTS, **data}
+        missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
         if missing:
@@ -212,7 +222,13 @@ class ResultRow:
         return cls(**data)
 
 
-_ADDED_IN_SCHEMA_2 = ("model_label", "train_overrides", "eval_limit", "torch_threads")
+_SCHEMA_1_DEFAULTS: dict[str, Any] = {
+    "model_label": "",
+    "train_overrides": {},
+    "eval_limit": None,
+    "torch_threads": None,
+    "host_cpu": "",
+}
 
 
 def _schema_message(version: object) -> str:

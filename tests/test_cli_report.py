@@ -137,7 +137,7 @@ def test_against_published_via_cli(tmp_path):
     append_rows(path, [make_row(in_dataset="cifar10", out_dataset="lsun_resize", model_arch="vgg13")])
     result = invoke("--results", str(path), "--against", "published", "--format", "csv")
     assert result.exit_code == 0, result.output
-    assert "cifar10->lsun_resize,cross_entropy (vgg13),msp,93.1,0.0,1,40.7,vgg13," in result.output
+    assert "cifar10->lsun_resize,cross_entropy (vgg13),msp,exact,93.1,0.0,1,40.7,vgg13," in result.output
 
 
 def test_ci_and_plot_from_stored_scores(tmp_path):
@@ -169,3 +169,67 @@ def test_results_may_name_the_folder(rows_file):
     result = invoke("--results", str(rows_file.parent), "--format", "csv")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1] == "mnist->animals,93.1,95.0"
+
+
+def test_compare_via_cli_and_its_errors(tmp_path):
+    rng = np.random.default_rng(2)
+    s_in, s_out = rng.normal(1, 1, 80), rng.normal(0, 1, 60)
+    t_in, t_out = s_in + rng.normal(0, 0.3, 80) + 1.0, s_out + rng.normal(0, 0.3, 60)
+    save_scores(tmp_path / "scores" / "msp.npz", scores_in=s_in, scores_out=s_out)
+    save_scores(tmp_path / "scores" / "odin.npz", scores_in=t_in, scores_out=t_out)
+    path = tmp_path / "rows.jsonl"
+    append_rows(
+        path,
+        [
+            make_row(detector="msp", n_in=80, n_out=60, scores_file="scores/msp.npz",
+                     **metrics.compute(s_in, s_out)),
+            make_row(detector="odin", n_in=80, n_out=60, scores_file="scores/odin.npz",
+                     **metrics.compute(t_in, t_out)),
+        ],
+    )  # fmt: skip
+    result = invoke("--results", str(path), "--compare", "msp", "odin", "--resamples", "50")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("odin - msp (detectors), exact metrics")
+    assert "(50 resamples" in result.output
+    csv = invoke("--results", str(path), "--compare", "msp", "odin", "--resamples", "50", "--format", "csv")
+    assert csv.output.splitlines()[0].startswith("in->out,tnr_at_tpr95,tnr_at_tpr95 std,")
+    assert_one_line_error(
+        invoke("--results", str(path), "--compare", "msp", "energy"), "--compare msp energy: name two"
+    )
+    assert_one_line_error(
+        invoke("--results", str(path), "--compare", "msp", "odin", "--against", "published"),
+        "Use one of --against, --compare at a time",
+    )
+
+
+def test_published_options_via_cli(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    paper = dict(in_dataset="cifar10", out_dataset="lsun_resize", model_arch="vgg13",
+                 training_recipe="lee2018-cifar10", metrics_convention="legacy", auroc=0.42)  # fmt: skip
+    append_rows(
+        path,
+        [
+            make_row(**paper),
+            make_row(
+                **{**paper, "model_source": "external", "model_label": "mine", "checkpoint_sha256": "ab"}
+            ),
+        ],
+    )
+    result = invoke("--results", str(path), "--against", "published", "--comparable-only", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(
+        "cifar10->lsun_resize,cross_entropy (vgg13),msp,legacy,42.0,"
+    )
+    result = invoke("--results", str(path), "--against", "published", "--as", "cross_entropy",
+                    "--label", "mine", "--format", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "mine (vgg13) as cross_entropy,msp,legacy,42.0,0.0,1,40.7,vgg13," in result.output
+    assert "external checkpoint: training recipe unknown" in result.output
+    assert_one_line_error(invoke("--results", str(path), "--as", "joint"), "--as works with --against")
+    assert_one_line_error(
+        invoke("--results", str(path), "--label", "yours"), "No rows with model label yours"
+    )
+    assert_one_line_error(
+        invoke("--results", str(path), "--against", "published", "--as", "jiont"), "Did you mean: joint?"
+    )

@@ -284,7 +284,7 @@ def test_matches_brute_force_on_float_scores(s_in, s_out):
 
 
 # ---------------------------------------------------------------------------------------------
-# Legacy grid: a slow loop written straight from methods.md section 4
+# Legacy grid: a slow loop written straight from docs/methods.md section 5
 # ---------------------------------------------------------------------------------------------
 
 

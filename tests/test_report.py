@@ -215,10 +215,13 @@ def test_against_published_matches_a_known_row():
     assert joint_tnr["published"] == 99.9
 
     text = report.render_published(comparison, "markdown", metric="auroc")
-    assert "| cifar10->lsun_resize | cross_entropy (vgg13) | msp      | 50.0 |      40.7 | vgg13 " in text
+    assert (
+        "| cifar10->lsun_resize | cross_entropy (vgg13) | msp      | 50.0 | exact   |      40.7 | vgg13 "
+        in text
+    )
     assert "no published row" in text
     latex = report.render_published(comparison, "latex", metric="auroc")
-    assert r"Lee et al. ICLR 2018 (OpenReview submission), Table 1 \\" in latex
+    assert r"Lee et al. ICLR 2018 (OpenReview submission), Table 1 & no & recipe embedded" in latex
     csv = pd.read_csv(io.StringIO(report.render_published(comparison, "csv", metric="auroc")))
     assert csv.loc[0, "published"] == 40.7
 

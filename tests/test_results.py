@@ -15,11 +15,11 @@ from oodbench.errors import DataNotFoundError, UserInputError
 from oodbench.results import ResultRow
 
 PINNED_FIELDS = (
-    "schema_version", "suite", "in_dataset", "out_dataset", "model_source", "model_arch",
-    "training_recipe", "detector", "seed", "tnr_at_tpr95", "auroc", "aupr_in", "aupr_out",
-    "detection_accuracy", "fpr95_openood", "metrics_convention", "classification_accuracy", "n_in",
-    "n_out", "detector_params", "tuning", "checkpoint_sha256", "oodbench_version", "git_commit",
-    "torch_version", "device", "created_at", "scores_file",
+    "schema_version", "suite", "in_dataset", "out_dataset", "model_source", "model_label", "model_arch",
+    "training_recipe", "train_overrides", "detector", "seed", "tnr_at_tpr95", "auroc", "aupr_in",
+    "aupr_out", "detection_accuracy", "fpr95_openood", "metrics_convention", "classification_accuracy",
+    "n_in", "n_out", "eval_limit", "detector_params", "tuning", "checkpoint_sha256", "oodbench_version",
+    "git_commit", "torch_version", "device", "torch_threads", "host_cpu", "created_at", "scores_file",
 )  # fmt: skip
 
 
@@ -40,8 +40,21 @@ def make_row(**overrides) -> ResultRow:
 def test_fields_are_the_pinned_schema_and_metric_names_agree():
     assert results.FIELD_NAMES == PINNED_FIELDS
     assert results.METRIC_FIELDS == metrics.METRIC_NAMES
-    assert results.SCHEMA_VERSION == 1
-    assert make_row().schema_version == 1
+    assert results.SCHEMA_VERSION == 2
+    assert make_row().schema_version == 2
+
+
+def test_schema_1_rows_read_with_neutral_identity_fields():
+    data = make_row().to_dict()
+    for name in ("model_label", "train_overrides", "eval_limit", "torch_threads", "host_cpu"):
+        del data[name]
+    row = ResultRow.from_dict({**data, "schema_version": 1})
+    assert (row.model_label, row.train_overrides, row.eval_limit, row.torch_threads, row.host_cpu) == (
+        "", {}, None, None, ""
+    )
+    assert row.schema_version == 2  # written back in the current schema
+    with pytest.raises(UserInputError, match="lacks field"):  # schema 2 rows must have them
+        ResultRow.from_dict({**data, "schema_version": 2})
 
 
 def test_row_roundtrips_through_json():

@@ -188,7 +188,7 @@ def test_confidence_model_is_uncertain_on_seen_ood_where_cross_entropy_is_not(tm
     assert msp["confidence"] < 0.6 < msp["cross_entropy"]
 
 
-# --- the joint step: each part moves only its own network, in the order of methods.md -------
+# --- the joint step: each part moves only its own network, in the order of docs/methods.md, sec. 3
 
 
 def joint_parts(seed: int = 0):
@@ -283,7 +283,7 @@ def test_joint_step_calls_d_then_g_then_c_with_the_same_fake_batch(monkeypatch):
 
 
 def test_joint_step_event_order_and_fresh_noise_after_the_g_update():
-    """Forward calls and optimiser steps, in order, as methods.md section 2 prescribes."""
+    """Forward calls and optimiser steps, in order, as docs/methods.md section 3 prescribes."""
     parts, x, y = joint_parts()
     events, g_inputs, g_outputs, c_inputs = [], [], [], []
 

@@ -1,0 +1,199 @@
+"""Result rows made ready for reports: columns checked, one convention, reruns de-duplicated,
+and each row's model identity and display label.
+
+A MODEL is identified by (model_source, model_label, model_arch, training_recipe,
+train_overrides, eval_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
+result, and the later one (latest `created_at`) replaces the earlier, only when the model, its
+checkpoint hash, the detector, the in/out pair, the seed and the metric convention all agree.
+So two different checkpoints never collapse into one value.
+
+Table cells pool seeds of one model: trained models differ by seed (each seed has its own
+checkpoint), so their checkpoint hash is not part of a cell's key. It is when the rows come from
+external checkpoints (model_source "external" or "checkpoint": a seed says nothing about which
+weights were scored) or when one seed of a model has several checkpoints (e.g. a retrain after
+a code change): then each checkpoint gets its own column, labelled with its hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+import pandas as pd
+
+from oodbench.errors import UserInputError
+from oodbench.metrics import METRIC_NAMES
+
+logger = logging.getLogger(__name__)
+
+# Model sources whose rows come from weights oodbench did not train.
+EXTERNAL_SOURCES = ("external", "checkpoint")
+IDENTITY_FIELDS = (
+    "model_source",
+    "model_label",
+    "model_arch",
+    "training_recipe",
+    "train_overrides",
+    "eval_limit",
+)
+# Columns that older rows lack, with the value they mean.
+_DEFAULTS = {"model_label": "", "checkpoint_sha256": "", "train_overrides": {}, "eval_limit": None}
+_REQUIRED = (
+    "model_source",
+    "model_arch",
+    "training_recipe",
+    "detector",
+    "in_dataset",
+    "out_dataset",
+    "seed",
+    "metrics_convention",
+    *METRIC_NAMES,
+    "classification_accuracy",
+    "created_at",
+    "scores_file",
+)
+# Internal string keys (hashable, NaN-free) of the identity columns, added by `prepare_rows`.
+_KEY_COLUMNS = ("model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit")
+_RUN_KEY = (*_KEY_COLUMNS, "checkpoint_sha256", "detector", "in_dataset", "out_dataset", "seed",
+            "metrics_convention")  # fmt: skip
+
+
+def _overrides_text(value: object) -> str:
+    """train_overrides as sorted-key JSON ("{}" when empty or missing)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        value = {}
+    return json.dumps(value, sort_keys=True)
+
+
+def _limit_text(value: object) -> str:
+    """eval_limit as text: "" for the full test sets (None), else the integer."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(int(value))
+
+
+def with_identity(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with the identity columns present (defaults for old rows) and their string keys."""
+    frame = df.copy()
+    for name, default in _DEFAULTS.items():
+        if name not in frame.columns:
+            frame[name] = [default] * len(frame) if isinstance(default, dict) else default
+    frame["model_label"] = frame["model_label"].fillna("").astype(str)
+    frame["checkpoint_sha256"] = frame["checkpoint_sha256"].fillna("").astype(str)
+    frame["_overrides"] = frame["train_overrides"].map(_overrides_text)
+    frame["_limit"] = frame["eval_limit"].map(_limit_text)
+    return frame
+
+
+def prepare_rows(
+    df: pd.DataFrame, *, convention: str | None = None, one_convention: bool = True
+) -> pd.DataFrame:
+    """Validate the columns, keep one metric convention and drop superseded reruns.
+
+    one_convention=False keeps rows of both conventions (the published comparison picks per cell).
+    """
+    if df.empty:
+        raise UserInputError("There are no result rows to report. Create some with `oodbench run`.")
+    missing = [name for name in _REQUIRED if name not in df.columns]
+    if missing:
+        raise UserInputError(f"The result rows lack column(s): {', '.join(missing)}.")
+    frame = with_identity(df)
+    if convention is not None:
+        frame = frame[frame["metrics_convention"] == convention]
+        if frame.empty:
+            raise UserInputError(f"No rows use the {convention!r} metrics convention.")
+    conventions = sorted(frame["metrics_convention"].unique())
+    if one_convention and len(conventions) > 1:
+        raise UserInputError(
+            "The rows mix metric conventions (" + ", ".join(conventions) + "); choose one with "
+            "--convention exact|legacy so that a table never mixes them."
+        )
+    frame = frame.sort_values("created_at", kind="stable")
+    before = len(frame)
+    frame = frame.drop_duplicates(subset=list(_RUN_KEY), keep="last").sort_index()
+    if len(frame) < before:
+        logger.warning(
+            "%d rerun row(s) replaced by later rows of the same model, checkpoint and seed",
+            before - len(frame),
+        )
+    return frame
+
+
+def model_keys(frame: pd.DataFrame) -> pd.Series:
+    """One string per row naming the model a table cell pools seeds of (see the module doc)."""
+    base = frame[list(_KEY_COLUMNS)].astype(str).agg("\x1f".join, axis=1)
+    hashes_per_seed = frame.assign(_base=base).groupby(["_base", "seed"])["checkpoint_sha256"].nunique()
+    split = set(hashes_per_seed[hashes_per_seed > 1].index.get_level_values("_base"))
+    external = frame["model_source"].isin(EXTERNAL_SOURCES)
+    with_hash = external | base.isin(split)
+    return base.where(~with_hash, base + "\x1f" + frame["checkpoint_sha256"])
+
+
+def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Series:
+    """Display label of each row's model: the model label if set, else the model source, plus
+    in parentheses whatever tells the models of these rows apart (architecture, recipe, training
+    overrides, evaluation limit, and the checkpoint hash where the rest does not). Columns in
+    `always` ("model_arch", "training_recipe") show even when they do not vary.
+    """
+    keys = model_keys(frame)
+    first = frame.assign(_key=keys).drop_duplicates("_key").set_index("_key")
+    name = first["model_label"].where(first["model_label"] != "", first["model_source"])
+
+    def varies(column: str) -> bool:
+        return column in always or first[column].nunique() > 1
+
+    extras: list[pd.Series] = []
+    if varies("model_arch"):
+        extras.append(first["model_arch"].astype(str))
+    if varies("training_recipe"):
+        extras.append(first["training_recipe"].astype(str))
+    if varies("_overrides"):
+        extras.append(first["_overrides"].map(lambda text: "overrides " + _short_overrides(text)))
+    if varies("_limit"):
+        extras.append(first["_limit"].map(lambda text: f"limit {text}" if text else "full data"))
+
+    def compose(parts: list[pd.Series]) -> pd.Series:
+        if not parts:
+            return name.copy()
+        joined = pd.concat(parts, axis=1).agg(", ".join, axis=1)
+        return name + " (" + joined + ")"
+
+    labels = compose(extras)
+    # A label given to models of several sources: name the source where labels clash.
+    if labels.duplicated(keep=False).any() and first["model_source"].nunique() > 1:
+        clash = labels.duplicated(keep=False)
+        labels = labels.where(~clash, compose([first["model_source"].astype(str), *extras]))
+    clash = labels.duplicated(keep=False)
+    if clash.any():
+        short = first["checkpoint_sha256"].map(lambda h: f"sha256 {h[:8]}" if h else "no hash")
+        labels = labels.where(~clash, compose([*extras, short]))
+    return keys.map(labels)
+
+
+def _short_overrides(text: str) -> str:
+    values = json.loads(text)
+    if not values:
+        return "none"
+    return " ".join(f"{k}={v}" for k, v in values.items())
+
+
+def pair_labels(frame: pd.DataFrame) -> pd.Series:
+    return frame["in_dataset"].astype(str) + "->" + frame["out_dataset"].astype(str)
+
+
+def select_labels(df: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Rows whose model_label is one of `labels` (all rows when `labels` is empty)."""
+    if not labels:
+        return df
+    present = df["model_label"] if "model_label" in df.columns else pd.Series([""] * len(df))
+    chosen = df[present.isin(list(labels)).to_numpy()]
+    if chosen.empty:
+        known = sorted({str(v) for v in present if v})
+        raise UserInputError(
+            f"No rows with model label {', '.join(labels)}. Labels in these rows: "
+            f"{', '.join(known) or 'none'}."
+        )
+    return chosen
