@@ -98,8 +98,8 @@ def test_overrides_and_evaluation_limits_are_labelled_apart():
 
 
 def test_rows_without_the_identity_fields_still_report(tmp_path):
-    record = make_row(auroc=0.93).to_dict()
-    for name in ("model_label", "train_overrides", "eval_limit", "torch_threads"):
+    record = {**make_row(auroc=0.93).to_dict(), "schema_version": 1}  # as oodbench 0.1.0 wrote them
+    for name in ("model_label", "train_overrides", "eval_limit", "torch_threads", "host_cpu"):
         del record[name]
     path = tmp_path / "rows.jsonl"
     path.write_text(json.dumps(record) + "\n")
