@@ -72,6 +72,11 @@ def requested() -> bool:
     return int(os.environ.get("RANK", "-1") or -1) != -1
 
 
+def env_world_size() -> int:
+    """WORLD_SIZE from the environment when launched by torchrun, else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) if requested() else 1
+
+
 def per_rank_batch(global_batch: int, world_size: int) -> int:
     """The recipe's global batch split over the ranks; refused when it does not divide evenly."""
     if global_batch % world_size:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -208,8 +207,7 @@ def train(
     checkpoint = Path(checkpoint)
     config = run_config(method, data, recipe, seed=seed, **overrides)
     check_runtime(device, bf16=bf16, channels_last=channels_last)
-    world_size = int(os.environ.get("WORLD_SIZE", "1") or 1) if distributed.requested() else 1
-    local_batch = distributed.per_rank_batch(config["batch_size"], world_size)
+    local_batch = distributed.per_rank_batch(config["batch_size"], distributed.env_world_size())
     amp_dtype = torch.bfloat16 if bf16 else None
     in_shape = tuple(config["in_shape"])
     _check_images(data.train, in_shape, "training", labels=True)
