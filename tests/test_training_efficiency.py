@@ -1,6 +1,8 @@
 """The GPU-efficient loop, checked on the CPU: no host reads per step, data placements, uint8
 storage and torch.compile plumbing all leave a CPU run's result unchanged."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -150,3 +152,56 @@ def test_compiled_training_on_cpu_matches_eager(tmp_path):
     a, b = state_tensors(eager), state_tensors(compiled)
     assert a.keys() == b.keys()  # unprefixed: no "_orig_mod."
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_gpu_benchmark_cpu_smoke_writes_its_summary(tmp_path):
+    """bench_gpu.py --device cpu --quick runs every section (tiny sizes) and writes the summary."""
+    root = Path(__file__).parents[1]
+    summary = tmp_path / "gpu_results.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "bench_gpu.py"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--summary",
+            str(summary),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    text = summary.read_text()
+    assert "FAILED" not in text, text
+    for needle in (
+        "cross_entropy steps/s",
+        "joint steps/s",
+        "implied 100-epoch lee2018-svhn joint run",
+        "load_classifier on cpu: OK",
+    ):
+        assert needle in text
+
+
+@pytest.mark.slow
+def test_gpu_sh_cpu_smoke(tmp_path):
+    """benchmarks/gpu.sh --smoke: the whole script on the CPU (~30-60 s)."""
+    root = Path(__file__).parents[1]
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path),
+        "PYTHON": sys.executable,
+        "OODBENCH_CACHE": str(tmp_path / "c"),
+    }
+    result = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu.sh"), "--smoke"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    text = (tmp_path / "gpu_results.md").read_text()
+    assert "FAILED" not in text and "(DDP path): OK" in text, text
