@@ -8,10 +8,13 @@ round, three contenders run one after the other with the same models (the embedd
 tiny_cnn classifier and dcgan_small GAN at 1x28x28) and oodbench's own step functions:
   single B     rank 0 alone, one thread, the global batch B (rank 1 waits in a barrier);
   single B/2   rank 0 alone, one thread, half the batch: the compute one rank does under DDP;
+  2 x B/2 no sync  both ranks at once, B/2 each, unwrapped: the same compute, no communication
+               (shows what two processes sharing the machine cost by themselves);
   DDP 2 x B/2  both ranks, networks wrapped in DDP, B/2 each: one global step of batch B.
 Per-step time = median over rounds of (time of `--steps` steps) / steps, measured on rank 0
-after a barrier. DDP overhead per step = DDP - single B/2 (gradient all-reduce, buffer
-broadcasts, waiting for the slower rank); speed-up = single B / DDP (2.0 would be perfect).
+after a barrier. DDP - single B/2 = everything DDP adds over one rank's compute; DDP - no sync =
+the communication alone (gradient all-reduce, BatchNorm buffer broadcasts, waiting for the
+slower rank); speed-up = single B / DDP (2.0 would be perfect).
 """
 
 from __future__ import annotations
@@ -81,15 +84,17 @@ def worker(rank: int, port: int, args: argparse.Namespace, queue) -> None:
     for method in ("cross_entropy", "joint"):
         steps = args.steps if method == "cross_entropy" else max(1, args.steps // 2)
         single_full = step_fn(method, build(method, wrapped=False), batch) if rank == 0 else None
-        single_half = step_fn(method, build(method, wrapped=False), batch // 2) if rank == 0 else None
+        single_half = step_fn(method, build(method, wrapped=False), batch // 2)
         ddp = step_fn(method, build(method, wrapped=True), batch // 2)
-        times = {"single B": [], "single B/2": [], "DDP 2 x B/2": []}
+        times = {"single B": [], "single B/2": [], "2 x B/2 no sync": [], "DDP 2 x B/2": []}
         for _ in range(args.rounds):
             for name, fn in (("single B", single_full), ("single B/2", single_half)):
                 dist.barrier()
                 if rank == 0:
                     times[name].append(timed(fn, steps))
                 dist.barrier()
+            dist.barrier()
+            times["2 x B/2 no sync"].append(timed(single_half, steps))
             dist.barrier()
             times["DDP 2 x B/2"].append(timed(ddp, steps))
         results[method] = {name: statistics.median(values) for name, values in times.items() if values}
@@ -126,13 +131,16 @@ def main() -> None:
         f"\ntiny_cnn (+ dcgan_small for joint), 1x28x28, global batch B = {args.batch}, gloo, "
         f"torch {torch.__version__}; ms per step, median of {args.rounds} rounds"
     )
-    print("| method | single B (1 thread) | single B/2 | DDP 2 x B/2 | DDP overhead | speed-up vs single B |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| method | single B (1 thread) | single B/2 | 2 x B/2 no sync | DDP 2 x B/2 "
+        "| DDP - single B/2 | DDP - no sync | speed-up vs single B |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for method, row in results.items():
-        full, half, ddp = row["single B"], row["single B/2"], row["DDP 2 x B/2"]
+        full, half, both, ddp = (row[k] for k in ("single B", "single B/2", "2 x B/2 no sync", "DDP 2 x B/2"))
         print(
-            f"| {method} | {1e3 * full:.1f} | {1e3 * half:.1f} | {1e3 * ddp:.1f} "
-            f"| {1e3 * (ddp - half):+.1f} | {full / ddp:.2f}x |"
+            f"| {method} | {1e3 * full:.1f} | {1e3 * half:.1f} | {1e3 * both:.1f} | {1e3 * ddp:.1f} "
+            f"| {1e3 * (ddp - half):+.1f} | {1e3 * (ddp - both):+.1f} | {full / ddp:.2f}x |"
         )
 
 

@@ -114,11 +114,12 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
     return context, device
 
 
-def teardown(context: Context) -> None:
+def teardown(context: Context, *, barrier: bool = True) -> None:
     """Wait for every rank (so the last checkpoint exists everywhere), then leave a group we made."""
     if not context.enabled:
         return
-    dist.barrier()
+    if barrier:
+        dist.barrier()
     if context.owns_group:
         dist.destroy_process_group()
 

@@ -215,8 +215,9 @@ def train(
     if method == "confidence":
         _check_images(data.seen_ood, in_shape, "seen OOD", labels=False)
     ctx, device = distributed.setup(device)
+    finished = False
     try:
-        return _train(
+        path = _train(
             method,
             data,
             config,
@@ -232,8 +233,11 @@ def train(
             data_placement=data_placement,
             epoch_callback=epoch_callback,
         )
+        finished = True
+        return path
     finally:
-        distributed.teardown(ctx)
+        # After a failure on one rank the others may be inside a collective: no final barrier then.
+        distributed.teardown(ctx, barrier=finished)
 
 
 def _train(
