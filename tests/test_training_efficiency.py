@@ -91,13 +91,13 @@ def test_uint8_images_train_exactly_like_their_float_copy(tmp_path):
     as_uint8 = (data.train.x * 255).round().to(torch.uint8)
     data.train.x = as_uint8.float() / 255  # the float copy as_float gives
     ref = train(
-        "joint", data, IMAGE_RECIPE, seed=2, device="cpu", checkpoint=tmp_path / "f.pt", progress=False
+        "confidence", data, IMAGE_RECIPE, seed=2, device="cpu", checkpoint=tmp_path / "f.pt", progress=False
     )
     data.train.x = as_uint8
     feed = Feed(as_uint8, data.train.y, torch.device("cpu"))
     assert feed.batch(torch.tensor([0, 1]))[0].dtype == torch.float32
     got = train(
-        "joint", data, IMAGE_RECIPE, seed=2, device="cpu", checkpoint=tmp_path / "u.pt", progress=False
+        "confidence", data, IMAGE_RECIPE, seed=2, device="cpu", checkpoint=tmp_path / "u.pt", progress=False
     )
     a, b = state_tensors(ref), state_tensors(got)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -113,13 +113,14 @@ def test_compile_wraps_every_network_and_is_recorded(monkeypatch, tmp_path):
     monkeypatch.setattr(loop_module.torch, "compile", fake_compile)
     path = train(
         "joint",
-        image_suite(32),
+        image_suite(16),
         IMAGE_RECIPE,
         seed=0,
         device="cpu",
         checkpoint=tmp_path / "c.pt",
         progress=False,
         compile=True,
+        epochs=1,
     )
     assert len(compiled) == 3
     state = read_checkpoint(path)
