@@ -808,6 +808,12 @@ def run_command(
     "--channels-last", is_flag=True, help="channels_last memory format (CUDA only; refused on CPU)."
 )
 @click.option(
+    "--compile",
+    "compile_",
+    is_flag=True,
+    help="torch.compile every network (slow first steps while it compiles; on CPU needs a C++ compiler).",
+)
+@click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -834,6 +840,7 @@ def train_command(
     resume,
     bf16,
     channels_last,
+    compile_,
     checkpoint,
     cache_dir,
     data_dir,
@@ -843,56 +850,57 @@ def train_command(
     """Train one classifier and write per-epoch checkpoints (resumable with --resume).
 
     Prints every effective hyperparameter first and the checkpoint path at the end. Checkpoints
-    of the suite's recipe without overrides are the ones `oodbench run` reuses.
+    of the suite's recipe without overrides are the ones `oodbench run` reuses. Under
+    `torchrun --nproc_per_node=N -m oodbench train ...` the model is trained with
+    DistributedDataParallel on N processes (the batch size stays the global batch); rank 0
+    alone prints and writes the checkpoint.
     """
-    from oodbench.data import DATASETS, load_suite
-    from oodbench.data.spec import SUITES
+    from oodbench.data import load_suite
     from oodbench.devices import resolve_device
     from oodbench.provenance import sha256_file
-    from oodbench.training import checkpoint_path, format_config, resolve_config, train
-    from oodbench.training.loop import check_runtime, run_config
-    from oodbench.training.recipes import RECIPES
+    from oodbench.training import format_config, train
+    from oodbench.training.distributed import env_rank, env_world_size, per_rank_batch
+    from oodbench.training.loop import check_runtime
+    from oodbench.training.recipes import plan_training
 
-    suite_obj = SUITES.get(suite)
-    recipe_obj = RECIPES.get(recipe or suite_obj.recipe)
-    seed = recipe_obj.seed if seed is None else seed
-    given = {
-        "epochs": epochs,
-        "beta": beta,
-        "batch_size": batch_size,
-        "lr": lr,
-        "gan_warmup_epochs": gan_warmup_epochs,
-    }
-    overrides = {key: value for key, value in given.items() if value is not None}
+    main_rank = env_rank() == 0  # under torchrun only rank 0 prints
+
+    def echo(message: str) -> None:
+        if main_rank:
+            click.echo(message)
+
+    if not main_rank:
+        logging.getLogger().setLevel(logging.ERROR)
+
+    given = {"epochs": epochs, "beta": beta, "batch_size": batch_size, "lr": lr, "gan_warmup_epochs": gan_warmup_epochs}
     torch_device = resolve_device(device)
     check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
     # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
-    spec = DATASETS.get(suite_obj.in_dataset)
-    resolve_config(
-        method,
-        recipe_obj,
-        dataset=spec.name,
-        in_shape=tuple(spec.image_shape),
-        num_classes=spec.num_classes,
-        seed=seed,
-        seen_ood=suite_obj.seen_ood,
-        overrides=overrides,
+    plan = plan_training(
+        method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
     )
+    recipe_obj, seed, overrides, config, path = plan.recipe, plan.seed, plan.overrides, plan.config, plan.checkpoint
+    world_size = env_world_size()
+    try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only
+        per_rank_batch(config["batch_size"], world_size)
+    except UserInputError:
+        if not main_rank:
+            raise SystemExit(2) from None
+        raise
     data = load_suite(suite, data_dir=data_dir, download=download)
-    config = run_config(method, data, recipe_obj, seed=seed, **overrides)
-    path = checkpoint or checkpoint_path(
-        method, recipe_obj.name, data.spec.name, seed, cache_dir=cache_dir, overrides=overrides
-    )
-    click.echo(
+    echo(
         f"Training {method} on suite {suite} ({len(data.train.x)} training images) with recipe "
         f"{recipe_obj.name}. Effective configuration:"
     )
-    click.echo(format_config(config))
-    click.echo(f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}")
+    echo(format_config(config))
+    echo(
+        f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}, compile {compile_}, "
+        f"processes {world_size}"
+    )
     if resume and not path.exists():
-        click.echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
+        echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
     elif not resume and path.exists():
-        click.echo(f"Note: replacing {path} (pass --resume to continue it instead).")
+        echo(f"Note: replacing {path} (pass --resume to continue it instead).")
     train(
         method,
         data,
@@ -904,13 +912,16 @@ def train_command(
         progress=not quiet,
         bf16=bf16,
         channels_last=channels_last,
+        compile=compile_,
         **overrides,
     )
+    if not main_rank:
+        return
     from oodbench.training import read_checkpoint
 
     last = read_checkpoint(path)["history"][-1]
-    click.echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
-    click.echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
+    echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
 
 
 @list_group.command("recipes")

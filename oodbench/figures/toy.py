@@ -361,7 +361,7 @@ def run_gan_steps(
             )
         for module in (state.classifier, state.generator, state.discriminator):
             module.eval()
-    return stats
+    return {key: float(value) for key, value in stats.items()}  # the steps return 0-d tensors
 
 
 def with_fixed_classifier(state: GanState, classifier: nn.Module) -> GanState:

@@ -9,6 +9,13 @@ A checkpoint is one `torch.save`d dict of plain types and tensors, so that
   optimizers {...}, schedulers {...}, rng (torch CPU, CUDA, NumPy, Python, data-order generator).
 It is written to a temporary file and renamed over the previous one, so a killed run always
 leaves the last complete epoch's checkpoint intact.
+
+Data-parallel runs (torchrun): rank 0 alone writes; models hold the unwrapped modules' state
+(no DDP `module.` or torch.compile `_orig_mod.` prefix), rng holds rank 0's states and the shared
+data-order generator. Ranks > 0 reseed their noise every epoch from (seed, rank, epoch) and need
+nothing saved. Hence a checkpoint resumes under any world size: the data order continues
+exactly; a single process continues rank 0's noise stream. `runtime` records world_size,
+compile, data placement and fused Adam beside device, bf16 and channels_last.
 """
 
 from __future__ import annotations

@@ -13,6 +13,16 @@ Each step is its own function (`d_step`, `g_step`, `c_step`) so that tests can c
 one moves only its own network, and that `joint_confidence_step` calls them in this order.
 The modules may be image networks or 2-D MLPs: only the shapes matter
 (generator: (N, nz) -> x-like; discriminator: x-like -> (N,) probabilities).
+
+GPU efficiency: the steps return their statistics as detached 0-d tensors on the device and
+never read them on the host (no `.item()`), so a step never waits for the GPU; the loop sums
+them on the device and reads them once per epoch.
+
+Data parallel: the networks may be wrapped in DistributedDataParallel. A forward pass whose
+network is NOT updated by that step (D and the classifier in the G step, G in the classifier
+step) goes through the wrapped module itself (`local`), so it neither syncs buffers nor leaves
+the wrapper waiting for gradients; the updated network's forward goes through the wrapper, whose
+backward averages its gradients over the ranks.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from oodbench.training.losses import kl_uniform_to_softmax
 
@@ -43,6 +54,11 @@ def bce(prob: torch.Tensor, target: float) -> torch.Tensor:
     with torch.autocast(device_type=prob.device.type, enabled=False):
         prob = prob.float()
         return F.binary_cross_entropy(prob, torch.full_like(prob, target))
+
+
+def local(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (for forwards without a gradient sync)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 @contextlib.contextmanager
@@ -70,7 +86,7 @@ def d_step(
     discriminator: nn.Module,
     opt_d: torch.optim.Optimizer,
     amp_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
+) -> dict[str, torch.Tensor]:
     """Step 1: BCE(D(x), 1) + BCE(D(fake.detach()), 0); one optimiser step of D."""
     opt_d.zero_grad(set_to_none=True)
     with autocast(x.device, amp_dtype):
@@ -80,9 +96,9 @@ def d_step(
     loss.backward()
     opt_d.step()
     return {
-        "d_loss": loss.item(),
-        "d_real": p_real.detach().float().mean().item(),
-        "d_fake": p_fake.detach().float().mean().item(),
+        "d_loss": loss.detach(),
+        "d_real": p_real.detach().float().mean(),
+        "d_fake": p_fake.detach().float().mean(),
     }
 
 
@@ -94,7 +110,7 @@ def g_step(
     opt_g: torch.optim.Optimizer,
     beta: float,
     amp_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
+) -> dict[str, torch.Tensor]:
     """Step 2: BCE(D(fake), 1) + beta * KL(U || p(.|fake)) on the same fake batch; G step only.
 
     `fake` must still carry G's graph (it is G(z1) from before the D step). With beta == 0 the
@@ -103,17 +119,17 @@ def g_step(
     opt_g.zero_grad(set_to_none=True)
     with frozen(discriminator, classifier):
         with autocast(fake.device, amp_dtype):
-            p_fake = discriminator(fake)
+            p_fake = local(discriminator)(fake)
         gan_loss = bce(p_fake, 1.0)
         kl = torch.zeros((), device=fake.device)
         if beta != 0.0:
             with autocast(fake.device, amp_dtype):
-                logits = classifier(fake)
+                logits = local(classifier)(fake)
             kl = kl_uniform_to_softmax(logits.float())
         loss = gan_loss + beta * kl
         loss.backward()
     opt_g.step()
-    return {"g_loss": gan_loss.item(), "g_kl": kl.item()}
+    return {"g_loss": gan_loss.detach(), "g_kl": kl.detach()}
 
 
 def c_step(
@@ -126,7 +142,7 @@ def c_step(
     beta: float,
     nz: int,
     amp_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
+) -> dict[str, torch.Tensor]:
     """Step 3: NLL(x, y) + beta * KL(U || p(.|G(z2))) with a fresh z2 ~ N(0, I); classifier step.
 
     z2 is drawn here, i.e. after the G step, and G(z2) is computed without a graph (G is not
@@ -140,7 +156,7 @@ def c_step(
     if beta != 0.0:
         z2 = torch.randn(x.shape[0], nz, device=x.device)
         with torch.no_grad(), autocast(x.device, amp_dtype):
-            fake2 = generator(z2)
+            fake2 = local(generator)(z2)
         with autocast(x.device, amp_dtype):
             logits_fake = classifier(fake2)
         kl = kl_uniform_to_softmax(logits_fake.float())
@@ -148,7 +164,7 @@ def c_step(
     loss.backward()
     opt_c.step()
     accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
-    return {"loss": nll.item(), "kl": kl.item(), "acc": accuracy.item()}
+    return {"loss": nll.detach(), "kl": kl.detach(), "acc": accuracy}
 
 
 def joint_confidence_step(
@@ -164,12 +180,12 @@ def joint_confidence_step(
     beta: float,
     nz: int,
     amp_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
+) -> dict[str, torch.Tensor]:
     """One minibatch of the joint confidence loss: D step, G step (same z1), C step (fresh z2).
 
-    Returns the batch statistics: loss (classifier NLL), kl (classifier KL on G(z2)), acc,
-    d_loss, d_real = mean D(x), d_fake = mean D(G(z1)) before the D update, g_loss (BCE part of
-    the G loss), g_kl (KL part of the G loss).
+    Returns the batch statistics (detached 0-d tensors on the device): loss (classifier NLL),
+    kl (classifier KL on G(z2)), acc, d_loss, d_real = mean D(x), d_fake = mean D(G(z1)) before
+    the D update, g_loss (BCE part of the G loss), g_kl (KL part of the G loss).
     """
     z1 = torch.randn(x.shape[0], nz, device=x.device)
     with autocast(x.device, amp_dtype):
