@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from oodbench.data.convert import as_float
 from PIL import Image
 
 from oodbench.data import load_custom_out, load_dataset, to_shape
-from oodbench.data.convert import crop_box
+from oodbench.data.convert import as_float, crop_box
 from oodbench.errors import DataNotFoundError, UserInputError
 
 

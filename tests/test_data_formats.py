@@ -16,6 +16,7 @@ from PIL import Image
 
 from oodbench.data import DATASETS, SUITES, Suite, load_dataset, load_suite
 from oodbench.data import download as dl
+from oodbench.data.convert import as_float
 from oodbench.errors import DataNotFoundError, UserInputError
 
 RNG = np.random.RandomState(0)
@@ -81,8 +82,8 @@ def write_odin(root: Path, folder: str, n: int = 6) -> np.ndarray:
 def test_svhn_mat_layout_and_label_10_is_zero():
     images, labels = write_svhn(data_root() / "svhn", "test", 12)
     loaded = load_dataset("svhn", "test")
-    assert loaded.x.shape == (12, 3, 32, 32) and loaded.x.dtype == torch.float32
-    assert torch.equal(loaded.x, torch.from_numpy(images).float() / 255)
+    assert loaded.x.shape == (12, 3, 32, 32) and loaded.x.dtype == torch.uint8  # kept as stored
+    assert torch.equal(as_float(loaded.x), torch.from_numpy(images).float() / 255)
     assert loaded.y.tolist() == labels.tolist()
     assert 0 in loaded.y.tolist() and loaded.y.max().item() == 9
 
@@ -124,7 +125,7 @@ def test_cifar10_batches_in_row_major_rgb_planes(bytes_keys):
     folder = data_root() / "cifar-10-batches-py"
     images, labels = write_cifar_batch(folder / "test_batch", 5, bytes_keys=bytes_keys)
     loaded = load_dataset("cifar10", "test")
-    assert torch.equal(loaded.x, torch.from_numpy(images).float() / 255)
+    assert torch.equal(as_float(loaded.x), torch.from_numpy(images).float() / 255)
     assert loaded.y.tolist() == labels.tolist()
 
 
@@ -173,7 +174,7 @@ def test_mnist_idx_plain_or_gzipped(suffix):
     write_idx(folder / f"t10k-labels-idx1-ubyte{suffix}", labels)
     loaded = load_dataset("mnist", "test")
     assert loaded.x.shape == (7, 1, 28, 28)
-    assert torch.equal(loaded.x[:, 0], torch.from_numpy(images).float() / 255)
+    assert torch.equal(as_float(loaded.x)[:, 0], torch.from_numpy(images).float() / 255)
     assert loaded.y.tolist() == list(range(7))
 
 
@@ -193,7 +194,7 @@ def test_odin_folder_reads_nested_images_sorted():
     images = write_odin(data_root(), "Imagenet_resize", n=5)
     loaded = load_dataset("tinyimagenet_resize", "test")
     assert loaded.y is None and loaded.x.shape == (5, 3, 32, 32)
-    assert torch.equal(loaded.x, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
+    assert torch.equal(as_float(loaded.x), torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255)
 
 
 def test_odin_folder_jpeg_and_grey_images_become_rgb():
@@ -260,7 +261,7 @@ def test_download_moves_a_checked_file_into_place(monkeypatch, tmp_path):
 
     monkeypatch.setattr(dl, "_download_url", fake_download)
     loaded = load_dataset("svhn", "test", download=True)
-    assert torch.equal(loaded.x, torch.from_numpy(images).float() / 255)
+    assert torch.equal(as_float(loaded.x), torch.from_numpy(images).float() / 255)
     assert calls == [
         ("http://ufldl.stanford.edu/housenumbers/test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")
     ]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from oodbench.data import DATASETS, DEFAULT_SUITE, SUITES, load_dataset, load_suite
+from oodbench.data.convert import as_float
 from oodbench.data.embedded import EMBEDDED_DIR, embedded_arrays
 from oodbench.data.noise import noise
 from oodbench.data.spec import stratified_holdout
@@ -54,8 +55,9 @@ def test_mnist_suite_shapes_and_sizes(mnist):
         mnist.val_ood,
         *mnist.test_out.values(),
     ]:
-        assert images.x.dtype == torch.float32 and tuple(images.x.shape[1:]) == (1, 28, 28)
-        assert 0.0 <= images.x.min() and images.x.max() <= 1.0
+        # Stored uint8 images stay uint8; converted or generated ones are float in [0, 1].
+        assert images.x.dtype in (torch.uint8, torch.float32) and tuple(images.x.shape[1:]) == (1, 28, 28)
+        assert 0.0 <= as_float(images.x).min() and as_float(images.x).max() <= 1.0
     for labeled in (mnist.train, mnist.val_in, mnist.test_in):
         assert labeled.y.dtype == torch.int64 and len(labeled.y) == len(labeled.x)
     assert mnist.seen_ood.y is None and mnist.test_out["animal_mnist"].y is None
@@ -88,14 +90,15 @@ def test_seen_validation_and_test_ood_share_no_source_or_image(mnist):
 
 def test_mnist_5k_mean_std_match_the_spec(mnist):
     spec = DATASETS.get("mnist_5k")
-    assert mnist.train.x.mean().item() == pytest.approx(spec.mean[0], abs=1e-4)
-    assert mnist.train.x.std().item() == pytest.approx(spec.std[0], abs=1e-4)
+    assert mnist.train.x.dtype == torch.uint8  # 4x less memory than float32
+    assert as_float(mnist.train.x).mean().item() == pytest.approx(spec.mean[0], abs=1e-4)
+    assert as_float(mnist.train.x).std().item() == pytest.approx(spec.std[0], abs=1e-4)
 
 
 def test_ood_sets_have_mnist_polarity(mnist):
     # White figure on black: dark border, brighter centre, as in MNIST.
     for name in ("animal_mnist", "sklearn_digits"):
-        x = mnist.test_out[name].x[:, 0]
+        x = as_float(mnist.test_out[name].x)[:, 0]
         border = torch.cat([x[:, :2].flatten(1), x[:, -2:].flatten(1)], 1).mean()
         assert border < 0.08 and x[:, 10:18, 10:18].mean() > 0.3, name
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from oodbench.data.convert import uint8_to_float
+from oodbench.data.convert import uint8_tensor
 from oodbench.data.spec import DATASETS, KIND_EMBEDDED, DatasetSpec, LabeledImages, LoadRequest, one_line
 from oodbench.errors import UserInputError
 
@@ -58,7 +58,7 @@ def _load_embedded(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     x = arrays[f"x{suffix}"]
     y = arrays.get(f"y{suffix}") if spec.num_classes is not None else None
     return LabeledImages(
-        uint8_to_float(x[:, None]),
+        uint8_tensor(x[:, None]),
         None if y is None else torch.from_numpy(y.astype(np.int64)),
         spec.name,
         req.split,

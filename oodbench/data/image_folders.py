@@ -68,9 +68,9 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_image_folder(
-    folder: Path, *, shape: Shape | None, name: str, keep_uint8: bool = False
+    folder: Path, *, shape: Shape | None, name: str, keep_uint8: bool = True
 ) -> torch.Tensor:
-    """Every image below `folder` as float32 (N, C, H, W) in [0, 1].
+    """Every image below `folder` as (N, C, H, W): uint8 as stored, or float32 in [0, 1] if converted.
 
     With `shape`, each image is converted to it by oodbench.data.convert's rule (images of
     different sizes are fine). Without, all images must share one shape. With `keep_uint8`,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from oodbench import paths
-from oodbench.data.convert import to_shape
+from oodbench.data.convert import as_float, to_shape
 from oodbench.errors import UserInputError
 from oodbench.registry import Registry
 
@@ -34,7 +34,8 @@ KIND_GENERATED = "generated"  # made on the fly from a seed (noise)
 
 @dataclass
 class LabeledImages:
-    """Images x: float32 (N, C, H, W) in [0, 1]; labels y: int64 (N,) or None (OOD sets)."""
+    """Images x: (N, C, H, W), uint8 as stored or float32 in [0, 1] (read batches through
+    `oodbench.data.convert.as_float`); labels y: int64 (N,) or None (OOD sets)."""
 
     x: torch.Tensor
     y: torch.Tensor | None
@@ -180,7 +181,10 @@ def load_dataset(
     seed: int = 0,
     n: int | None = None,
 ) -> LabeledImages:
-    """Load one split of a registered data set as float32 (N, C, H, W) in [0, 1].
+    """Load one split of a registered data set as (N, C, H, W) images.
+
+    Images stored as uint8 stay uint8 (convert batches with `oodbench.data.convert.as_float`);
+    converted, generated or float-stored sets are float32 in [0, 1].
 
     `shape` converts to (C, H, W) by oodbench.data.convert's rule (noise is generated at it).
     `seed` only matters for generated sets. `n` caps the number of images (the first n after a
@@ -200,8 +204,8 @@ def load_dataset(
     images = spec.loader(spec, request)
     if n is not None:
         images = cap(images, n)
-    if shape is not None:
-        images.x = to_shape(images.x, shape, name=f"{name} {split}")
+    if shape is not None and tuple(images.x.shape[1:]) != tuple(shape):
+        images.x = to_shape(as_float(images.x), shape, name=f"{name} {split}")
     return images
 
 

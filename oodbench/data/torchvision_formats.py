@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from oodbench.data import download as dl
-from oodbench.data.convert import uint8_to_float
+from oodbench.data.convert import uint8_tensor
 from oodbench.data.spec import DATASETS, DatasetSpec, LabeledImages, LoadRequest, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
 
@@ -89,7 +89,7 @@ def _load_svhn(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
             raise _missing("SVHN", filename, req.folder, _SVHN_SOURCE)
         dl.fetch_file([url], path, md5=md5)
     images, labels = read_svhn_mat(path)
-    return LabeledImages(uint8_to_float(images), _labels(labels, 10, "SVHN", path), spec.name, req.split)
+    return LabeledImages(uint8_tensor(images), _labels(labels, 10, "SVHN", path), spec.name, req.split)
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR
@@ -178,7 +178,7 @@ def _load_cifar(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     return LabeledImages(
-        uint8_to_float(images), _labels(labels, classes, title, req.folder), spec.name, req.split
+        uint8_tensor(images), _labels(labels, classes, title, req.folder), spec.name, req.split
     )
 
 
@@ -240,7 +240,7 @@ def _load_mnist(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
             "MNIST", label_path, "MNIST label file", f"{labels.size} labels for {len(images)} images"
         )
     return LabeledImages(
-        uint8_to_float(images[:, None]), _labels(labels, 10, "MNIST", label_path), spec.name, req.split
+        uint8_tensor(images[:, None]), _labels(labels, 10, "MNIST", label_path), spec.name, req.split
     )
 
 

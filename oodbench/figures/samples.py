@@ -32,6 +32,7 @@ from torch import nn
 from oodbench import metrics as ood_metrics
 from oodbench.atomic import atomic_write_text
 from oodbench.data import load_suite
+from oodbench.data.convert import as_float
 from oodbench.data.spec import SuiteData
 from oodbench.devices import resolve_device
 from oodbench.errors import UserInputError
@@ -104,7 +105,7 @@ def max_softmax(
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            logits = model(images[start : start + batch_size].to(device)).double()
+            logits = model(as_float(images[start : start + batch_size]).to(device)).double()
             out.append(torch.log_softmax(logits, dim=1).max(dim=1).values.exp().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -121,10 +122,10 @@ def sample_images(
 
 def mean_nearest_distance(points: torch.Tensor, reference: torch.Tensor, chunk: int = 256) -> float:
     """Mean over `points` of the L2 distance (flattened images) to the nearest `reference` image."""
-    ref = reference.reshape(len(reference), -1).double()
+    ref = as_float(reference).reshape(len(reference), -1).double()
     nearest = []
     for start in range(0, len(points), chunk):
-        block = points[start : start + chunk].reshape(-1, ref.shape[1]).double()
+        block = as_float(points[start : start + chunk]).reshape(-1, ref.shape[1]).double()
         nearest.append(torch.cdist(block, ref).min(dim=1).values)
     return float(torch.cat(nearest).mean()) if nearest else float("nan")
 
