@@ -193,7 +193,7 @@ def evaluate(
     from oodbench.data import load_custom_out
     from oodbench.devices import resolve_device
     from oodbench.models.external import check_against_suite
-    from oodbench.results import ROWS_FILENAME, append_rows, rows_to_frame
+    from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
 
     torch_device = resolve_device(str(device)) if not hasattr(device, "type") else device
@@ -215,6 +215,8 @@ def evaluate(
     check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device)
     requests = detector_requests(detectors, params)
     results = None if results_dir is None else paths.results_dir(results_dir)
+    if results is not None:
+        check_rows_appendable(results / ROWS_FILENAME)
     rows = run_evaluate(
         model_ut,
         requests,
@@ -292,8 +294,9 @@ def run_benchmark(
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     """
     from oodbench import paths
+    from oodbench.atomic import remove_stale_temp_files
     from oodbench.devices import resolve_device
-    from oodbench.results import ROWS_FILENAME
+    from oodbench.results import ROWS_FILENAME, check_rows_appendable
     from oodbench.runner import SHORTHAND_DETECTORS, expand_shorthands, run_suite
 
     if plots not in ("auto", "all", "none"):
@@ -314,6 +317,9 @@ def run_benchmark(
     results = paths.results_dir(results_dir)
     check_writable(results)
     rows_file = results / ROWS_FILENAME
+    check_rows_appendable(rows_file)  # before any work: a garbage line would break every later report
+    for folder in (results, paths.cache_dir(cache_dir)):
+        remove_stale_temp_files(folder)
     rows = run_suite(
         suite,
         models=sources,

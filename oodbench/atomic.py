@@ -7,11 +7,15 @@ or mixed file (os.replace is atomic on POSIX and Windows within one file system)
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -46,3 +50,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+# When this process started (close enough: when oodbench was first imported).
+PROCESS_START = time.time()
+# A temporary file must be this much older than the process before it counts as left over from
+# a killed write: a writer that started just before us may still be about to rename its file.
+STALE_MARGIN_S = 60.0
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, *, before: float | None = None) -> list[Path]:
+    """Delete the temporary files of interrupted atomic writes (".<name>.<random>.tmp") below
+    `folder` whose last change is older than `before` (default: this process's start minus
+    STALE_MARGIN_S). Returns what was removed; a missing folder is fine."""
+    cutoff = (PROCESS_START - STALE_MARGIN_S) if before is None else before
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+    if removed:
+        logger.warning("removed %d temporary file(s) left by interrupted writes under %s", len(removed), root)
+    return removed

@@ -85,6 +85,32 @@ class OodbenchGroup(click.Group):
             raise _InputError(str(error)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
             raise _InputError(f"{error.strerror or error}: {error.filename}") from None
+        except click.UsageError as error:
+            # click prints usage, a hint and the error on three lines; ours is one line with the fix.
+            raise _InputError(_one_line_usage(error)) from None
+
+    def main(self, *args, **kwargs):
+        try:
+            # standalone_mode=False lets us format usage errors; click then returns ctx.exit codes.
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.UsageError as error:  # errors in the top-level options, before invoke
+            _InputError(_one_line_usage(error)).show()
+            sys.exit(2)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.Exit as exit_:
+            sys.exit(exit_.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line_usage(error: click.UsageError) -> str:
+    message = error.format_message().strip()
+    command = error.ctx.command_path if error.ctx is not None else "oodbench"
+    return f"{message}{'' if message.endswith(('.', '?', ')')) else '.'} See `{command} --help`."
 
 
 @click.group(cls=OodbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -317,6 +343,11 @@ _RESULTS_HELP = (
     default=None,
     help="Write the current rows (averaged over seeds) as a baseline CSV and exit.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Move unreadable lines of the rows file to <file>.rejected (nothing is lost) and exit.",
+)
 @click.pass_context
 def report_command(
     ctx: click.Context,
@@ -336,12 +367,21 @@ def report_command(
     baseline: Path | None,
     tolerance: str,
     write_baseline: Path | None,
+    repair: bool,
 ) -> None:
     """Comparison tables from stored rows, paired comparisons (--compare), the published
     comparison (--against published), or the CI regression check (--baseline)."""
     from oodbench import report
     from oodbench.atomic import atomic_write_text
-    from oodbench.results import load_rows
+    from oodbench.results import load_rows, repair_rows
+
+    if repair:
+        kept, moved, rejected = repair_rows(_rows_path(results))
+        click.echo(
+            f"{kept} readable row(s) kept; "
+            + (f"{moved} unreadable line(s) moved to {rejected}." if moved else "nothing to repair.")
+        )
+        return
 
     try:
         tol = float(tolerance)
@@ -861,6 +901,7 @@ def train_command(
     from oodbench.training import format_config, train
     from oodbench.training.distributed import env_rank, env_world_size, per_rank_batch
     from oodbench.training.loop import check_runtime
+    from oodbench.atomic import remove_stale_temp_files
     from oodbench.training.recipes import plan_training
 
     main_rank = env_rank() == 0  # under torchrun only rank 0 prints
@@ -880,6 +921,7 @@ def train_command(
         method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
     )
     recipe_obj, seed, overrides, config, path = plan.recipe, plan.seed, plan.overrides, plan.config, plan.checkpoint
+    remove_stale_temp_files(path.parent)  # left by killed checkpoint writes
     world_size = env_world_size()
     try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only
         per_rank_batch(config["batch_size"], world_size)

@@ -29,7 +29,7 @@ import logging
 import numbers
 import os
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,33 +266,88 @@ def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
     logger.info("appended %d row(s) to %s", len(rows), target)
 
 
+def _repair_hint(target: Path) -> str:
+    return (
+        f"fix: `oodbench report --repair --results {target}` moves unreadable lines to "
+        f"{target}.rejected (nothing is lost)"
+    )
+
+
+def _rows_target(path: str | os.PathLike) -> Path:
+    target = Path(path)
+    return target / ROWS_FILENAME if target.is_dir() else target
+
+
+def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str]]:
+    """(line number, raw line, the row or why the line is unreadable) for each non-empty line."""
+    for lineno, raw in enumerate(target.read_bytes().splitlines(keepends=True), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield lineno, raw, "not UTF-8 text (a binary file?)"
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield lineno, raw, f"not a JSON result row ({error.msg})"
+            continue
+        try:
+            yield lineno, raw, ResultRow.from_dict(data)
+        except (UserInputError, TypeError) as error:
+            yield lineno, raw, str(error)
+
+
 def read_rows(path: str | os.PathLike) -> list[ResultRow]:
     """The rows of one JSONL file (or of <folder>/rows.jsonl) as ResultRow objects.
 
-    Errors name file:line.
+    Errors name file:line and the repair command.
     """
-    target = Path(path)
-    if target.is_dir():
-        target = target / ROWS_FILENAME
+    target = _rows_target(path)
     if not target.is_file():
         raise DataNotFoundError(
             f"No result rows at {target}. Create them with `oodbench run` "
             f"(or point --results / $OODBENCH_RESULTS at an existing {ROWS_FILENAME})."
         )
     rows = []
-    with open(target, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserInputError(f"{target}:{lineno}: not a JSON result row ({error.msg}).") from None
-            try:
-                rows.append(ResultRow.from_dict(data))
-            except (UserInputError, TypeError) as error:
-                raise UserInputError(f"{target}:{lineno}: {error}") from None
+    for lineno, _, parsed in _parse_row_lines(target):
+        if isinstance(parsed, str):
+            raise UserInputError(f"{target}:{lineno}: {parsed}; {_repair_hint(target)}.")
+        rows.append(parsed)
     return rows
+
+
+def check_rows_appendable(path: str | os.PathLike) -> None:
+    """Refuse to append to a rows file with an unreadable line (later reports would fail there)."""
+    target = _rows_target(path)
+    if not target.is_file():
+        return
+    for lineno, _, parsed in _parse_row_lines(target):
+        if isinstance(parsed, str):
+            raise UserInputError(
+                f"{target}:{lineno} is not a readable result row ({parsed}); nothing was run or appended; "
+                f"{_repair_hint(target)}."
+            )
+
+
+def repair_rows(path: str | os.PathLike) -> tuple[int, int, Path]:
+    """Move every unreadable line of a rows file to "<file>.rejected" (appended, so nothing is
+    lost) and keep the readable rows, both written atomically. Returns (kept, moved, rejected file)."""
+    target = _rows_target(path)
+    if not target.is_file():
+        raise DataNotFoundError(f"No result rows at {target} to repair.")
+    kept, rejected = [], []
+    for _, raw, parsed in _parse_row_lines(target):
+        (rejected if isinstance(parsed, str) else kept).append(raw if raw.endswith(b"\n") else raw + b"\n")
+    rejected_file = target.with_name(target.name + ".rejected")
+    if rejected:
+        old = rejected_file.read_bytes() if rejected_file.exists() else b""
+        with atomic_open(rejected_file, "wb") as handle:  # first, so a crash loses nothing
+            handle.write(old + b"".join(rejected))
+        with atomic_open(target, "wb") as handle:
+            handle.write(b"".join(kept))
+    return len(kept), len(rejected), rejected_file
 
 
 def rows_to_frame(rows: Sequence[ResultRow]) -> pd.DataFrame:
