@@ -55,10 +55,11 @@ The thresholds are start + j * gap (the original's ``np.arange`` may differ by a
 
 ``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently.
 """
-
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -81,22 +82,20 @@ HIGHER_IS_BETTER: dict[str, bool] = {name: name != "fpr95_openood" for name in M
 # Number of grid steps of the public code's threshold sweep (calMetric: gap = (end - start) / 200000).
 LEGACY_STEPS = 200_000
 
+_LOW63 = np.int64(2**63 - 1)
 
-class _Groups(NamedTuple):
-    """Pooled scores cut into groups of equal value, in increasing order.
 
-    u[k] is the k-th distinct value (K of them). a0 / b0 / t0 have K + 1 entries: a0[k] is the
-    number of ID scores < u[k], so a0[k + 1] is the number <= u[k] (a0[0] = 0, a0[K] = n_in);
-    b0 the same for OOD and t0 = a0 + b0 for all scores. float64, which holds integer counts
-    exactly below 2**53. Groups may be empty (bootstrap resamples keep every original group).
+class _Ranks(NamedTuple):
+    """How two sorted sets of DISTINCT values interleave: ID values x_0 < x_1 < ... (m_in of
+    them) and OOD values y_0 < y_1 < ... (m_out of them).
+
+    below_in[i] = number of y_j < x_i and upto_in[i] = number of y_j <= x_i (the same array
+    object when no value is in both sets); upto_out[j] = number of x_i <= y_j. Integer arrays.
     """
 
-    u: np.ndarray
-    a0: np.ndarray
-    b0: np.ndarray
-    t0: np.ndarray
-    n_in: int
-    n_out: int
+    below_in: np.ndarray
+    upto_in: np.ndarray
+    upto_out: np.ndarray
 
 
 def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
@@ -123,179 +122,78 @@ def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _group(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[_Groups, np.ndarray]:
-    """Sort the pooled scores once; return the groups and the argsort order of the pooled scores."""
-    n_in, n_out = scores_in.size, scores_out.size
-    n = n_in + n_out
-    pooled = np.concatenate((scores_in, scores_out))
-    order = np.argsort(pooled)  # the one sort; ties need no stable order since they are grouped
-    sorted_scores = pooled[order]
-    # True where a new run of equal values starts (-0.0 == 0.0, so they share a group).
-    starts = sorted_scores[1:] != sorted_scores[:-1]
-    n_groups = int(np.count_nonzero(starts)) + 1
-    # ID scores at or below each sorted position. An int32 cumsum is several times cheaper
-    # than a float64 one and cannot overflow below 2**31 scores.
-    a_cum = np.cumsum(order < n_in, dtype=np.int32 if n < 2**31 - 1 else np.int64)
-    a0 = np.empty(n_groups + 1)
-    a0[0] = 0.0
-    if n_groups == n:  # no ties: every score is its own group, no gathers needed
-        u = sorted_scores
-        a0[1:] = a_cum
-        t0 = np.arange(n + 1, dtype=np.float64)
-    else:
-        ends = np.flatnonzero(starts)  # last position of every group but the final one
-        u = np.append(sorted_scores[ends], sorted_scores[-1])
-        a0[1:-1] = a_cum[ends]
-        a0[-1] = n_in
-        t0 = np.empty(n_groups + 1)
-        t0[0] = 0.0
-        t0[1:-1] = ends
-        t0[1:-1] += 1.0
-        t0[-1] = n
-    return _Groups(u, a0, t0 - a0, t0, n_in, n_out), order
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    """[0, w_0, w_0 + w_1, ...] as int64: the number of scores below each sorted distinct value."""
+    out = np.zeros(weights.size + 1, dtype=np.int64)
+    np.cumsum(weights, out=out[1:])
+    return out
 
 
-def _trim_empty(g: _Groups) -> _Groups:
-    """Drop leading and trailing empty groups (bootstrap resamples), so that every threshold
-    u[k] kept has at least one score at or below it and one at or above it."""
-    # Binary searches on the non-decreasing total counts, O(log K).
-    first = int(np.searchsorted(g.t0, 0, side="right")) - 1  # lowest non-empty group
-    last = int(np.searchsorted(g.t0, g.n_in + g.n_out, side="left")) - 1  # highest non-empty group
-    if first == 0 and last == g.u.size - 1:
-        return g
-    # Counts below the first kept group are 0, so the sliced prefix arrays still start at 0.
-    keep, keep0 = slice(first, last + 1), slice(first, last + 2)
-    return _Groups(g.u[keep], g.a0[keep0], g.b0[keep0], g.t0[keep0], g.n_in, g.n_out)
+def _metrics_from_ranks(
+    r: _Ranks, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None
+) -> dict[str, float]:
+    """All exact metrics when ID value x_i occurs w_in[i] times and OOD value y_j occurs w_out[j]
+    times (None: once each). Weights may be 0 (a bootstrap resample that missed a value).
 
-
-def _fpr95_openood(g: _Groups) -> float:
-    """OpenOOD FPR@95: first (lowest) u[k] that flags >= 95% of OOD (s <= u[k]); share of ID flagged there."""
-    # 20 * b >= 19 * n_out  <=>  b >= ceil(19 * n_out / 20); b0 is non-decreasing, b0[0] = 0.
-    j = int(np.searchsorted(g.b0, (19 * g.n_out + 19) // 20, side="left"))
-    return float(g.a0[j] / g.n_in)
-
-
-def _exact(g: _Groups) -> dict[str, float]:
-    """The exact, tie-aware metrics from grouped counts (see the module docstring for definitions).
-
-    Written with few passes and in-place operations: on 10**6 distinct scores each pass over
-    the group arrays costs about a millisecond, comparable to the sort itself in total.
+    The sets are walked per distinct value, with weighted counts c_in(< x_i) = A_i, c_out(< x_i)
+    = L_i, c_out(<= x_i) = U_i, c_out(<= y_j) = X_j and c_in(<= y_j) = Y_j:
+    AUROC = sum_i w_i (L_i + U_i) / (2 n_in n_out); AUPR-In = sum_i w_i P_i / n_in with
+    P_i = (n_in - A_i) / (n_in - A_i + n_out - L_i) (precision at threshold x_i); AUPR-Out =
+    sum_j w_j X_j / (X_j + Y_j) / n_out; detection accuracy = (n_in n_out + max(0, max_i
+    (n_in L_i - n_out A_i))) / (2 n_in n_out), because 0.5 TPR(d) + 0.5 TNR(d) only rises
+    between ID values, so its maximum is at some d = x_i or at "accept nothing". Counts are
+    exact integers; only the precisions are divided.
     """
-    g = _trim_empty(g)
-    a0, b0, t0, n_in, n_out = g.a0, g.b0, g.t0, g.n_in, g.n_out
-    n = n_in + n_out
-    k = g.u.size
-    # Three work arrays, reused with out= (fresh large arrays cost page faults).
-    in_k = np.subtract(a0[1:], a0[:-1])  # ID scores in group k
-    scratch = np.empty(k + 1)
-    buf = np.empty(k + 1)
-    out_k = np.subtract(t0[1:], t0[:-1], out=scratch[:k])
-    out_k -= in_k  # OOD scores in group k
+    m_in, m_out = r.below_in.size, r.upto_out.size
+    if w_in is None:
+        n_in = m_in
+        id_below = np.arange(m_in)  # A_i
+    else:
+        cum_in = _cumulative(w_in)
+        n_in = int(cum_in[-1])
+        id_below = cum_in[:-1]
+    if w_out is None:
+        n_out = m_out
+        ood_below, ood_upto = r.below_in, r.upto_in  # L_i, U_i
+        ood_upto_out = np.arange(1, m_out + 1)  # X_j
+    else:
+        cum_out = _cumulative(w_out)
+        n_out = int(cum_out[-1])
+        ood_below = cum_out[r.below_in]
+        ood_upto = ood_below if r.upto_in is r.below_in else cum_out[r.upto_in]
+        ood_upto_out = cum_out[1:]
+    id_upto_out = r.upto_out if w_in is None else cum_in[r.upto_out]  # Y_j
 
-    # Average precision, OOD positive with score -s (s <= u[k] flagged): tp = b0[k + 1],
-    # tp + fp = t0[k + 1] > 0 (after trimming); recall grows by out_k / n_out.
-    precision = np.divide(b0[1:], t0[1:], out=buf[:k])
-    precision *= out_k
-    aupr_out = float(precision.sum()) / n_out  # out_k is not needed below: scratch is free
+    # AUROC: every ID score at x_i beats the L_i OOD scores below it and ties with U_i - L_i.
+    pairs = ood_below.sum() if w_in is None else np.dot(w_in, ood_below)
+    if ood_upto is ood_below:
+        pairs *= 2
+    else:
+        pairs += ood_upto.sum() if w_in is None else np.dot(w_in, ood_upto)
+    auroc = int(pairs) / (2.0 * n_in * n_out)
 
-    # TPR(u[k]) = (n_in - a0[k]) / n_in >= 0.95  <=>  a0[k] <= n_in / 20. a0 is non-decreasing
-    # and starts at 0, so the qualifying k are a non-empty prefix; take its last.
-    k95 = int(np.searchsorted(a0[:-1], n_in // 20, side="right")) - 1
-    tnr_at_tpr95 = b0[k95] / n_out  # OOD scores equal to the threshold are accepted
+    # AUPR-In. A denominator is 0 only at a value with weight 0 above every drawn score.
+    id_above = n_in - id_below  # ID scores >= x_i
+    precision = id_above / np.maximum(id_above + (n_out - ood_below), 1)
+    aupr_in = float(precision.sum() if w_in is None else np.dot(precision, w_in)) / n_in
 
-    # Each ID score in group k beats the b0[k] OOD scores below it and ties with out_k of them:
-    # in_k * (b0[k] + 0.5 * out_k) = 0.5 * in_k * (b0[k] + b0[k + 1]). The terms and partial
-    # sums are integers below 2**53, so the sum is exact.
-    pairs = np.add(b0[:-1], b0[1:], out=buf[:k])
-    pairs *= in_k
-    auroc = float(pairs.sum()) / (2.0 * n_in * n_out)
+    # AUPR-Out: OOD positive, flagged when s <= y_j.
+    precision = ood_upto_out / np.maximum(ood_upto_out + id_upto_out, 1)
+    aupr_out = float(precision.sum() if w_out is None else np.dot(precision, w_out)) / n_out
 
-    # 0.5 * TPR + 0.5 * TNR = (n_in * n_out + n_in * b0 - n_out * a0) / (2 n_in n_out) at every
-    # threshold, incl. accept-all (index 0) and accept-nothing (index K); exact integers.
-    acc = np.multiply(b0, n_in, out=buf)
-    acc -= np.multiply(a0, n_out, out=scratch)
-    detection_accuracy = (n_in * n_out + float(acc.max())) / (2.0 * n_in * n_out)
+    gain = n_in * ood_below - n_out * id_below  # 2 n_in n_out (0.5 TPR + 0.5 TNR) - n_in n_out at d = x_i
+    detection_accuracy = (n_in * n_out + max(0, int(gain.max()))) / (2.0 * n_in * n_out)
 
-    # Average precision, ID positive, thresholds u[k] from the top: tp = n_in - a0[k] and
-    # tp + fp = n - t0[k] (scores >= u[k], > 0 after trimming); recall grows by in_k / n_in.
-    precision = np.subtract(n_in, a0[:-1], out=buf[:k])
-    precision /= np.subtract(n, t0[:-1], out=scratch[:k])
-    precision *= in_k
-    aupr_in = float(precision.sum()) / n_in
+    # TPR(d) >= 0.95 <=> 20 c_in(< d) <= n_in <=> c_in(< d) <= n_in // 20. The largest such d is
+    # the ID value holding the (n_in // 20)-th smallest ID score (0-based).
+    k = n_in // 20
+    i95 = k if w_in is None else int(np.searchsorted(cum_in, k, side="right")) - 1
+    tnr_at_tpr95 = int(ood_below[i95]) / n_out  # OOD scores equal to the threshold are accepted
 
-    return {
-        "tnr_at_tpr95": float(tnr_at_tpr95),
-        "auroc": auroc,
-        "aupr_in": aupr_in,
-        "aupr_out": aupr_out,
-        "detection_accuracy": float(detection_accuracy),
-        "fpr95_openood": _fpr95_openood(g),
-    }
-
-
-def _legacy_grid(start: float, end: float, steps: int) -> np.ndarray:
-    """Thresholds start + j * gap, j = 0, 1, ..., kept while < end, with gap = (end - start) / steps."""
-    gap = (end - start) / steps
-    if not np.isfinite(gap):  # end - start overflowed (scores near +-1e308)
-        gap = end / steps - start / steps
-    grid = start + np.arange(steps + 1, dtype=np.float64) * gap
-    return grid[grid < end]
-
-
-def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, float]:
-    """The public code's grid metrics (methods.md section 4), vectorised over the grid."""
-    g = _trim_empty(g)
-    start, end = float(g.u[0]), float(g.u[-1])
-    if not start < end:
-        logger.debug("All scores are equal; the legacy grid is empty, returning the exact metrics.")
-        return _exact(g)
-    n_in, n_out = g.n_in, g.n_out
-    d = _legacy_grid(start, end, steps)
-
-    # Counts at every grid point by one binary search into the sorted distinct values:
-    # i_left groups lie below d, and one more lies at or below d when d hits a value exactly.
-    i_left = np.searchsorted(g.u, d, side="left")
-    hit = g.u[np.minimum(i_left, g.u.size - 1)] == d
-    # Consecutive grid points with the same counts form a run. Within a run every term of the
-    # sums below is zero (fpr_prev == fpr, recall_prev == recall) and min/max see one value,
-    # so the work is done once per run, with its length as weight for the window mean. The
-    # key 2 * i_left + hit is non-decreasing along the grid.
-    key = 2 * i_left + hit
-    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    weight = np.diff(np.append(first, d.size))
-    i_left, i_right = i_left[first], i_left[first] + hit[first]
-    in_lt = g.a0[i_left]  # ID scores < d
-    out_lt = g.b0[i_left]  # OOD scores < d
-    out_le = g.b0[i_right]  # OOD scores <= d
-
-    tpr = (n_in - in_lt) / n_in  # share of s_in >= d
-    fpr = (n_out - out_le) / n_out  # share of s_out > d
-
-    # TNR at 95% TPR: 1 - mean fpr over the grid points with 0.94 <= tpr <= 0.96 (FPR 1 if none).
-    window = (tpr >= 0.94) & (tpr <= 0.96)
-    fpr_window = float(np.sum(fpr[window] * weight[window]) / np.sum(weight[window])) if window.any() else 1.0
-    tnr_at_tpr95 = 1.0 - fpr_window
-
-    # sum of (fpr_prev - fpr) * tpr in increasing d, fpr_prev starting at 1.0; no closing term.
-    fpr_prev = np.concatenate(([1.0], fpr[:-1]))
-    auroc = float(np.sum((fpr_prev - fpr) * tpr))
-
-    detection_accuracy = 1.0 - float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
-
-    # AUPR-In, increasing d, rates: tp = share of s_in >= d, fp = share of s_out >= d; d with
-    # tp + fp = 0 are skipped (none occur: the maximum score is above every grid point).
-    tp = tpr
-    fp = (n_out - out_lt) / n_out
-    keep = (tp + fp) != 0
-    aupr_in = _legacy_area(tp[keep], fp[keep])
-
-    # AUPR-Out, the same grid walked from the top down: fp = share of s_in < d, tp = share
-    # of s_out < d; stop at the first d where both are 0 (d = start, the minimum).
-    fp = (in_lt / n_in)[::-1]
-    tp = (out_lt / n_out)[::-1]
-    zero = np.flatnonzero((tp + fp) == 0)
-    stop = int(zero[0]) if zero.size else tp.size
-    aupr_out = _legacy_area(tp[:stop], fp[:stop])
+    # OpenOOD: the lowest y_j with c_out(<= y_j) >= 95% of n_out (20 X >= 19 n_out, in integers).
+    q = (19 * n_out + 19) // 20
+    j95 = q - 1 if w_out is None else int(np.searchsorted(cum_out, q, side="left")) - 1
+    fpr95_openood = int(id_upto_out[j95]) / n_in
 
     return {
         "tnr_at_tpr95": tnr_at_tpr95,
@@ -303,25 +201,226 @@ def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, floa
         "aupr_in": aupr_in,
         "aupr_out": aupr_out,
         "detection_accuracy": detection_accuracy,
-        "fpr95_openood": _fpr95_openood(g),  # not defined by the grid: exact value
+        "fpr95_openood": fpr95_openood,
     }
 
 
+def _distinct(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct values, how often each occurs, and the value index of every sorted score."""
+    new = np.empty(sorted_scores.size, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new[1:])  # -0.0 == 0.0: one value
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, sorted_scores.size))
+    index = np.cumsum(new) - 1
+    return sorted_scores[starts], counts, index
+
+
+def _ranks_search(values_in: np.ndarray, values_out: np.ndarray) -> _Ranks:
+    """_Ranks of two sorted distinct arrays by binary search (simple; O(m log m))."""
+    below_in = np.searchsorted(values_out, values_in, side="left")
+    upto_in = np.searchsorted(values_out, values_in, side="right")
+    if np.array_equal(upto_in, below_in):
+        upto_in = below_in
+    return _Ranks(below_in, upto_in, np.searchsorted(values_in, values_out, side="right"))
+
+
+def _order_key(x: float) -> int:
+    """The integer that sorts like the float x (its bits; for negatives the 63 value bits flipped)."""
+    bits = int(np.array(x + 0.0).view(np.int64))
+    return bits ^ (2**63 - 1) if bits < 0 else bits
+
+
+def _merged_keys(s_in: np.ndarray, s_out: np.ndarray) -> np.ndarray | None:
+    """The pooled scores as one sorted uint64 array: (order key << 1) | is_ood, or None.
+
+    The order key is an integer that sorts like the score (its float64 bits, negatives
+    mirrored, minus the smallest key), so one SIMD ``np.sort`` of integers (several times
+    cheaper than ``np.argsort``) both sorts and merges the two sets, and the low bit says
+    which set each sorted score came from; equal scores get equal keys, ID before OOD. This
+    needs the key range to fit in 63 bits. It does when all scores have one sign or lie in
+    (-2, 2); otherwise the scores are first multiplied by a power of two (exact unless a
+    nonzero score would fall below the normal float range, in which case None is returned).
+    """
+    lo = min(float(s_in.min()), float(s_out.min()))
+    hi = max(float(s_in.max()), float(s_out.max()))
+    scale = 1.0
+    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
+        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent
+        scale = 2.0**-exponent
+        tiny = 2.0 ** (exponent - 1022)  # |s| below this would lose bits when scaled
+        for s in (s_in, s_out):
+            small = s[np.abs(s) < tiny]
+            if np.count_nonzero(small):
+                return None
+    n_in, n = s_in.size, s_in.size + s_out.size
+    floats = np.empty(n)
+    np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
+    np.add(s_out, 0.0, out=floats[n_in:])
+    if scale != 1.0:
+        floats *= scale  # a power of two: exact, order and ties kept
+    keys = floats.view(np.int64)
+    if lo < 0.0:
+        # Negative floats sort backwards as integers: flip their 63 value bits, then shift
+        # everything up so the smallest key is 0 (wrap-around arithmetic, span < 2**63).
+        sign = keys >> 63
+        sign &= _LOW63
+        keys ^= sign
+        keys -= np.int64(_order_key(lo * scale))
+    tagged = keys.view(np.uint64)
+    tagged <<= np.uint64(1)
+    tagged[n_in:] |= np.uint64(1)
+    tagged.sort()
+    return tagged
+
+
+def _ranks_merged(
+    s_in: np.ndarray, s_out: np.ndarray
+) -> tuple[_Ranks, np.ndarray | None, np.ndarray | None] | None:
+    """_Ranks and per-value counts (None when every score is distinct) from one integer sort."""
+    tagged = _merged_keys(s_in, s_out)
+    if tagged is None:
+        return None
+    n_in, n_out = s_in.size, s_out.size
+    is_ood = (tagged & np.uint64(1)).view(np.int64)
+    tied = (tagged[1:] ^ tagged[:-1]) < 2  # same score as the previous one
+    if not tied.any():
+        # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
+        upto_out = np.flatnonzero(is_ood)
+        upto_out -= np.arange(n_out)
+        # The i-th ID score has as many OOD scores below it as there are j with upto_out[j] <= i.
+        below_in = np.cumsum(np.bincount(upto_out, minlength=n_in + 1)[:n_in])
+        return _Ranks(below_in, below_in, upto_out), None, None
+    # Ties: count ID and OOD scores per run of equal scores ("group"), then index the groups
+    # that hold ID (OOD) scores: those are the distinct ID (OOD) values.
+    starts = np.flatnonzero(np.concatenate(([True], ~tied)))
+    ood_before = np.concatenate(([0], np.cumsum(is_ood)))
+    ood_count = np.diff(ood_before[np.append(starts, n_in + n_out)])
+    id_count = np.diff(np.append(starts, n_in + n_out)) - ood_count
+    has_id, has_ood = id_count > 0, ood_count > 0
+    id_groups, ood_groups = np.flatnonzero(has_id), np.flatnonzero(has_ood)
+    ood_groups_before = np.concatenate(([0], np.cumsum(has_ood)))
+    id_groups_before = np.concatenate(([0], np.cumsum(has_id)))
+    below_in = ood_groups_before[id_groups]
+    upto_in = ood_groups_before[id_groups + 1]
+    if np.array_equal(upto_in, below_in):
+        upto_in = below_in
+    ranks = _Ranks(below_in, upto_in, id_groups_before[ood_groups + 1])
+    return ranks, id_count[id_groups], ood_count[ood_groups]
+
+
+def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarray, np.ndarray]:
+    """_Ranks and per-value counts by sorting each set and binary search (works for any scores)."""
+    values_in, w_in, _ = _distinct(np.sort(s_in))
+    values_out, w_out, _ = _distinct(np.sort(s_out))
+    return _ranks_search(values_in, values_out), w_in, w_out
+
+
+def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
+    """Exact metrics of two validated score arrays (fast integer-key merge, else sort + search)."""
+    merged = _ranks_merged(s_in, s_out)
+    if merged is None:
+        logger.debug("Scores span too wide a float range for the integer-key merge; sorting instead.")
+        merged = _ranks_sorted(s_in, s_out)
+    return _metrics_from_ranks(*merged)
+
+
+def _running_sum(terms: np.ndarray) -> float:
+    """terms[0] + terms[1] + ... added one at a time, left to right (np.sum adds pairwise, which
+    rounds differently; the public code's loops add one term per grid point)."""
+    return float(np.cumsum(terms)[-1]) if terms.size else 0.0
+
+
 def _legacy_area(tp: np.ndarray, fp: np.ndarray) -> float:
-    """sum of (recall_prev - recall) * precision with recall_prev starting at 1.0, plus the
-    final recall * precision; precision = tp / (tp + fp) and recall = tp (both rates)."""
-    if tp.size == 0:
-        return 0.0
+    """The public code's AUPR loop over grid points already in walking order: precision = tp / (tp
+    + fp), recall = tp; area = sum of (recall_prev - recall) * precision, recall_prev starting at
+    1.0, then + recall * precision of the last point."""
     precision = tp / (tp + fp)
     recall_prev = np.concatenate(([1.0], tp[:-1]))
-    return float(np.sum((recall_prev - tp) * precision) + tp[-1] * precision[-1])
+    terms = np.append((recall_prev - tp) * precision, tp[-1] * precision[-1])
+    return _running_sum(terms)
+
+
+def _legacy_grid(
+    values_in: np.ndarray,
+    w_in: np.ndarray,
+    values_out: np.ndarray,
+    w_out: np.ndarray,
+    steps: int,
+) -> dict[str, float] | None:
+    """The five grid metrics of the public code (see the module docstring), or None when all
+    scores are equal (empty grid). Sorted distinct values with their counts (0 allowed)."""
+    present_in, present_out = np.flatnonzero(w_in), np.flatnonzero(w_out)
+    start = float(min(values_in[present_in[0]], values_out[present_out[0]]))
+    end = float(max(values_in[present_in[-1]], values_out[present_out[-1]]))
+    if not start < end:
+        return None
+    cum_in, cum_out = _cumulative(w_in), _cumulative(w_out)
+    n_in, n_out = int(cum_in[-1]), int(cum_out[-1])
+    gap = (end - start) / steps
+    if not math.isfinite(gap):  # end - start overflowed (scores near +-1e308; the original fails)
+        gap = end / steps - start / steps
+    # The same np.arange calls as the public code, so every threshold is the same float.
+    up = np.arange(start, end, gap)
+    down = np.arange(end, start, -gap)
+
+    # Counts at every grid point by binary search into the sorted values.
+    in_lt = cum_in[np.searchsorted(values_in, up, side="left")]  # ID scores < d
+    out_lt = cum_out[np.searchsorted(values_out, up, side="left")]  # OOD scores < d
+    out_le = cum_out[np.searchsorted(values_out, up, side="right")]  # OOD scores <= d
+    tpr = (n_in - in_lt) / n_in  # share of s_in >= d
+    fpr = (n_out - out_le) / n_out  # share of s_out > d
+
+    window = (tpr <= 0.96) & (tpr >= 0.94)
+    fpr_window = _running_sum(fpr[window]) / np.count_nonzero(window) if window.any() else 1.0
+
+    fpr_prev = np.concatenate(([1.0], fpr[:-1]))
+    auroc = _running_sum((fpr_prev - fpr) * tpr)
+
+    error = min(1.0, float(np.min((in_lt / n_in + fpr) / 2.0)))
+
+    # AUPR-In, increasing d; grid points with tp + fp = 0 are skipped.
+    tp, fp = tpr, (n_out - out_lt) / n_out
+    keep = (tp + fp) != 0
+    aupr_in = _legacy_area(tp[keep], fp[keep])
+
+    # AUPR-Out, decreasing d from the maximum itself; the walk stops at the first d with tp + fp = 0.
+    fp = cum_in[np.searchsorted(values_in, down, side="left")] / n_in  # share of s_in < d
+    tp = cum_out[np.searchsorted(values_out, down, side="left")] / n_out  # share of s_out < d
+    zero = np.flatnonzero((tp + fp) == 0)
+    stop = int(zero[0]) if zero.size else tp.size
+    aupr_out = _legacy_area(tp[:stop], fp[:stop])
+
+    return {
+        "tnr_at_tpr95": 1.0 - fpr_window,
+        "auroc": auroc,
+        "aupr_in": aupr_in,
+        "aupr_out": aupr_out,
+        "detection_accuracy": 1.0 - error,
+    }
+
+
+def _legacy_metrics(
+    values_in: np.ndarray,
+    w_in: np.ndarray,
+    values_out: np.ndarray,
+    w_out: np.ndarray,
+    steps: int = LEGACY_STEPS,
+) -> dict[str, float]:
+    """Legacy grid metrics plus the exact fpr95_openood; the exact metrics if all scores are equal."""
+    exact = _metrics_from_ranks(_ranks_search(values_in, values_out), w_in, w_out)
+    grid = _legacy_grid(values_in, w_in, values_out, w_out, steps)
+    if grid is None:
+        logger.debug("All scores are equal; the legacy grid is empty, returning the exact metrics.")
+        return exact
+    return {name: exact[name] if name == "fpr95_openood" else grid[name] for name in METRIC_NAMES}
 
 
 def _legacy(scores_in: ArrayLike, scores_out: ArrayLike, *, steps: int = LEGACY_STEPS) -> dict[str, float]:
     """Legacy grid metrics with a configurable number of grid steps (tests use a small grid)."""
-    s_in = _as_scores(scores_in, "scores_in")
-    s_out = _as_scores(scores_out, "scores_out")
-    return _legacy_from_groups(_group(s_in, s_out)[0], steps)
+    values_in, w_in, _ = _distinct(np.sort(_as_scores(scores_in, "scores_in")))
+    values_out, w_out, _ = _distinct(np.sort(_as_scores(scores_out, "scores_out")))
+    return _legacy_metrics(values_in, w_in, values_out, w_out, steps)
 
 
 def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False) -> dict[str, float]:
@@ -333,10 +432,65 @@ def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False
     (fpr95_openood stays exact). Raises UserInputError (a ValueError) for empty, non-1-D or
     non-finite input.
     """
-    s_in = _as_scores(scores_in, "scores_in")
-    s_out = _as_scores(scores_out, "scores_out")
-    groups = _group(s_in, s_out)[0]
-    return _legacy_from_groups(groups) if legacy else _exact(groups)
+    if legacy:
+        return _legacy(scores_in, scores_out)
+    return _exact(_as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out"))
+
+
+class _Prepared(NamedTuple):
+    """One detector's scores ready for resampling: sorted distinct values per set, the value
+    index of every score (in the caller's order) and the _Ranks of the two value sets."""
+
+    values_in: np.ndarray
+    values_out: np.ndarray
+    index_in: np.ndarray
+    index_out: np.ndarray
+    ranks: _Ranks
+
+
+def _prepare(s_in: np.ndarray, s_out: np.ndarray) -> _Prepared:
+    """Sort each set once (argsort, to map every score to its distinct value)."""
+    values, index = [], []
+    for s in (s_in, s_out):
+        order = np.argsort(s)
+        distinct, _, sorted_index = _distinct(s[order])
+        of_score = np.empty(s.size, dtype=np.int64)
+        of_score[order] = sorted_index
+        values.append(distinct)
+        index.append(of_score)
+    return _Prepared(values[0], values[1], index[0], index[1], _ranks_search(values[0], values[1]))
+
+
+def _check_n_resamples(n_resamples: int) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
+
+
+def _resampled(
+    prepared: Sequence[_Prepared], n_resamples: int, seed: int, legacy: bool
+) -> list[np.ndarray]:
+    """Metric values (n_resamples x len(METRIC_NAMES)) per prepared detector, all on the same draws.
+
+    Resample r draws n_in ID indices, then n_out OOD indices, with replacement
+    (``rng.integers`` of ``np.random.default_rng(seed)``). A resample of sorted data is just a
+    count per distinct value (``np.bincount`` of the drawn values' indices), so no resample is
+    sorted again: the metrics come from the precomputed ranks and the counts.
+    """
+    n_in, n_out = prepared[0].index_in.size, prepared[0].index_out.size
+    rng = np.random.default_rng(seed)
+    values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
+    for r in range(n_resamples):
+        pick_in = rng.integers(0, n_in, size=n_in)
+        pick_out = rng.integers(0, n_out, size=n_out)
+        for p, out in zip(prepared, values, strict=True):
+            w_in = np.bincount(p.index_in[pick_in], minlength=p.values_in.size)
+            w_out = np.bincount(p.index_out[pick_out], minlength=p.values_out.size)
+            if legacy:
+                result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
+            else:
+                result = _metrics_from_ranks(p.ranks, w_in, w_out)
+            out[r] = [result[name] for name in METRIC_NAMES]
+    return values
 
 
 def bootstrap(
@@ -351,36 +505,55 @@ def bootstrap(
 
     Each resample draws len(scores_in) ID indices and then len(scores_out) OOD indices with
     replacement, independently (``rng = np.random.default_rng(seed)``; ``rng.integers``), and
-    computes the metrics (exact or legacy) on those scores. The pooled scores are sorted once:
-    a resample only changes how many copies of each distinct value there are, so it costs
-    O(n) counting, not a new sort. Interval = np.percentile(values, [2.5, 97.5]).
+    computes the metrics (exact or legacy) on those scores. Each set is sorted once; a
+    resample only changes how many copies of each distinct value there are, so it costs O(n)
+    counting, not a new sort. Interval = np.percentile(values, [2.5, 97.5]).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
+    _check_n_resamples(n_resamples)
     s_in = _as_scores(scores_in, "scores_in")
     s_out = _as_scores(scores_out, "scores_out")
-    groups, order = _group(s_in, s_out)
-    n_in, n_out = groups.n_in, groups.n_out
-    n_groups = groups.u.size
-
-    # Group index of every original score: group k starts at sorted position t0[k].
-    new_group = np.zeros(order.size, dtype=np.int64)
-    new_group[groups.t0[1:-1].astype(np.int64)] = 1
-    group_of = np.empty(order.size, dtype=np.int64)
-    group_of[order] = np.cumsum(new_group)
-    group_in, group_out = group_of[:n_in], group_of[n_in:]
-
-    rng = np.random.default_rng(seed)
-    values = np.empty((n_resamples, len(METRIC_NAMES)), dtype=np.float64)
-    a0 = np.zeros(n_groups + 1)
-    b0 = np.zeros(n_groups + 1)
-    for r in range(n_resamples):
-        pick_in = group_in[rng.integers(0, n_in, size=n_in)]
-        pick_out = group_out[rng.integers(0, n_out, size=n_out)]
-        np.cumsum(np.bincount(pick_in, minlength=n_groups), out=a0[1:])
-        np.cumsum(np.bincount(pick_out, minlength=n_groups), out=b0[1:])
-        g = _Groups(groups.u, a0, b0, a0 + b0, n_in, n_out)
-        result = _legacy_from_groups(g) if legacy else _exact(g)
-        values[r] = [result[name] for name in METRIC_NAMES]
+    (values,) = _resampled([_prepare(s_in, s_out)], n_resamples, seed, legacy)
     low, high = np.percentile(values, [2.5, 97.5], axis=0)
     return {name: (float(low[i]), float(high[i])) for i, name in enumerate(METRIC_NAMES)}
+
+
+def paired_bootstrap(
+    a_in: ArrayLike,
+    a_out: ArrayLike,
+    b_in: ArrayLike,
+    b_out: ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = METRIC_NAMES,
+    legacy: bool = False,
+) -> dict[str, np.ndarray]:
+    """Bootstrap distribution of metric(A) - metric(B) for two detectors scored on the SAME samples.
+
+    a_in[k] and b_in[k] must be the two detectors' scores of the same ID sample k (likewise for
+    the OOD sets), so both inputs of a set must have equal length. Every resample draws one set
+    of ID and OOD indices (exactly as ``bootstrap`` with the same seed) and applies it to both
+    detectors, so the differences keep the pairing. Returns {metric name: array of
+    n_resamples differences}, in the order of `metrics`; for example a percentile interval of
+    the AUROC difference is np.percentile(result["auroc"], [2.5, 97.5]).
+    """
+    _check_n_resamples(n_resamples)
+    unknown = [name for name in metrics if name not in METRIC_NAMES]
+    if isinstance(metrics, str) or unknown or not metrics:
+        raise UserInputError(
+            f"'metrics' must be a non-empty list of metric names from {', '.join(METRIC_NAMES)}; "
+            f"got {metrics!r}."
+        )
+    given = {"a_in": a_in, "a_out": a_out, "b_in": b_in, "b_out": b_out}
+    arrays = {name: _as_scores(x, name) for name, x in given.items()}
+    for which in ("in", "out"):
+        if arrays[f"a_{which}"].size != arrays[f"b_{which}"].size:
+            raise UserInputError(
+                f"'a_{which}' and 'b_{which}' have {arrays[f'a_{which}'].size} and "
+                f"{arrays[f'b_{which}'].size} scores; a paired bootstrap needs both detectors' scores of "
+                "the same samples, in the same order."
+            )
+    prepared = [_prepare(arrays["a_in"], arrays["a_out"]), _prepare(arrays["b_in"], arrays["b_out"])]
+    values_a, values_b = _resampled(prepared, n_resamples, seed, legacy)
+    column = {name: i for i, name in enumerate(METRIC_NAMES)}
+    return {name: values_a[:, column[name]] - values_b[:, column[name]] for name in metrics}

@@ -3,6 +3,7 @@ definitions (hypothesis), the legacy grid against a slow loop, bootstrap and inp
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 
@@ -284,64 +285,91 @@ def test_matches_brute_force_on_float_scores(s_in, s_out):
 
 
 # ---------------------------------------------------------------------------------------------
-# Legacy grid: a slow loop written straight from methods.md section 4
+# Legacy grid: the public code's algorithm (calculate_log.py of Lee et al.), re-written here as
+# plain loops, one grid point at a time, in the order the public code walks them
 # ---------------------------------------------------------------------------------------------
 
 
 def _legacy_loop(s_in, s_out, steps: int) -> dict[str, float]:
-    x, y = np.asarray(s_in, float), np.asarray(s_out, float)  # x: ID, y: OOD
-    start, end = min(x.min(), y.min()), max(x.max(), y.max())
-    gap = (end - start) / steps
-    grid, j = [], 0
-    while start + j * gap < end:
-        grid.append(start + j * gap)
-        j += 1
+    ins, outs = sorted(map(float, s_in)), sorted(map(float, s_out))
+    n_in, n_out = len(ins), len(outs)
 
-    fprs = []
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        if 0.94 <= tpr <= 0.96:
-            fprs.append(fpr)
-    tnr95 = 1.0 - (sum(fprs) / len(fprs) if fprs else 1.0)
+    def id_below(d):  # number of ID scores < d
+        return bisect.bisect_left(ins, d)
 
-    auroc, fpr_prev = 0.0, 1.0
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        auroc += (fpr_prev - fpr) * tpr
-        fpr_prev = fpr
+    def ood_below(d):  # number of OOD scores < d
+        return bisect.bisect_left(outs, d)
 
-    error = 1.0
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        error = min(error, 0.5 * (1 - tpr) + 0.5 * fpr)
+    def ood_above(d):  # number of OOD scores > d
+        return n_out - bisect.bisect_right(outs, d)
 
-    aupr_in, recall_prev = 0.0, 1.0
-    for d in grid:
-        tp, fp = np.sum(x >= d) / len(x), np.sum(y >= d) / len(y)
+    lowest, highest = min(ins[0], outs[0]), max(ins[-1], outs[-1])
+    step = (highest - lowest) / steps
+    rising = [float(d) for d in np.arange(lowest, highest, step)]  # TNR, AUROC, detection, AUPR-In
+    falling = [float(d) for d in np.arange(highest, lowest, -step)]  # AUPR-Out: starts at the maximum
+
+    fpr_sum, count = 0.0, 0
+    for d in rising:
+        if 0.94 <= (n_in - id_below(d)) / n_in <= 0.96:
+            fpr_sum += ood_above(d) / n_out
+            count += 1
+    fpr_at_95 = fpr_sum / count if count else 1.0
+
+    area, previous_fpr = 0.0, 1.0
+    for d in rising:
+        fpr = ood_above(d) / n_out
+        area += (previous_fpr - fpr) * ((n_in - id_below(d)) / n_in)
+        previous_fpr = fpr
+    auroc = area
+
+    lowest_error = 1.0
+    for d in rising:
+        lowest_error = min(lowest_error, (id_below(d) / n_in + ood_above(d) / n_out) / 2.0)
+
+    area, previous_recall = 0.0, 1.0
+    for d in rising:
+        tp, fp = (n_in - id_below(d)) / n_in, (n_out - ood_below(d)) / n_out
         if tp + fp == 0:
             continue
-        precision, recall = tp / (tp + fp), tp
-        aupr_in += (recall_prev - recall) * precision
-        recall_prev = recall
-    aupr_in += recall * precision
+        precision = tp / (tp + fp)
+        area += (previous_recall - tp) * precision
+        previous_recall = tp
+    aupr_in = area + previous_recall * precision
 
-    aupr_out, recall_prev = 0.0, 1.0
-    for d in reversed(grid):
-        fp, tp = np.sum(x < d) / len(x), np.sum(y < d) / len(y)
+    area, previous_recall = 0.0, 1.0
+    for d in falling:
+        fp, tp = id_below(d) / n_in, ood_below(d) / n_out
         if tp + fp == 0:
             break
-        precision, recall = tp / (tp + fp), tp
-        aupr_out += (recall_prev - recall) * precision
-        recall_prev = recall
-    aupr_out += recall * precision
+        precision = tp / (tp + fp)
+        area += (previous_recall - tp) * precision
+        previous_recall = tp
+    aupr_out = area + previous_recall * precision
 
     return {
-        "tnr_at_tpr95": tnr95,
+        "tnr_at_tpr95": 1.0 - fpr_at_95,
         "auroc": auroc,
         "aupr_in": aupr_in,
         "aupr_out": aupr_out,
-        "detection_accuracy": 1.0 - error,
+        "detection_accuracy": 1.0 - lowest_error,
     }
+
+
+def _assert_same_as_loop(result, s_in, s_out, steps):
+    # The same floats in the same order: identical results, not just close ones.
+    expected = _legacy_loop(s_in, s_out, steps)
+    for name, value in expected.items():
+        assert result[name] == value, (name, result[name], value)
+    assert result["fpr95_openood"] == compute(s_in, s_out)["fpr95_openood"]  # exact in legacy mode too
+
+
+def _saturated_softmax(rng, n, scale):
+    """Max-softmax of random 10-class logits in float32 (as a network outputs them), as float64:
+    with a large logit scale many scores are exactly 1.0 and others lie within 1e-6 below it."""
+    logits = (rng.normal(size=(n, 10)) * scale).astype(np.float32)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
 
 @pytest.mark.parametrize("steps", [7, 50, 400])
@@ -353,11 +381,17 @@ def test_legacy_matches_slow_loop(seed, steps):
     s_out = rng.normal(0.0, 1.0, n_out)
     if seed % 2:  # integer scores: ties, and grid points that hit scores exactly
         s_in, s_out = np.round(s_in * 2), np.round(s_out * 2)
-    result = metrics._legacy(s_in, s_out, steps=steps)
-    expected = _legacy_loop(s_in, s_out, steps)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
-    assert result["fpr95_openood"] == compute(s_in, s_out)["fpr95_openood"]  # exact in legacy mode too
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
+
+
+@pytest.mark.parametrize("steps", [3, 20, 1000])
+def test_legacy_matches_slow_loop_with_ties_at_the_maximum(steps):
+    # The maximum holds a block of ties from both sets, and scores sit just below it: AUPR-Out's
+    # first threshold (the maximum itself) counts them apart from the tied block.
+    s_in = np.r_[np.ones(30), 1.0 - np.array([1e-9, 3e-9, 0.2, 0.5]), np.linspace(0.1, 0.9, 9)]
+    s_out = np.r_[np.ones(6), 1.0 - 2e-9, np.linspace(0.0, 0.8, 40)]
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
+    _assert_same_as_loop(metrics._legacy(s_out, s_in, steps=steps), s_out, s_in, steps)  # OOD at the top
 
 
 @settings(max_examples=40, deadline=None)
@@ -365,18 +399,28 @@ def test_legacy_matches_slow_loop(seed, steps):
 def test_legacy_matches_slow_loop_hypothesis(s_in, s_out, steps):
     if min(s_in + s_out) == max(s_in + s_out):
         return  # constant scores: empty grid, covered by test_constant_scores
-    result, expected = metrics._legacy(s_in, s_out, steps=steps), _legacy_loop(s_in, s_out, steps)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
 
 
-@pytest.mark.slow
-def test_legacy_default_grid_matches_slow_loop():
+def test_legacy_default_grid_on_saturated_softmax():
+    # The case that showed the missing first AUPR-Out threshold: float32 max-softmax scores with
+    # many ties at 1.0, unequal set sizes, the full 200,000-step grid.
+    rng = np.random.default_rng(0)
+    s_in, s_out = _saturated_softmax(rng, 60, 30.0), _saturated_softmax(rng, 45, 4.0)
+    assert np.sum(s_in == 1.0) >= 10 and np.any((s_in > 1.0 - 1e-6) & (s_in < 1.0))
+    _assert_same_as_loop(compute(s_in, s_out, legacy=True), s_in, s_out, metrics.LEGACY_STEPS)
+
+
+@pytest.mark.parametrize("case", ["continuous", "saturated", "sizes"])
+def test_legacy_default_grid_matches_slow_loop(case):
     rng = np.random.default_rng(11)
-    s_in, s_out = rng.normal(1.5, 1.0, 40), rng.normal(0.0, 1.0, 25)
-    result, expected = compute(s_in, s_out, legacy=True), _legacy_loop(s_in, s_out, metrics.LEGACY_STEPS)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
+    if case == "continuous":
+        s_in, s_out = rng.normal(1.5, 1.0, 40), rng.normal(0.0, 1.0, 40)
+    elif case == "saturated":
+        s_in, s_out = _saturated_softmax(rng, 300, 30.0), _saturated_softmax(rng, 200, 10.0)
+    else:
+        s_in, s_out = rng.normal(1.5, 1.0, 25), np.round(rng.normal(0.0, 1.0, 400), 2)
+    _assert_same_as_loop(compute(s_in, s_out, legacy=True), s_in, s_out, metrics.LEGACY_STEPS)
 
 
 def test_legacy_close_to_exact_on_continuous_scores():
