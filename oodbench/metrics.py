@@ -122,78 +122,125 @@ def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _cumulative(weights: np.ndarray) -> np.ndarray:
-    """[0, w_0, w_0 + w_1, ...] as int64: the number of scores below each sorted distinct value."""
-    out = np.zeros(weights.size + 1, dtype=np.int64)
-    np.cumsum(weights, out=out[1:])
+class _Buffers:
+    """Work arrays kept between calls: a fresh multi-megabyte numpy array costs a page fault per
+    4 KiB on first touch, which on 10**6 scores cost more than the arithmetic itself."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int, dtype: type = np.float64) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or array.size != size or array.dtype != dtype:
+            array = self._arrays[name] = np.empty(size, dtype=dtype)
+        return array
+
+
+def _cumulative(weights: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """[0, w_0, w_0 + w_1, ...] as float64 (summed in int64, which is several times faster)."""
+    total = buffers.get(name + "_int", weights.size + 1, np.int64)
+    total[0] = 0
+    np.cumsum(weights, out=total[1:])
+    out = buffers.get(name, weights.size + 1)
+    np.copyto(out, total)
     return out
 
 
 def _metrics_from_ranks(
-    r: _Ranks, w_in: np.ndarray | None = None, w_out: np.ndarray | None = None
+    r: _Ranks,
+    w_in: np.ndarray | None = None,
+    w_out: np.ndarray | None = None,
+    buffers: _Buffers | None = None,
 ) -> dict[str, float]:
     """All exact metrics when ID value x_i occurs w_in[i] times and OOD value y_j occurs w_out[j]
     times (None: once each). Weights may be 0 (a bootstrap resample that missed a value).
 
-    The sets are walked per distinct value, with weighted counts c_in(< x_i) = A_i, c_out(< x_i)
-    = L_i, c_out(<= x_i) = U_i, c_out(<= y_j) = X_j and c_in(<= y_j) = Y_j:
-    AUROC = sum_i w_i (L_i + U_i) / (2 n_in n_out); AUPR-In = sum_i w_i P_i / n_in with
-    P_i = (n_in - A_i) / (n_in - A_i + n_out - L_i) (precision at threshold x_i); AUPR-Out =
-    sum_j w_j X_j / (X_j + Y_j) / n_out; detection accuracy = (n_in n_out + max(0, max_i
-    (n_in L_i - n_out A_i))) / (2 n_in n_out), because 0.5 TPR(d) + 0.5 TNR(d) only rises
-    between ID values, so its maximum is at some d = x_i or at "accept nothing". Counts are
-    exact integers; only the precisions are divided.
+    With weighted counts A_i = c_in(< x_i), L_i = c_out(< x_i), U_i = c_out(<= x_i), X_j =
+    c_out(<= y_j) and Y_j = c_in(<= y_j):
+    - AUROC = sum_i w_i (L_i + U_i) / (2 n_in n_out) (each ID score at x_i beats L_i OOD scores
+      and ties with U_i - L_i);
+    - AUPR-In = sum_i w_i P_i / n_in, P_i = (n_in - A_i) / (n_in - A_i + n_out - L_i), the
+      precision at threshold x_i (recall rises by w_i / n_in there);
+    - AUPR-Out = sum_j w_j X_j / (X_j + Y_j) / n_out;
+    - detection accuracy = (n_in n_out + max(0, max_i (n_in L_i - n_out A_i))) / (2 n_in n_out):
+      0.5 TPR(d) + 0.5 TNR(d) only rises between ID values, so its maximum is at some d = x_i
+      or at "accept nothing" (the 0);
+    - TNR at 95% TPR and fpr95_openood by one binary search each (see below).
+    Counts are float64 holding integers, exact below 2**53 (so n_in * n_out < 2**53); only
+    the precisions are rounded. `buffers` lets repeated calls (bootstrap) reuse work arrays.
     """
+    buffers = _Buffers() if buffers is None else buffers
     m_in, m_out = r.below_in.size, r.upto_out.size
     if w_in is None:
-        n_in = m_in
-        id_below = np.arange(m_in)  # A_i
+        n_in, last_in = m_in, m_in - 1
+        id_below = np.arange(m_in, dtype=np.float64)  # A_i
+        id_upto_out = r.upto_out.astype(np.float64)  # Y_j
     else:
-        cum_in = _cumulative(w_in)
+        cum_in = _cumulative(w_in, buffers, "cum_in")
         n_in = int(cum_in[-1])
+        last_in = int(np.searchsorted(cum_in, n_in, side="left")) - 1  # highest value drawn
         id_below = cum_in[:-1]
+        # mode="clip": np.take buffers its output under the default mode="raise" (all in range).
+        id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
     if w_out is None:
-        n_out = m_out
-        ood_below, ood_upto = r.below_in, r.upto_in  # L_i, U_i
-        ood_upto_out = np.arange(1, m_out + 1)  # X_j
+        n_out, first_out = m_out, 0
+        ood_below = r.below_in.astype(np.float64)  # L_i
+        ood_upto = ood_below if r.upto_in is r.below_in else r.upto_in.astype(np.float64)  # U_i
+        ood_upto_out = np.arange(1.0, m_out + 1.0)  # X_j
     else:
-        cum_out = _cumulative(w_out)
+        cum_out = _cumulative(w_out, buffers, "cum_out")
         n_out = int(cum_out[-1])
-        ood_below = cum_out[r.below_in]
-        ood_upto = ood_below if r.upto_in is r.below_in else cum_out[r.upto_in]
+        first_out = int(np.searchsorted(cum_out, 0, side="right")) - 1  # lowest value drawn
+        ood_below = np.take(cum_out, r.below_in, out=buffers.get("ood_below", m_in), mode="clip")
+        if r.upto_in is r.below_in:
+            ood_upto = ood_below
+        else:
+            ood_upto = np.take(cum_out, r.upto_in, out=buffers.get("ood_upto", m_in), mode="clip")
         ood_upto_out = cum_out[1:]
-    id_upto_out = r.upto_out if w_in is None else cum_in[r.upto_out]  # Y_j
+    n = n_in + n_out
+    scale = 2.0 * n_in * n_out
+    work_in, work_in2 = buffers.get("work_in", m_in), buffers.get("work_in2", m_in)
+    work_out = buffers.get("work_out", m_out)
 
-    # AUROC: every ID score at x_i beats the L_i OOD scores below it and ties with U_i - L_i.
-    pairs = ood_below.sum() if w_in is None else np.dot(w_in, ood_below)
-    if ood_upto is ood_below:
-        pairs *= 2
-    else:
-        pairs += ood_upto.sum() if w_in is None else np.dot(w_in, ood_upto)
-    auroc = int(pairs) / (2.0 * n_in * n_out)
+    def weighted_sum(values: np.ndarray, weights: np.ndarray | None, work: np.ndarray) -> float:
+        if weights is None:
+            return float(values.sum())
+        return float(np.multiply(values, weights, out=work).sum())
 
-    # AUPR-In. A denominator is 0 only at a value with weight 0 above every drawn score.
-    id_above = n_in - id_below  # ID scores >= x_i
-    precision = id_above / np.maximum(id_above + (n_out - ood_below), 1)
-    aupr_in = float(precision.sum() if w_in is None else np.dot(precision, w_in)) / n_in
+    # AUROC. The products and sums are integers below 2**53: exact.
+    pairs = weighted_sum(ood_below, w_in, work_in)
+    pairs += pairs if ood_upto is ood_below else weighted_sum(ood_upto, w_in, work_in)
+    auroc = pairs / scale
 
-    # AUPR-Out: OOD positive, flagged when s <= y_j.
-    precision = ood_upto_out / np.maximum(ood_upto_out + id_upto_out, 1)
-    aupr_out = float(precision.sum() if w_out is None else np.dot(precision, w_out)) / n_out
+    gain = np.multiply(ood_below, n_in, out=work_in)
+    gain -= np.multiply(id_below, n_out, out=work_in2)
+    detection_accuracy = (n_in * n_out + max(0.0, float(gain.max()))) / scale
 
-    gain = n_in * ood_below - n_out * id_below  # 2 n_in n_out (0.5 TPR + 0.5 TNR) - n_in n_out at d = x_i
-    detection_accuracy = (n_in * n_out + max(0, int(gain.max()))) / (2.0 * n_in * n_out)
+    # AUPR-In over the values up to the highest drawn ID value: above it the weights are 0 and
+    # the precision can be 0 / 0.
+    k = last_in + 1
+    id_above = np.subtract(n_in, id_below[:k], out=work_in2[:k])
+    precision = np.add(id_below[:k], ood_below[:k], out=work_in[:k])
+    np.subtract(n, precision, out=precision)  # ID + OOD scores >= x_i
+    np.divide(id_above, precision, out=precision)
+    aupr_in = weighted_sum(precision, None if w_in is None else w_in[:k], precision) / n_in
+
+    # AUPR-Out (OOD positive, flagged when s <= y_j), from the lowest drawn OOD value on.
+    k = first_out
+    precision = np.add(ood_upto_out[k:], id_upto_out[k:], out=work_out[k:])
+    np.divide(ood_upto_out[k:], precision, out=precision)
+    aupr_out = weighted_sum(precision, None if w_out is None else w_out[k:], precision) / n_out
 
     # TPR(d) >= 0.95 <=> 20 c_in(< d) <= n_in <=> c_in(< d) <= n_in // 20. The largest such d is
-    # the ID value holding the (n_in // 20)-th smallest ID score (0-based).
+    # the ID value that holds the (n_in // 20)-th smallest ID score (counting from 0).
     k = n_in // 20
     i95 = k if w_in is None else int(np.searchsorted(cum_in, k, side="right")) - 1
-    tnr_at_tpr95 = int(ood_below[i95]) / n_out  # OOD scores equal to the threshold are accepted
+    tnr_at_tpr95 = float(ood_below[i95]) / n_out  # OOD scores equal to the threshold are accepted
 
     # OpenOOD: the lowest y_j with c_out(<= y_j) >= 95% of n_out (20 X >= 19 n_out, in integers).
     q = (19 * n_out + 19) // 20
     j95 = q - 1 if w_out is None else int(np.searchsorted(cum_out, q, side="left")) - 1
-    fpr95_openood = int(id_upto_out[j95]) / n_in
+    fpr95_openood = float(id_upto_out[j95]) / n_in
 
     return {
         "tnr_at_tpr95": tnr_at_tpr95,
@@ -286,7 +333,7 @@ def _ranks_merged(
     tied = (tagged[1:] ^ tagged[:-1]) < 2  # same score as the previous one
     if not tied.any():
         # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
-        upto_out = np.flatnonzero(is_ood)
+        upto_out = np.flatnonzero(is_ood.astype(bool))  # (flatnonzero is several times faster on bools)
         upto_out -= np.arange(n_out)
         # The i-th ID score has as many OOD scores below it as there are j with upto_out[j] <= i.
         below_in = np.cumsum(np.bincount(upto_out, minlength=n_in + 1)[:n_in])
@@ -355,7 +402,8 @@ def _legacy_grid(
     end = float(max(values_in[present_in[-1]], values_out[present_out[-1]]))
     if not start < end:
         return None
-    cum_in, cum_out = _cumulative(w_in), _cumulative(w_out)
+    buffers = _Buffers()
+    cum_in, cum_out = _cumulative(w_in, buffers, "cum_in"), _cumulative(w_out, buffers, "cum_out")
     n_in, n_out = int(cum_in[-1]), int(cum_out[-1])
     gap = (end - start) / steps
     if not math.isfinite(gap):  # end - start overflowed (scores near +-1e308; the original fails)
@@ -408,12 +456,18 @@ def _legacy_metrics(
     steps: int = LEGACY_STEPS,
 ) -> dict[str, float]:
     """Legacy grid metrics plus the exact fpr95_openood; the exact metrics if all scores are equal."""
-    exact = _metrics_from_ranks(_ranks_search(values_in, values_out), w_in, w_out)
     grid = _legacy_grid(values_in, w_in, values_out, w_out, steps)
     if grid is None:
         logger.debug("All scores are equal; the legacy grid is empty, returning the exact metrics.")
-        return exact
-    return {name: exact[name] if name == "fpr95_openood" else grid[name] for name in METRIC_NAMES}
+        return _metrics_from_ranks(_ranks_search(values_in, values_out), w_in, w_out)
+    # The exact fpr95_openood (as in _metrics_from_ranks): ID share <= the lowest OOD value that
+    # has >= 95% of the OOD scores at or below it.
+    buffers = _Buffers()
+    cum_in, cum_out = _cumulative(w_in, buffers, "cum_in"), _cumulative(w_out, buffers, "cum_out")
+    j95 = int(np.searchsorted(cum_out, (19 * int(cum_out[-1]) + 19) // 20, side="left")) - 1
+    id_upto = cum_in[np.searchsorted(values_in, values_out[j95], side="right")]
+    grid["fpr95_openood"] = int(id_upto) / int(cum_in[-1])
+    return {name: grid[name] for name in METRIC_NAMES}
 
 
 def _legacy(scores_in: ArrayLike, scores_out: ArrayLike, *, steps: int = LEGACY_STEPS) -> dict[str, float]:
@@ -479,16 +533,22 @@ def _resampled(
     n_in, n_out = prepared[0].index_in.size, prepared[0].index_out.size
     rng = np.random.default_rng(seed)
     values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
+    buffers = [_Buffers() for _ in prepared]
+    picked_in, picked_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
     for r in range(n_resamples):
         pick_in = rng.integers(0, n_in, size=n_in)
         pick_out = rng.integers(0, n_out, size=n_out)
-        for p, out in zip(prepared, values, strict=True):
-            w_in = np.bincount(p.index_in[pick_in], minlength=p.values_in.size)
-            w_out = np.bincount(p.index_out[pick_out], minlength=p.values_out.size)
+        for p, out, work in zip(prepared, values, buffers, strict=True):
+            # How often each distinct value was drawn. (np.take with out= buffers its output
+            # unless mode is not "raise"; the indices are in range, so "clip" changes nothing.)
+            np.take(p.index_in, pick_in, out=picked_in, mode="clip")
+            np.take(p.index_out, pick_out, out=picked_out, mode="clip")
+            w_in = np.bincount(picked_in, minlength=p.values_in.size)
+            w_out = np.bincount(picked_out, minlength=p.values_out.size)
             if legacy:
                 result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
             else:
-                result = _metrics_from_ranks(p.ranks, w_in, w_out)
+                result = _metrics_from_ranks(p.ranks, w_in, w_out, work)
             out[r] = [result[name] for name in METRIC_NAMES]
     return values
 

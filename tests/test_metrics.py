@@ -223,6 +223,82 @@ def test_agrees_with_sklearn_on_tied_scores(seed):
     assert result["fpr95_openood"] == pytest.approx(fpr_o[np.argmax(tpr_o >= 0.95)], abs=1e-12)
 
 
+def _sklearn_reference(s_in, s_out) -> dict[str, float]:
+    y = np.r_[np.ones(s_in.size), np.zeros(s_out.size)]
+    s = np.r_[s_in, s_out]
+    return {
+        "auroc": roc_auc_score(y, s),
+        "aupr_in": average_precision_score(y, s),
+        "aupr_out": average_precision_score(1 - y, -s),
+    }
+
+
+SKLEARN_DATA = {
+    # Continuous, both signs, |s| > 2 on both sides: the fast merge scales by a power of two.
+    "normal": lambda rng: (rng.normal(1.0, 2.0, 3000), rng.normal(0.0, 2.0, 2000)),
+    # Positive only (probabilities), different sizes, no ties.
+    "uniform": lambda rng: (rng.random(500) ** 0.5, rng.random(4000)),
+    # Heavy ties across and within the sets, saturated at the maximum.
+    "ties": lambda rng: (np.minimum(np.round(rng.random(3000) * 1.5, 2), 1.0), np.round(rng.random(1000), 1)),
+    # Negative only (energies), rounded: ties.
+    "negative": lambda rng: (-np.round(rng.gamma(2.0, 1.0, 2500), 1), -np.round(rng.gamma(3.0, 1.0, 900), 1)),
+    # Both signs, |s| > 2 and a subnormal score: the merge cannot scale and falls back to sorting.
+    "fallback": lambda rng: (
+        np.r_[rng.normal(1.0, 3.0, 800), 5e-320],
+        np.r_[rng.normal(0.0, 3.0, 600), -1e-310],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SKLEARN_DATA))
+def test_agrees_with_sklearn_to_1e_12(case):
+    rng = np.random.default_rng(len(case))
+    s_in, s_out = SKLEARN_DATA[case](rng)
+    result, expected = compute(s_in, s_out), _sklearn_reference(s_in, s_out)
+    for name, value in expected.items():
+        assert abs(result[name] - value) <= 1e-12, (name, result[name], value)
+    merged = metrics._ranks_merged(s_in, s_out)
+    assert (merged is None) == (case == "fallback")  # the path this case is meant to exercise
+    if case in ("normal", "uniform"):
+        assert merged[1] is None  # no ties: the unweighted fast path
+
+
+def _both_paths(s_in, s_out):
+    s_in, s_out = np.asarray(s_in, float), np.asarray(s_out, float)
+    merged = metrics._ranks_merged(s_in, s_out)
+    searched = metrics._ranks_sorted(s_in, s_out)
+    return merged, searched
+
+
+# Both signs (scaled when |s| >= 2 occurs on both sides), ties, -0.0 == 0.0, neighbouring floats;
+# and one sign only with extreme magnitudes (never scaled).
+signed_scores = st.sampled_from([-7.5, -2.0, -1.0, -1e-300, -0.0, 0.0, 0.25, 1.0, 1.0 + 2**-52, 3.0])
+positive_scores = st.sampled_from([0.0, 5e-324, 1e-300, 0.5, 1.0 - 2**-53, 1.0, 1e300, 1.7e308])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), pool=st.sampled_from([signed_scores, positive_scores]))
+def test_integer_key_merge_matches_sort_and_search(data, pool):
+    s_in = data.draw(st.lists(pool, min_size=1, max_size=30))
+    s_out = data.draw(st.lists(pool, min_size=1, max_size=30))
+    merged, searched = _both_paths(s_in, s_out)
+    assert merged is not None  # these scores always fit the integer keys
+    ranks, w_in, w_out = merged
+    full_in = np.ones(ranks.below_in.size, dtype=np.int64) if w_in is None else w_in
+    full_out = np.ones(ranks.upto_out.size, dtype=np.int64) if w_out is None else w_out
+    assert np.array_equal(full_in, searched[1]) and np.array_equal(full_out, searched[2])
+    for a, b in zip(ranks, searched[0], strict=True):
+        assert np.array_equal(a, b)
+    assert compute(s_in, s_out) == metrics._metrics_from_ranks(*searched)
+
+
+def test_integer_key_merge_on_neighbouring_floats_of_both_sets():
+    # Scores one ulp apart in different sets must stay apart (no bit of the score is dropped).
+    x = np.nextafter(1.0, 2.0)
+    result = compute([x, 1.0], [1.0, np.nextafter(1.0, 0.0)])
+    assert result["auroc"] == pytest.approx((2 + 0.5 + 1) / 4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Brute force: the definitions written out as loops over every threshold
 # ---------------------------------------------------------------------------------------------
@@ -495,6 +571,77 @@ def test_bootstrap_interval_contains_estimate_and_is_seeded():
     assert intervals["auroc"][1] - intervals["auroc"][0] < 0.1  # roughly 4 standard errors (~0.02 each)
     assert bootstrap(s_in, s_out, n_resamples=200, seed=1) == intervals
     assert bootstrap(s_in, s_out, n_resamples=200, seed=2) != intervals
+
+
+def _paired_naive(a_in, a_out, b_in, b_out, n_resamples, seed, legacy=False):
+    """The definition: the same drawn samples for both detectors, metrics by compute."""
+    rng = np.random.default_rng(seed)
+    diffs = {name: [] for name in METRIC_NAMES}
+    for _ in range(n_resamples):
+        pick_in = rng.integers(0, a_in.size, size=a_in.size)
+        pick_out = rng.integers(0, a_out.size, size=a_out.size)
+        a = compute(a_in[pick_in], a_out[pick_out], legacy=legacy)
+        b = compute(b_in[pick_in], b_out[pick_out], legacy=legacy)
+        for name in METRIC_NAMES:
+            diffs[name].append(a[name] - b[name])
+    return diffs
+
+
+def _two_detectors(rng, n_in=60, n_out=45):
+    # Detector B is a noisy, rounded copy of A on the same samples: paired, with ties.
+    a_in, a_out = rng.normal(1.0, 1.0, n_in), rng.normal(0.0, 1.0, n_out)
+    b_in = np.round(a_in + rng.normal(0.0, 0.7, n_in), 1)
+    b_out = np.round(a_out + rng.normal(0.0, 0.7, n_out), 1)
+    return a_in, a_out, b_in, b_out
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_paired_bootstrap_equals_naive_paired_resampling(legacy):
+    scores = _two_detectors(np.random.default_rng(8))
+    n = 8 if legacy else 60
+    fast = metrics.paired_bootstrap(*scores, n_resamples=n, seed=5, legacy=legacy)
+    naive = _paired_naive(*scores, n, 5, legacy)
+    assert tuple(fast) == METRIC_NAMES
+    for name in METRIC_NAMES:
+        assert fast[name].shape == (n,)
+        np.testing.assert_allclose(fast[name], naive[name], rtol=0, atol=1e-12, err_msg=name)
+    # Paired draws: with itself every difference is exactly 0, and the same seed repeats.
+    same = metrics.paired_bootstrap(scores[0], scores[1], scores[0], scores[1], n_resamples=n, seed=5)
+    assert all(np.all(v == 0.0) for v in same.values())
+    again = metrics.paired_bootstrap(*scores, n_resamples=n, seed=5, legacy=legacy)
+    assert all(np.array_equal(fast[k], again[k]) for k in METRIC_NAMES)
+
+
+def test_paired_bootstrap_draws_are_bootstraps_draws():
+    # Same seed: the resamples of detector A are those behind bootstrap()'s interval.
+    a_in, a_out, b_in, b_out = _two_detectors(np.random.default_rng(9))
+    zeros_in, zeros_out = np.zeros_like(a_in), np.zeros_like(a_out)  # constant: known metrics
+    diffs = metrics.paired_bootstrap(
+        a_in, a_out, zeros_in, zeros_out, n_resamples=80, seed=2, metrics=["auroc"]
+    )
+    assert list(diffs) == ["auroc"]
+    low, high = np.percentile(diffs["auroc"] + 0.5, [2.5, 97.5])  # constant scores have AUROC 0.5
+    assert bootstrap(a_in, a_out, n_resamples=80, seed=2)["auroc"] == pytest.approx((low, high), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(b_in=np.zeros(5)), "same samples"),
+        (dict(b_out=np.zeros(50)), "same samples"),
+        (dict(metrics=["auroc", "accuracy"]), "metric names"),
+        (dict(metrics="auroc"), "metric names"),
+        (dict(metrics=[]), "metric names"),
+        (dict(n_resamples=0), "n_resamples"),
+        (dict(a_in=[1.0, float("nan")] * 30), "NaN"),
+    ],
+)
+def test_paired_bootstrap_rejects_bad_input(kwargs, match):
+    a_in, a_out, b_in, b_out = _two_detectors(np.random.default_rng(0))
+    args = dict(a_in=a_in, a_out=a_out, b_in=b_in, b_out=b_out, n_resamples=3) | kwargs
+    scores = [args.pop(name) for name in ("a_in", "a_out", "b_in", "b_out")]
+    with pytest.raises(UserInputError, match=match):
+        metrics.paired_bootstrap(*scores, **args)
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
