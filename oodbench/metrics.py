@@ -55,10 +55,13 @@ The thresholds are start + j * gap (the original's ``np.arange`` may differ by a
 
 ``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently.
 """
+
 from __future__ import annotations
 
 import logging
 import math
+import sys
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -123,16 +126,37 @@ def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
 
 
 class _Buffers:
-    """Work arrays kept between calls: a fresh multi-megabyte numpy array costs a page fault per
-    4 KiB on first touch, which on 10**6 scores cost more than the arithmetic itself."""
+    """Work arrays kept between calls, by name.
+
+    A fresh multi-megabyte numpy array costs a page fault (and zeroing) per page on first
+    touch; on 10**6 scores the dozen fresh arrays of one ``compute`` cost more than its
+    arithmetic. ``compute`` therefore reuses one set per thread (``_Buffers.for_thread()``),
+    and each bootstrap loop its own. Arrays above _KEEP_BYTES are not kept (handed out fresh).
+    """
+
+    _KEEP_BYTES = 64 * 2**20
+    _local = threading.local()
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def for_thread(cls) -> _Buffers:
+        """This thread's shared set (so that threads never write into each other's arrays)."""
+        buffers = getattr(cls._local, "buffers", None)
+        if buffers is None:
+            buffers = cls._local.buffers = cls()
+        return buffers
+
     def get(self, name: str, size: int, dtype: type = np.float64) -> np.ndarray:
+        """An uninitialised array of `size` elements of `dtype`, reused when the last one fits."""
         array = self._arrays.get(name)
         if array is None or array.size != size or array.dtype != dtype:
-            array = self._arrays[name] = np.empty(size, dtype=dtype)
+            array = np.empty(size, dtype=dtype)
+            if array.nbytes <= self._KEEP_BYTES:
+                self._arrays[name] = array
+            else:
+                self._arrays.pop(name, None)
         return array
 
 
@@ -174,7 +198,8 @@ def _metrics_from_ranks(
     if w_in is None:
         n_in, last_in = m_in, m_in - 1
         id_below = np.arange(m_in, dtype=np.float64)  # A_i
-        id_upto_out = r.upto_out.astype(np.float64)  # Y_j
+        id_upto_out = buffers.get("id_upto_out", m_out)  # Y_j
+        np.copyto(id_upto_out, r.upto_out)
     else:
         cum_in = _cumulative(w_in, buffers, "cum_in")
         n_in = int(cum_in[-1])
@@ -184,7 +209,8 @@ def _metrics_from_ranks(
         id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
     if w_out is None:
         n_out, first_out = m_out, 0
-        ood_below = r.below_in.astype(np.float64)  # L_i
+        ood_below = buffers.get("ood_below", m_in)  # L_i
+        np.copyto(ood_below, r.below_in)
         ood_upto = ood_below if r.upto_in is r.below_in else r.upto_in.astype(np.float64)  # U_i
         ood_upto_out = np.arange(1.0, m_out + 1.0)  # X_j
     else:
@@ -278,7 +304,7 @@ def _order_key(x: float) -> int:
     return bits ^ (2**63 - 1) if bits < 0 else bits
 
 
-def _merged_keys(s_in: np.ndarray, s_out: np.ndarray) -> np.ndarray | None:
+def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.ndarray | None:
     """The pooled scores as one sorted uint64 array: (order key << 1) | is_ood, or None.
 
     The order key is an integer that sorts like the score (its float64 bits, negatives
@@ -291,29 +317,28 @@ def _merged_keys(s_in: np.ndarray, s_out: np.ndarray) -> np.ndarray | None:
     """
     lo = min(float(s_in.min()), float(s_out.min()))
     hi = max(float(s_in.max()), float(s_out.max()))
-    scale = 1.0
-    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
-        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent
-        scale = 2.0**-exponent
-        tiny = 2.0 ** (exponent - 1022)  # |s| below this would lose bits when scaled
-        for s in (s_in, s_out):
-            small = s[np.abs(s) < tiny]
-            if np.count_nonzero(small):
-                return None
     n_in, n = s_in.size, s_in.size + s_out.size
-    floats = np.empty(n)
+    floats = buffers.get("keys", n)
     np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
     np.add(s_out, 0.0, out=floats[n_in:])
-    if scale != 1.0:
-        floats *= scale  # a power of two: exact, order and ties kept
+    scratch = buffers.get("scratch", n, np.uint64)
+    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
+        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent
+        # |s| below `tiny` would lose bits when scaled; give up if a nonzero score is there.
+        tiny = 2.0 ** (exponent - 1022)
+        small = np.less(np.abs(floats, out=scratch.view(np.float64)), tiny, out=buffers.get("mask", n, bool))
+        if small.any() and np.count_nonzero(floats[small]):
+            return None
+        lo *= 2.0**-exponent
+        floats *= 2.0**-exponent  # a power of two: exact, order and ties kept
     keys = floats.view(np.int64)
     if lo < 0.0:
         # Negative floats sort backwards as integers: flip their 63 value bits, then shift
-        # everything up so the smallest key is 0 (wrap-around arithmetic, span < 2**63).
-        sign = keys >> 63
+        # everything up so the smallest key is 0 (the span is < 2**63, so no overflow).
+        sign = np.right_shift(keys, 63, out=scratch.view(np.int64))
         sign &= _LOW63
         keys ^= sign
-        keys -= np.int64(_order_key(lo * scale))
+        keys -= np.int64(_order_key(lo))
     tagged = keys.view(np.uint64)
     tagged <<= np.uint64(1)
     tagged[n_in:] |= np.uint64(1)
@@ -322,21 +347,31 @@ def _merged_keys(s_in: np.ndarray, s_out: np.ndarray) -> np.ndarray | None:
 
 
 def _ranks_merged(
-    s_in: np.ndarray, s_out: np.ndarray
+    s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers | None = None
 ) -> tuple[_Ranks, np.ndarray | None, np.ndarray | None] | None:
-    """_Ranks and per-value counts (None when every score is distinct) from one integer sort."""
-    tagged = _merged_keys(s_in, s_out)
+    """_Ranks and per-value counts (None when every score is distinct) from one integer sort.
+    With `buffers`, the returned arrays may live in them (valid until their next use)."""
+    buffers = _Buffers() if buffers is None else buffers
+    tagged = _merged_keys(s_in, s_out, buffers)
     if tagged is None:
         return None
-    n_in, n_out = s_in.size, s_out.size
-    is_ood = (tagged & np.uint64(1)).view(np.int64)
-    tied = (tagged[1:] ^ tagged[:-1]) < 2  # same score as the previous one
-    if not tied.any():
+    n_in, n_out, n = s_in.size, s_out.size, s_in.size + s_out.size
+    scratch = buffers.get("scratch", n, np.uint64)
+    # The low bit, read from each key's lowest byte (one strided pass, no 8-byte temporaries).
+    low_byte = tagged.view(np.uint8)[0 if sys.byteorder == "little" else 7 :: 8]
+    is_ood = buffers.get("is_ood", n, bool)
+    np.bitwise_and(low_byte, 1, out=is_ood.view(np.uint8))
+    tied = np.less(
+        np.bitwise_xor(tagged[1:], tagged[:-1], out=scratch[1:]), 2, out=buffers.get("tied", n, bool)[1:]
+    )
+    if not tied.any():  # (tied[p - 1]: score p equals score p - 1)
         # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
-        upto_out = np.flatnonzero(is_ood.astype(bool))  # (flatnonzero is several times faster on bools)
+        upto_out = np.flatnonzero(is_ood)  # (several times faster on booleans than on integers)
         upto_out -= np.arange(n_out)
         # The i-th ID score has as many OOD scores below it as there are j with upto_out[j] <= i.
-        below_in = np.cumsum(np.bincount(upto_out, minlength=n_in + 1)[:n_in])
+        below_in = np.cumsum(
+            np.bincount(upto_out, minlength=n_in + 1)[:n_in], out=buffers.get("below_in", n_in, np.int64)
+        )
         return _Ranks(below_in, below_in, upto_out), None, None
     # Ties: count ID and OOD scores per run of equal scores ("group"), then index the groups
     # that hold ID (OOD) scores: those are the distinct ID (OOD) values.
@@ -365,11 +400,12 @@ def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarr
 
 def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
     """Exact metrics of two validated score arrays (fast integer-key merge, else sort + search)."""
-    merged = _ranks_merged(s_in, s_out)
+    buffers = _Buffers.for_thread()
+    merged = _ranks_merged(s_in, s_out, buffers)
     if merged is None:
         logger.debug("Scores span too wide a float range for the integer-key merge; sorting instead.")
         merged = _ranks_sorted(s_in, s_out)
-    return _metrics_from_ranks(*merged)
+    return _metrics_from_ranks(*merged, buffers=buffers)
 
 
 def _running_sum(terms: np.ndarray) -> float:
@@ -520,9 +556,7 @@ def _check_n_resamples(n_resamples: int) -> None:
         raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
 
 
-def _resampled(
-    prepared: Sequence[_Prepared], n_resamples: int, seed: int, legacy: bool
-) -> list[np.ndarray]:
+def _resampled(prepared: Sequence[_Prepared], n_resamples: int, seed: int, legacy: bool) -> list[np.ndarray]:
     """Metric values (n_resamples x len(METRIC_NAMES)) per prepared detector, all on the same draws.
 
     Resample r draws n_in ID indices, then n_out OOD indices, with replacement
