@@ -170,9 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         s_in, s_out = _data(args.data, n, rng)
         pooled = np.concatenate((s_in, s_out))
+
+        def draws(n_in: int = s_in.size, n_out: int = s_out.size) -> None:
+            # The floor of one resample: drawing the indices and counting them, nothing else.
+            g = np.random.default_rng(0)
+            np.bincount(g.integers(0, n_in, size=n_in), minlength=n_in)
+            np.bincount(g.integers(0, n_out, size=n_out), minlength=n_out)
+
         contenders: dict[str, Callable[[], object]] = {
             "np.argsort": lambda pooled=pooled: np.argsort(pooled),
             "np.sort": lambda pooled=pooled: np.sort(pooled),
+            "resample draws only (rng.integers + np.bincount)": draws,
         }
         contenders |= _contenders(metrics, s_in, s_out, "")
         labels = [""]

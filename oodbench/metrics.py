@@ -160,14 +160,19 @@ class _Buffers:
         return array
 
 
+def _as_float(values: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """`values` copied into the float64 buffer `name`."""
+    out = buffers.get(name, values.size)
+    np.copyto(out, values)
+    return out
+
+
 def _cumulative(weights: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
     """[0, w_0, w_0 + w_1, ...] as float64 (summed in int64, which is several times faster)."""
     total = buffers.get(name + "_int", weights.size + 1, np.int64)
     total[0] = 0
     np.cumsum(weights, out=total[1:])
-    out = buffers.get(name, weights.size + 1)
-    np.copyto(out, total)
-    return out
+    return _as_float(total, buffers, name)
 
 
 def _metrics_from_ranks(
@@ -198,8 +203,7 @@ def _metrics_from_ranks(
     if w_in is None:
         n_in, last_in = m_in, m_in - 1
         id_below = np.arange(m_in, dtype=np.float64)  # A_i
-        id_upto_out = buffers.get("id_upto_out", m_out)  # Y_j
-        np.copyto(id_upto_out, r.upto_out)
+        id_upto_out = _as_float(r.upto_out, buffers, "id_upto_out")  # Y_j
     else:
         cum_in = _cumulative(w_in, buffers, "cum_in")
         n_in = int(cum_in[-1])
@@ -209,8 +213,7 @@ def _metrics_from_ranks(
         id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
     if w_out is None:
         n_out, first_out = m_out, 0
-        ood_below = buffers.get("ood_below", m_in)  # L_i
-        np.copyto(ood_below, r.below_in)
+        ood_below = _as_float(r.below_in, buffers, "ood_below")  # L_i
         ood_upto = ood_below if r.upto_in is r.below_in else r.upto_in.astype(np.float64)  # U_i
         ood_upto_out = np.arange(1.0, m_out + 1.0)  # X_j
     else:
@@ -227,6 +230,11 @@ def _metrics_from_ranks(
     scale = 2.0 * n_in * n_out
     work_in, work_in2 = buffers.get("work_in", m_in), buffers.get("work_in2", m_in)
     work_out = buffers.get("work_out", m_out)
+    # Weights as float64 once (products of float64 and int64 convert element by element).
+    if w_in is not None:
+        w_in = _as_float(w_in, buffers, "w_in")
+    if w_out is not None:
+        w_out = _as_float(w_out, buffers, "w_out")
 
     def weighted_sum(values: np.ndarray, weights: np.ndarray | None, work: np.ndarray) -> float:
         if weights is None:
@@ -409,8 +417,10 @@ def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
 
 
 def _running_sum(terms: np.ndarray) -> float:
-    """terms[0] + terms[1] + ... added one at a time, left to right (np.sum adds pairwise, which
-    rounds differently; the public code's loops add one term per grid point)."""
+    """terms[0] + terms[1] + ... added one at a time, left to right, as the public code's loops
+    do (np.sum adds pairwise, which rounds differently). Zero terms change nothing, so only the
+    others are added (most grid points repeat the previous point's counts)."""
+    terms = terms[terms != 0.0]
     return float(np.cumsum(terms)[-1]) if terms.size else 0.0
 
 
@@ -422,6 +432,28 @@ def _legacy_area(tp: np.ndarray, fp: np.ndarray) -> float:
     recall_prev = np.concatenate(([1.0], tp[:-1]))
     terms = np.append((recall_prev - tp) * precision, tp[-1] * precision[-1])
     return _running_sum(terms)
+
+
+def _runs(*counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First index and length of every run of grid points over which all `counts` repeat."""
+    change = np.zeros(counts[0].size, dtype=bool)
+    change[0] = True
+    for c in counts:
+        change[1:] |= c[1:] != c[:-1]
+    first = np.flatnonzero(change)
+    return first, np.diff(np.append(first, change.size))
+
+
+def _count_below(values: np.ndarray, cum: np.ndarray, grid: np.ndarray, strict: bool) -> np.ndarray:
+    """Weighted number of `values` < d (strict) or <= d at every d of the increasing `grid`;
+    cum = _cumulative(weights). Binary search of the shorter array into the longer one."""
+    if grid.size <= values.size:
+        return cum[np.searchsorted(values, grid, side="left" if strict else "right")]
+    # Value i counts at every grid index from the first d > x_i (strict) or d >= x_i on, so the
+    # number of values counted at index j is the number of i with first[i] <= j.
+    first = np.searchsorted(grid, values, side="right" if strict else "left")
+    counted = np.cumsum(np.bincount(first, minlength=grid.size + 1)[:-1])
+    return cum[counted]
 
 
 def _legacy_grid(
@@ -448,15 +480,20 @@ def _legacy_grid(
     up = np.arange(start, end, gap)
     down = np.arange(end, start, -gap)
 
-    # Counts at every grid point by binary search into the sorted values.
-    in_lt = cum_in[np.searchsorted(values_in, up, side="left")]  # ID scores < d
-    out_lt = cum_out[np.searchsorted(values_out, up, side="left")]  # OOD scores < d
-    out_le = cum_out[np.searchsorted(values_out, up, side="right")]  # OOD scores <= d
+    in_lt = _count_below(values_in, cum_in, up, strict=True)  # ID scores < d
+    out_lt = _count_below(values_out, cum_out, up, strict=True)  # OOD scores < d
+    out_le = _count_below(values_out, cum_out, up, strict=False)  # OOD scores <= d
+    # Consecutive grid points with the same counts give the same tpr, fpr, precision and
+    # recall, so every loop term there is 0 (min and max see one value): keep one point per
+    # run, and its length for the window mean.
+    first, length = _runs(in_lt, out_lt, out_le)
+    in_lt, out_lt, out_le = in_lt[first], out_lt[first], out_le[first]
     tpr = (n_in - in_lt) / n_in  # share of s_in >= d
     fpr = (n_out - out_le) / n_out  # share of s_out > d
 
     window = (tpr <= 0.96) & (tpr >= 0.94)
-    fpr_window = _running_sum(fpr[window]) / np.count_nonzero(window) if window.any() else 1.0
+    in_window = np.repeat(fpr[window], length[window])  # one term per grid point, as in the loop
+    fpr_window = _running_sum(in_window) / in_window.size if in_window.size else 1.0
 
     fpr_prev = np.concatenate(([1.0], fpr[:-1]))
     auroc = _running_sum((fpr_prev - fpr) * tpr)
@@ -469,8 +506,11 @@ def _legacy_grid(
     aupr_in = _legacy_area(tp[keep], fp[keep])
 
     # AUPR-Out, decreasing d from the maximum itself; the walk stops at the first d with tp + fp = 0.
-    fp = cum_in[np.searchsorted(values_in, down, side="left")] / n_in  # share of s_in < d
-    tp = cum_out[np.searchsorted(values_out, down, side="left")] / n_out  # share of s_out < d
+    in_lt = _count_below(values_in, cum_in, down[::-1], strict=True)[::-1]
+    out_lt = _count_below(values_out, cum_out, down[::-1], strict=True)[::-1]
+    first, _ = _runs(in_lt, out_lt)
+    fp = in_lt[first] / n_in  # share of s_in < d
+    tp = out_lt[first] / n_out  # share of s_out < d
     zero = np.flatnonzero((tp + fp) == 0)
     stop = int(zero[0]) if zero.size else tp.size
     aupr_out = _legacy_area(tp[:stop], fp[:stop])
