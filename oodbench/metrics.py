@@ -22,26 +22,50 @@ TPR(d) = share of ID scores s >= d and TNR(d) = share of OOD scores s < d:
   straight stretch of the curve (consecutive tie groups with the same ID/OOD mix) and then
   report the next one; here the definition is computed exactly.
 
-All exact metrics come from ONE ``np.argsort`` of the pooled scores: the sorted scores are
-cut into groups of equal value, and cumulative ID / OOD counts per group give every
-threshold's confusion matrix, so ties are handled exactly and integer counts keep the
-95% comparisons exact (20 * count >= 19 * n, no float rounding).
+How the exact metrics are computed: ID and OOD scores are merged by ONE ``np.sort`` of
+integers (each score's order-preserving integer key, shifted left, with the low bit saying
+ID or OOD; several times cheaper than ``np.argsort``), which gives each set's sorted distinct
+values with their counts and, per value, how many scores of the other set lie below it.
+Every metric is then a sum or maximum over the distinct values with cumulative integer
+counts (``_metrics_from_ranks``; formulas there), so ties are exact and the 95% comparisons
+are integer ones (20 * count >= 19 * n, no float rounding). Scores whose keys do not fit
+(both signs, max |s| >= 2, and a nonzero |s| below about max |s| * 1e-307, which the
+power-of-two rescaling that makes them fit would round) are sorted per set and merged by
+binary search instead; same results.
 
 Constant scores (every ID and OOD score equal) have a single threshold that accepts
 everything, plus "accept nothing": auroc = 0.5, tnr_at_tpr95 = 0.0, detection_accuracy =
 0.5, aupr_in = n_in / (n_in + n_out), aupr_out = n_out / (n_in + n_out), fpr95_openood = 1.0.
 
-Legacy mode (``compute(..., legacy=True)``) reproduces the 200,000-step threshold grid of
-the public code behind Lee et al. 2018 / ODIN (calMetric), as described in methods.md
-section 4, so that our numbers can be set beside published ones. Grid: d_j = start + j * gap
-for j = 0, 1, ... while d_j < end, start/end = min/max of all scores, gap = (end - start) /
-200,000; tpr(d) = share of s_in >= d, fpr(d) = share of s_out > d. It differs from the
-exact values when:
+Legacy mode (``compute(..., legacy=True)``) reproduces the threshold sweep of the public
+code behind Lee et al. 2018 (``calculate_log.py`` of alinlab/Confident_classifier, adapted
+from ODIN's calMetric), so that our numbers can be set beside published ones. Its results
+are the floats that code computes (run with the same numpy), bit for bit: same grids, same
+counts, same operations, the sums added one grid point at a time in its loop order (the
+tests check equality with a loop transcription of it). With start / end = min / max of all
+scores (float64) and gap = (end - start) / 200000, tpr(d) = share of s_in >= d, fpr(d) =
+share of s_out > d:
 
-- many scores tie at the maximum (e.g. softmax = 1.0): the maximum is never a threshold,
-  so the tied block cannot be split off; if more than 96% of ID scores sit at the maximum
-  no grid tpr falls in the [0.94, 0.96] window and TNR at 95% TPR becomes 0, and AUROC has
-  no closing term, so the ROC segment from the last grid point to (0, 0) is dropped;
+- TNR at 95% TPR, AUROC, detection accuracy and AUPR-In walk the increasing grid
+  ``np.arange(start, end, gap)``: start, start + gap, ... while < end, so the maximum itself
+  is never one of their thresholds.
+  TNR at 95% TPR = 1 - (mean of fpr(d) over the grid points with 0.94 <= tpr(d) <= 0.96;
+  1 if there are none). AUROC = sum of (fpr_prev - fpr(d)) * tpr(d), fpr_prev starting at
+  1.0, no closing term. Detection accuracy = 1 - min(1, min over d of (share of s_in < d +
+  fpr(d)) / 2). AUPR-In: tp = share of s_in >= d, fp = share of s_out >= d (RATES), points
+  with tp + fp = 0 skipped, area = sum of (recall_prev - recall) * precision with recall =
+  tp, recall_prev starting at 1.0, plus recall * precision of the last point.
+- AUPR-Out walks its own grid ``np.arange(end, start, -gap)``: it starts AT the maximum
+  (d = end) and goes down while > start; fp = share of s_in < d, tp = share of s_out < d,
+  the walk stops at the first d with tp + fp = 0, area as for AUPR-In. Its first point
+  separates a block of scores tied at the maximum from the scores just below it.
+
+It differs from the exact values when:
+
+- many scores tie at the maximum (e.g. softmax = 1.0): the increasing grid never splits off
+  the tied block; if more than 96% of ID scores sit at the maximum no grid tpr falls in the
+  [0.94, 0.96] window and TNR at 95% TPR becomes 0, and AUROC has no closing term, so the
+  ROC segment from the last grid point to (0, 0) is dropped;
 - set sizes differ: legacy AUPR uses RATES (tp = share of ID, fp = share of OOD), i.e.
   precision under a 50/50 prior, whatever n_in and n_out are;
 - TNR at 95% TPR is 1 - the MEAN fpr over all grid points with 0.94 <= tpr <= 0.96 (a
@@ -50,10 +74,14 @@ exact values when:
 - scores closer together than gap fall into the same grid cell (outliers widen the gap).
 On continuous scores with equal set sizes it agrees with the exact values to ~0.2 points.
 The grid has no ``fpr95_openood``; legacy mode returns the exact value for that key. If all
-scores are equal the grid is empty (gap = 0) and legacy mode returns the exact values.
-The thresholds are start + j * gap (the original's ``np.arange`` may differ by an ulp).
+scores are equal the grid is empty (gap = 0; the public code fails there) and legacy mode
+returns the exact values; if end - start overflows (scores near +-1e308) gap is taken as
+end / 200000 - start / 200000.
 
-``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently.
+``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently, and
+``paired_bootstrap`` the distribution of metric(A) - metric(B) for two detectors scored on
+the same samples (one set of draws for both). A resample of sorted data is a count per
+distinct value (``np.bincount`` of the drawn indices), so no resample is sorted again.
 """
 
 from __future__ import annotations
