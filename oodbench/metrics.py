@@ -462,26 +462,40 @@ def _legacy_area(tp: np.ndarray, fp: np.ndarray) -> float:
     return _running_sum(terms)
 
 
-def _runs(*counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First index and length of every run of grid points over which all `counts` repeat."""
-    change = np.zeros(counts[0].size, dtype=bool)
-    change[0] = True
-    for c in counts:
-        change[1:] |= c[1:] != c[:-1]
-    first = np.flatnonzero(change)
-    return first, np.diff(np.append(first, change.size))
+def _grid_runs(
+    grid: np.ndarray, counted: list[tuple[np.ndarray, np.ndarray, bool]]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Weighted counts at an increasing `grid`, one entry per run of grid points over which all
+    counts repeat, and the run lengths. `counted` holds (sorted values, _cumulative(weights),
+    strict): the count at d is of the values < d (strict) or <= d.
 
-
-def _count_below(values: np.ndarray, cum: np.ndarray, grid: np.ndarray, strict: bool) -> np.ndarray:
-    """Weighted number of `values` < d (strict) or <= d at every d of the increasing `grid`;
-    cum = _cumulative(weights). Binary search of the shorter array into the longer one."""
-    if grid.size <= values.size:
-        return cum[np.searchsorted(values, grid, side="left" if strict else "right")]
-    # Value i counts at every grid index from the first d > x_i (strict) or d >= x_i on, so the
-    # number of values counted at index j is the number of i with first[i] <= j.
-    first = np.searchsorted(grid, values, side="right" if strict else "left")
-    counted = np.cumsum(np.bincount(first, minlength=grid.size + 1)[:-1])
-    return cum[counted]
+    Within a run every term of the public code's loops is 0 and min / max see one value, so
+    one point per run is enough (the lengths serve the window mean). Runs may repeat the
+    previous run's counts (a value of weight 0); that changes no result.
+    """
+    size = grid.size
+    if 4 * sum(values.size for values, _, _ in counted) < size:
+        # Few values: value i starts to count at grid index first[i] (the first d > x_i, or
+        # d >= x_i), so the counts only change there; the count at j is cum[#{i: first[i] <= j}].
+        firsts = [np.searchsorted(grid, v, side="right" if strict else "left") for v, _, strict in counted]
+        starts = np.sort(np.concatenate([[0], *firsts]))
+        starts = starts[(starts < size) & np.concatenate(([True], starts[1:] != starts[:-1]))]
+        counts = [
+            cum[np.searchsorted(f, starts, side="right")]
+            for f, (_, cum, _) in zip(firsts, counted, strict=True)
+        ]
+    else:
+        # Many values: the count at every grid point by binary search, then the runs.
+        full = [
+            cum[np.searchsorted(v, grid, side="left" if strict else "right")] for v, cum, strict in counted
+        ]
+        change = np.zeros(size, dtype=bool)
+        change[0] = True
+        for c in full:
+            change[1:] |= c[1:] != c[:-1]
+        starts = np.flatnonzero(change)
+        counts = [c[starts] for c in full]
+    return counts, np.diff(np.append(starts, size))
 
 
 def _legacy_grid(
@@ -508,14 +522,10 @@ def _legacy_grid(
     up = np.arange(start, end, gap)
     down = np.arange(end, start, -gap)
 
-    in_lt = _count_below(values_in, cum_in, up, strict=True)  # ID scores < d
-    out_lt = _count_below(values_out, cum_out, up, strict=True)  # OOD scores < d
-    out_le = _count_below(values_out, cum_out, up, strict=False)  # OOD scores <= d
-    # Consecutive grid points with the same counts give the same tpr, fpr, precision and
-    # recall, so every loop term there is 0 (min and max see one value): keep one point per
-    # run, and its length for the window mean.
-    first, length = _runs(in_lt, out_lt, out_le)
-    in_lt, out_lt, out_le = in_lt[first], out_lt[first], out_le[first]
+    # ID scores < d, OOD scores < d and OOD scores <= d, per run of grid points (_grid_runs).
+    (in_lt, out_lt, out_le), length = _grid_runs(
+        up, [(values_in, cum_in, True), (values_out, cum_out, True), (values_out, cum_out, False)]
+    )
     tpr = (n_in - in_lt) / n_in  # share of s_in >= d
     fpr = (n_out - out_le) / n_out  # share of s_out > d
 
@@ -534,11 +544,9 @@ def _legacy_grid(
     aupr_in = _legacy_area(tp[keep], fp[keep])
 
     # AUPR-Out, decreasing d from the maximum itself; the walk stops at the first d with tp + fp = 0.
-    in_lt = _count_below(values_in, cum_in, down[::-1], strict=True)[::-1]
-    out_lt = _count_below(values_out, cum_out, down[::-1], strict=True)[::-1]
-    first, _ = _runs(in_lt, out_lt)
-    fp = in_lt[first] / n_in  # share of s_in < d
-    tp = out_lt[first] / n_out  # share of s_out < d
+    (in_lt, out_lt), _ = _grid_runs(down[::-1], [(values_in, cum_in, True), (values_out, cum_out, True)])
+    fp = in_lt[::-1] / n_in  # share of s_in < d, in walking order
+    tp = out_lt[::-1] / n_out  # share of s_out < d
     zero = np.flatnonzero((tp + fp) == 0)
     stop = int(zero[0]) if zero.size else tp.size
     aupr_out = _legacy_area(tp[:stop], fp[:stop])
