@@ -289,7 +289,8 @@ def test_integer_key_merge_matches_sort_and_search(data, pool):
     assert np.array_equal(full_in, searched[1]) and np.array_equal(full_out, searched[2])
     for a, b in zip(ranks, searched[0], strict=True):
         assert np.array_equal(a, b)
-    assert compute(s_in, s_out) == metrics._metrics_from_ranks(*searched)
+    fast, slow = compute(s_in, s_out), metrics._metrics_from_ranks(*searched)
+    assert fast == pytest.approx(slow, abs=1e-15)  # same counts; sums may round in another order
 
 
 def test_integer_key_merge_on_neighbouring_floats_of_both_sets():
