@@ -157,13 +157,14 @@ class _Buffers:
     """Work arrays kept between calls, by name.
 
     A fresh multi-megabyte numpy array costs a page fault (and zeroing) per page on first
-    touch; on 10**6 scores the dozen fresh arrays of one ``compute`` cost more than its
+    touch; on 10**6 scores the dozens of fresh arrays of one ``compute`` cost more than its
     arithmetic. ``compute`` therefore reuses one set per thread (``_Buffers.for_thread()``),
-    and each bootstrap loop its own. A set keeps at most _KEEP_BYTES in all (about 43 MB
-    after ``compute`` on 10**6 scores); arrays beyond that are handed out fresh each time.
+    and each bootstrap loop its own. A name's memory is reused for any dtype and any size up
+    to the largest seen, and a set keeps at most _KEEP_BYTES in all (about 60 MB after
+    ``compute`` on 10**6 scores); arrays beyond that are handed out fresh each time.
     """
 
-    _KEEP_BYTES = 64 * 2**20
+    _KEEP_BYTES = 96 * 2**20
     _local = threading.local()
 
     def __init__(self) -> None:
@@ -178,14 +179,15 @@ class _Buffers:
         return buffers
 
     def get(self, name: str, size: int, dtype: type = np.float64) -> np.ndarray:
-        """An uninitialised array of `size` elements of `dtype`, reused when the last one fits."""
-        array = self._arrays.get(name)
-        if array is None or array.size != size or array.dtype != dtype:
+        """An uninitialised array of `size` elements of `dtype` in the memory of `name`."""
+        nbytes = size * np.dtype(dtype).itemsize
+        raw = self._arrays.get(name)
+        if raw is None or raw.size < nbytes:
             self._arrays.pop(name, None)
-            array = np.empty(size, dtype=dtype)
-            if array.nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
-                self._arrays[name] = array
-        return array
+            raw = np.empty(nbytes, dtype=np.uint8)
+            if nbytes + sum(a.size for a in self._arrays.values()) <= self._KEEP_BYTES:
+                self._arrays[name] = raw
+        return raw[:nbytes].view(dtype)
 
 
 def _as_float(values: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
@@ -256,8 +258,9 @@ def _metrics_from_ranks(
         ood_upto_out = cum_out[1:]
     n = n_in + n_out
     scale = 2.0 * n_in * n_out
-    work_in, work_in2 = buffers.get("work_in", m_in), buffers.get("work_in2", m_in)
-    work_out = buffers.get("work_out", m_out)
+    # Work arrays in memory that the merge (_ranks_merged) no longer needs.
+    work_in, work_in2 = buffers.get("keys", m_in), buffers.get("scratch", m_in)
+    work_out = buffers.get("cum", m_out)
     # Weights as float64 once (products of float64 and int64 convert element by element).
     if w_in is not None:
         w_in = _as_float(w_in, buffers, "w_in")
@@ -409,21 +412,40 @@ def _ranks_merged(
         )
         return _Ranks(below_in, below_in, upto_out), None, None
     # Ties: count ID and OOD scores per run of equal scores ("group"), then index the groups
-    # that hold ID (OOD) scores: those are the distinct ID (OOD) values.
-    starts = np.flatnonzero(np.concatenate(([True], ~tied)))
-    ood_before = np.concatenate(([0], np.cumsum(is_ood)))
-    ood_count = np.diff(ood_before[np.append(starts, n_in + n_out)])
-    id_count = np.diff(np.append(starts, n_in + n_out)) - ood_count
+    # that hold ID (OOD) scores: those are the distinct ID (OOD) values. (Work arrays come
+    # from `buffers`: on 10**6 scores, fresh ones cost more page faults than arithmetic.)
+    is_start = buffers.get("tied", n, bool)  # tied[p - 1] lives at index p: flip it in place
+    np.logical_not(tied, out=tied)
+    is_start[0] = True
+    starts = np.flatnonzero(is_start)
+    k = starts.size
+    ends = buffers.get("ends", k, np.int64)  # one past each group
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    ood_before = buffers.get("cum", n + 1, np.int64)  # OOD scores before position p
+    ood_before[0] = 0
+    np.copyto(ood_before[1:], is_ood)  # (np.cumsum of a bool array is slow: cast first)
+    np.cumsum(ood_before[1:], out=ood_before[1:])
+    ood_count = np.take(ood_before, ends, out=buffers.get("ood_count", k, np.int64), mode="clip")
+    ood_count -= np.take(ood_before, starts, out=buffers.get("scratch", k, np.int64), mode="clip")
+    id_count = np.subtract(ends, starts, out=ends)
+    id_count -= ood_count
     has_id, has_ood = id_count > 0, ood_count > 0
     id_groups, ood_groups = np.flatnonzero(has_id), np.flatnonzero(has_ood)
-    ood_groups_before = np.concatenate(([0], np.cumsum(has_ood)))
-    id_groups_before = np.concatenate(([0], np.cumsum(has_id)))
-    below_in = ood_groups_before[id_groups]
-    upto_in = ood_groups_before[id_groups + 1]
+    ood_groups_upto = _cumsum_int(has_ood, buffers, "cum_groups")  # OOD groups up to group g
+    upto_in = ood_groups_upto[id_groups]
+    below_in = upto_in - has_ood[id_groups]
     if np.array_equal(upto_in, below_in):
         upto_in = below_in
-    ranks = _Ranks(below_in, upto_in, id_groups_before[ood_groups + 1])
-    return ranks, id_count[id_groups], ood_count[ood_groups]
+    upto_out = _cumsum_int(has_id, buffers, "cum_groups")[ood_groups]  # ID groups up to group g
+    return _Ranks(below_in, upto_in, upto_out), id_count[id_groups], ood_count[ood_groups]
+
+
+def _cumsum_int(flags: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """Inclusive running count of True in `flags`, as int64, in the buffer `name`."""
+    out = buffers.get(name, flags.size, np.int64)
+    np.copyto(out, flags)
+    return np.cumsum(out, out=out)
 
 
 def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarray, np.ndarray]:
