@@ -323,7 +323,8 @@ def _distinct(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new[1:])  # -0.0 == 0.0: one value
     starts = np.flatnonzero(new)
     counts = np.diff(np.append(starts, sorted_scores.size))
-    index = np.cumsum(new) - 1
+    index = np.cumsum(new.astype(np.int64))  # (np.cumsum of a bool array is slow: cast first)
+    index -= 1
     return sorted_scores[starts], counts, index
 
 
