@@ -160,8 +160,9 @@ class _Buffers:
     touch; on 10**6 scores the dozens of fresh arrays of one ``compute`` cost more than its
     arithmetic. ``compute`` therefore reuses one set per thread (``_Buffers.for_thread()``),
     and each bootstrap loop its own. A name's memory is reused for any dtype and any size up
-    to the largest seen, and a set keeps at most _KEEP_BYTES in all (about 60 MB after
-    ``compute`` on 10**6 scores); arrays beyond that are handed out fresh each time.
+    to the largest seen, and a set keeps at most _KEEP_BYTES in all (after ``compute`` on 10**6
+    scores: 35 MB if all are distinct, about 80 MB with many ties); arrays beyond that are
+    handed out fresh each time.
     """
 
     _KEEP_BYTES = 96 * 2**20
