@@ -1,5 +1,7 @@
 """Tests for oodbench.metrics: hand-computed cases, scikit-learn agreement, brute-force
-definitions (hypothesis), the legacy grid against a slow loop, bootstrap and input checks."""
+definitions (hypothesis), the integer-key merge against sort + search, the legacy grid against
+a loop transcription of the public code (bit for bit), bootstrap, paired bootstrap and input
+checks."""
 
 from __future__ import annotations
 
