@@ -186,9 +186,19 @@ class _Buffers:
         if raw is None or raw.size < nbytes:
             self._arrays.pop(name, None)
             raw = np.empty(nbytes, dtype=np.uint8)
-            if nbytes + sum(a.size for a in self._arrays.values()) <= self._KEEP_BYTES:
+            if nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
                 self._arrays[name] = raw
         return raw[:nbytes].view(dtype)
+
+    def arange(self, size: int, dtype: type = np.float64) -> np.ndarray:
+        """0, 1, ..., size - 1 (read only: kept and shared between calls, never written to)."""
+        name = f"arange_{np.dtype(dtype).name}"
+        kept = self._arrays.get(name + "_filled")
+        if kept is None or kept.size < size:
+            kept = np.arange(size, dtype=dtype)
+            if kept.nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
+                self._arrays[name + "_filled"] = kept
+        return kept[:size]
 
 
 def _as_float(values: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
@@ -233,7 +243,7 @@ def _metrics_from_ranks(
     m_in, m_out = r.below_in.size, r.upto_out.size
     if w_in is None:
         n_in, last_in = m_in, m_in - 1
-        id_below = np.arange(m_in, dtype=np.float64)  # A_i
+        id_below = buffers.arange(m_in)  # A_i
         id_upto_out = _as_float(r.upto_out, buffers, "id_upto_out")  # Y_j
     else:
         cum_in = _cumulative(w_in, buffers, "cum_in")
@@ -246,7 +256,7 @@ def _metrics_from_ranks(
         n_out, first_out = m_out, 0
         ood_below = _as_float(r.below_in, buffers, "ood_below")  # L_i
         ood_upto = ood_below if r.upto_in is r.below_in else r.upto_in.astype(np.float64)  # U_i
-        ood_upto_out = np.arange(1.0, m_out + 1.0)  # X_j
+        ood_upto_out = buffers.arange(m_out + 1)[1:]  # X_j = 1, 2, ..., m_out
     else:
         cum_out = _cumulative(w_out, buffers, "cum_out")
         n_out = int(cum_out[-1])
@@ -345,15 +355,17 @@ def _order_key(x: float) -> int:
 
 
 def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.ndarray | None:
-    """The pooled scores as one sorted uint64 array: (order key << 1) | is_ood, or None.
+    """The pooled scores as one sorted array of keys (order key << 1) | is_ood, or None.
 
     The order key is an integer that sorts like the score (its float64 bits, negatives
-    mirrored, minus the smallest key), so one SIMD ``np.sort`` of integers (several times
-    cheaper than ``np.argsort``) both sorts and merges the two sets, and the low bit says
-    which set each sorted score came from; equal scores get equal keys, ID before OOD. This
-    needs the key range to fit in 63 bits. It does when all scores have one sign or lie in
-    (-2, 2); otherwise the scores are first multiplied by a power of two (exact unless a
-    nonzero score would fall below the normal float range, in which case None is returned).
+    mirrored), so one SIMD ``np.sort`` of integers (several times cheaper than
+    ``np.argsort``) both sorts and merges the two sets, and the low bit says which set each
+    sorted score came from; equal scores get equal keys, ID before OOD. The shifted keys
+    must fit in 64 bits: scores in (-2, 2) are sorted as signed keys, scores of one sign as
+    unsigned keys minus the smallest; otherwise the scores are first multiplied by a power
+    of two into (-1, 1), exact unless a nonzero score would fall below the normal float
+    range (then None is returned). Returned as uint64: callers use only the low bit and
+    equality of neighbours.
     """
     lo = min(float(s_in.min()), float(s_out.min()))
     hi = max(float(s_in.max()), float(s_out.max()))
@@ -362,23 +374,31 @@ def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.n
     np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
     np.add(s_out, 0.0, out=floats[n_in:])
     scratch = buffers.get("scratch", n, np.uint64)
+    exponent = 0
     if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
-        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent
-        # |s| below `tiny` would lose bits when scaled; give up if a nonzero score is there.
-        tiny = 2.0 ** (exponent - 1022)
-        small = np.less(np.abs(floats, out=scratch.view(np.float64)), tiny, out=buffers.get("mask", n, bool))
-        if small.any() and np.count_nonzero(floats[small]):
-            return None
+        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent: scale into (-1, 1)
         lo *= 2.0**-exponent
-        floats *= 2.0**-exponent  # a power of two: exact, order and ties kept
+        hi *= 2.0**-exponent
+        floats *= 2.0**-exponent  # a power of two: exact unless a result is below 2**-1022
     keys = floats.view(np.int64)
     if lo < 0.0:
-        # Negative floats sort backwards as integers: flip their 63 value bits, then shift
-        # everything up so the smallest key is 0 (the span is < 2**63, so no overflow).
+        # Negative floats sort backwards as integers: flip their 63 value bits.
         sign = np.right_shift(keys, 63, out=scratch.view(np.int64))
         sign &= _LOW63
         keys ^= sign
-        keys -= np.int64(_order_key(lo))
+        if max(-lo, hi) < 2.0:
+            # |key| < 2**62 (the bits of 2.0): shifting left cannot overflow, sort as signed.
+            keys <<= 1
+            keys[n_in:] |= 1
+            keys.sort()
+            # Scaled scores below 2**-1022 in size (keys within +-2**53) may have lost bits.
+            # The sorted keys show in O(log n) whether there are any; only then look closer.
+            if exponent and np.searchsorted(keys, 2**53) > np.searchsorted(keys, -(2**53)):
+                tiny = 2.0 ** (exponent - 1022)
+                if any(np.count_nonzero(s[np.abs(s) < tiny]) for s in (s_in, s_out)):
+                    return None
+            return keys.view(np.uint64)  # (only the low bit and equality are used from here)
+        keys -= np.int64(_order_key(lo))  # one sign, large |s|: shift up to >= 0 (span < 2**63)
     tagged = keys.view(np.uint64)
     tagged <<= np.uint64(1)
     tagged[n_in:] |= np.uint64(1)
@@ -407,7 +427,7 @@ def _ranks_merged(
     if not tied.any():  # (tied[p - 1]: score p equals score p - 1)
         # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
         upto_out = np.flatnonzero(is_ood)  # (several times faster on booleans than on integers)
-        upto_out -= np.arange(n_out)
+        upto_out -= buffers.arange(n_out, np.int64)
         # The i-th ID score has as many OOD scores below it as there are j with upto_out[j] <= i.
         below_in = np.cumsum(
             np.bincount(upto_out, minlength=n_in + 1)[:n_in], out=buffers.get("below_in", n_in, np.int64)
