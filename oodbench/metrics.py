@@ -161,7 +161,7 @@ class _Buffers:
     arithmetic. ``compute`` therefore reuses one set per thread (``_Buffers.for_thread()``),
     and each bootstrap loop its own. A name's memory is reused for any dtype and any size up
     to the largest seen, and a set keeps at most _KEEP_BYTES in all (after ``compute`` on 10**6
-    scores: 35 MB if all are distinct, about 80 MB with many ties); arrays beyond that are
+    scores: 42 MB if all are distinct, about 90 MB with many ties); arrays beyond that are
     handed out fresh each time.
     """
 
