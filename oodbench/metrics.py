@@ -22,26 +22,59 @@ TPR(d) = share of ID scores s >= d and TNR(d) = share of OOD scores s < d:
   straight stretch of the curve (consecutive tie groups with the same ID/OOD mix) and then
   report the next one; here the definition is computed exactly.
 
-All exact metrics come from ONE ``np.argsort`` of the pooled scores: the sorted scores are
-cut into groups of equal value, and cumulative ID / OOD counts per group give every
-threshold's confusion matrix, so ties are handled exactly and integer counts keep the
-95% comparisons exact (20 * count >= 19 * n, no float rounding).
+How the exact metrics are computed: ID and OOD scores are merged by ONE ``np.sort`` of
+integers (each score's order-preserving integer key, shifted left, with the low bit saying
+ID or OOD; several times cheaper than ``np.argsort``), which gives each set's sorted distinct
+values with their counts and, per value, how many scores of the other set lie below it.
+Every metric is then a sum or maximum over the distinct values with cumulative integer
+counts (``_metrics_from_ranks``; formulas there), so ties are exact and the 95% comparisons
+are integer ones (20 * count >= 19 * n, no float rounding). Scores whose keys do not fit
+(both signs, max |s| >= 2, and a nonzero |s| below about max |s| * 1e-307, which the
+power-of-two rescaling that makes them fit would round) are sorted per set and merged by
+binary search instead; same results.
 
 Constant scores (every ID and OOD score equal) have a single threshold that accepts
 everything, plus "accept nothing": auroc = 0.5, tnr_at_tpr95 = 0.0, detection_accuracy =
 0.5, aupr_in = n_in / (n_in + n_out), aupr_out = n_out / (n_in + n_out), fpr95_openood = 1.0.
 
+<<<<<<< HEAD
 Legacy mode (``compute(..., legacy=True)``) reproduces the 200,000-step threshold grid of
 the public code behind Lee et al. 2018 / ODIN (calMetric), as described in docs/methods.md
 section 5, so that our numbers can be set beside published ones. Grid: d_j = start + j * gap
 for j = 0, 1, ... while d_j < end, start/end = min/max of all scores, gap = (end - start) /
 200,000; tpr(d) = share of s_in >= d, fpr(d) = share of s_out > d. It differs from the
 exact values when:
+=======
+Legacy mode (``compute(..., legacy=True)``) reproduces the threshold sweep of the public
+code behind Lee et al. 2018 (``calculate_log.py`` of alinlab/Confident_classifier, adapted
+from ODIN's calMetric), so that our numbers can be set beside published ones. Its results
+are the floats that code computes (run with the same numpy), bit for bit: same grids, same
+counts, same operations, the sums added one grid point at a time in its loop order (the
+tests check equality with a loop transcription of it). With start / end = min / max of all
+scores (float64) and gap = (end - start) / 200000, tpr(d) = share of s_in >= d, fpr(d) =
+share of s_out > d:
+>>>>>>> metrics
 
-- many scores tie at the maximum (e.g. softmax = 1.0): the maximum is never a threshold,
-  so the tied block cannot be split off; if more than 96% of ID scores sit at the maximum
-  no grid tpr falls in the [0.94, 0.96] window and TNR at 95% TPR becomes 0, and AUROC has
-  no closing term, so the ROC segment from the last grid point to (0, 0) is dropped;
+- TNR at 95% TPR, AUROC, detection accuracy and AUPR-In walk the increasing grid
+  ``np.arange(start, end, gap)``: start, start + gap, ... while < end, so the maximum itself
+  is never one of their thresholds.
+  TNR at 95% TPR = 1 - (mean of fpr(d) over the grid points with 0.94 <= tpr(d) <= 0.96;
+  1 if there are none). AUROC = sum of (fpr_prev - fpr(d)) * tpr(d), fpr_prev starting at
+  1.0, no closing term. Detection accuracy = 1 - min(1, min over d of (share of s_in < d +
+  fpr(d)) / 2). AUPR-In: tp = share of s_in >= d, fp = share of s_out >= d (RATES), points
+  with tp + fp = 0 skipped, area = sum of (recall_prev - recall) * precision with recall =
+  tp, recall_prev starting at 1.0, plus recall * precision of the last point.
+- AUPR-Out walks its own grid ``np.arange(end, start, -gap)``: it starts AT the maximum
+  (d = end) and goes down while > start; fp = share of s_in < d, tp = share of s_out < d,
+  the walk stops at the first d with tp + fp = 0, area as for AUPR-In. Its first point
+  separates a block of scores tied at the maximum from the scores just below it.
+
+It differs from the exact values when:
+
+- many scores tie at the maximum (e.g. softmax = 1.0): the increasing grid never splits off
+  the tied block; if more than 96% of ID scores sit at the maximum no grid tpr falls in the
+  [0.94, 0.96] window and TNR at 95% TPR becomes 0, and AUROC has no closing term, so the
+  ROC segment from the last grid point to (0, 0) is dropped;
 - set sizes differ: legacy AUPR uses RATES (tp = share of ID, fp = share of OOD), i.e.
   precision under a 50/50 prior, whatever n_in and n_out are;
 - TNR at 95% TPR is 1 - the MEAN fpr over all grid points with 0.94 <= tpr <= 0.96 (a
@@ -50,15 +83,23 @@ exact values when:
 - scores closer together than gap fall into the same grid cell (outliers widen the gap).
 On continuous scores with equal set sizes it agrees with the exact values to ~0.2 points.
 The grid has no ``fpr95_openood``; legacy mode returns the exact value for that key. If all
-scores are equal the grid is empty (gap = 0) and legacy mode returns the exact values.
-The thresholds are start + j * gap (the original's ``np.arange`` may differ by an ulp).
+scores are equal the grid is empty (gap = 0; the public code fails there) and legacy mode
+returns the exact values; if end - start overflows (scores near +-1e308) gap is taken as
+end / 200000 - start / 200000.
 
-``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently.
+``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently, and
+``paired_bootstrap`` the distribution of metric(A) - metric(B) for two detectors scored on
+the same samples (one set of draws for both). A resample of sorted data is a count per
+distinct value (``np.bincount`` of the drawn indices), so no resample is sorted again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import sys
+import threading
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -81,22 +122,20 @@ HIGHER_IS_BETTER: dict[str, bool] = {name: name != "fpr95_openood" for name in M
 # Number of grid steps of the public code's threshold sweep (calMetric: gap = (end - start) / 200000).
 LEGACY_STEPS = 200_000
 
+_LOW63 = np.int64(2**63 - 1)
 
-class _Groups(NamedTuple):
-    """Pooled scores cut into groups of equal value, in increasing order.
 
-    u[k] is the k-th distinct value (K of them). a0 / b0 / t0 have K + 1 entries: a0[k] is the
-    number of ID scores < u[k], so a0[k + 1] is the number <= u[k] (a0[0] = 0, a0[K] = n_in);
-    b0 the same for OOD and t0 = a0 + b0 for all scores. float64, which holds integer counts
-    exactly below 2**53. Groups may be empty (bootstrap resamples keep every original group).
+class _Ranks(NamedTuple):
+    """How two sorted sets of DISTINCT values interleave: ID values x_0 < x_1 < ... (m_in of
+    them) and OOD values y_0 < y_1 < ... (m_out of them).
+
+    below_in[i] = number of y_j < x_i and upto_in[i] = number of y_j <= x_i (the same array
+    object when no value is in both sets); upto_out[j] = number of x_i <= y_j. Integer arrays.
     """
 
-    u: np.ndarray
-    a0: np.ndarray
-    b0: np.ndarray
-    t0: np.ndarray
-    n_in: int
-    n_out: int
+    below_in: np.ndarray
+    upto_in: np.ndarray
+    upto_out: np.ndarray
 
 
 def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
@@ -123,115 +162,166 @@ def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def _group(scores_in: np.ndarray, scores_out: np.ndarray) -> tuple[_Groups, np.ndarray]:
-    """Sort the pooled scores once; return the groups and the argsort order of the pooled scores."""
-    n_in, n_out = scores_in.size, scores_out.size
-    n = n_in + n_out
-    pooled = np.concatenate((scores_in, scores_out))
-    order = np.argsort(pooled)  # the one sort; ties need no stable order since they are grouped
-    sorted_scores = pooled[order]
-    # True where a new run of equal values starts (-0.0 == 0.0, so they share a group).
-    starts = sorted_scores[1:] != sorted_scores[:-1]
-    n_groups = int(np.count_nonzero(starts)) + 1
-    # ID scores at or below each sorted position. An int32 cumsum is several times cheaper
-    # than a float64 one and cannot overflow below 2**31 scores.
-    a_cum = np.cumsum(order < n_in, dtype=np.int32 if n < 2**31 - 1 else np.int64)
-    a0 = np.empty(n_groups + 1)
-    a0[0] = 0.0
-    if n_groups == n:  # no ties: every score is its own group, no gathers needed
-        u = sorted_scores
-        a0[1:] = a_cum
-        t0 = np.arange(n + 1, dtype=np.float64)
-    else:
-        ends = np.flatnonzero(starts)  # last position of every group but the final one
-        u = np.append(sorted_scores[ends], sorted_scores[-1])
-        a0[1:-1] = a_cum[ends]
-        a0[-1] = n_in
-        t0 = np.empty(n_groups + 1)
-        t0[0] = 0.0
-        t0[1:-1] = ends
-        t0[1:-1] += 1.0
-        t0[-1] = n
-    return _Groups(u, a0, t0 - a0, t0, n_in, n_out), order
+class _Buffers:
+    """Work arrays kept between calls, by name.
 
-
-def _trim_empty(g: _Groups) -> _Groups:
-    """Drop leading and trailing empty groups (bootstrap resamples), so that every threshold
-    u[k] kept has at least one score at or below it and one at or above it."""
-    # Binary searches on the non-decreasing total counts, O(log K).
-    first = int(np.searchsorted(g.t0, 0, side="right")) - 1  # lowest non-empty group
-    last = int(np.searchsorted(g.t0, g.n_in + g.n_out, side="left")) - 1  # highest non-empty group
-    if first == 0 and last == g.u.size - 1:
-        return g
-    # Counts below the first kept group are 0, so the sliced prefix arrays still start at 0.
-    keep, keep0 = slice(first, last + 1), slice(first, last + 2)
-    return _Groups(g.u[keep], g.a0[keep0], g.b0[keep0], g.t0[keep0], g.n_in, g.n_out)
-
-
-def _fpr95_openood(g: _Groups) -> float:
-    """OpenOOD FPR@95: first (lowest) u[k] that flags >= 95% of OOD (s <= u[k]); share of ID flagged there."""
-    # 20 * b >= 19 * n_out  <=>  b >= ceil(19 * n_out / 20); b0 is non-decreasing, b0[0] = 0.
-    j = int(np.searchsorted(g.b0, (19 * g.n_out + 19) // 20, side="left"))
-    return float(g.a0[j] / g.n_in)
-
-
-def _exact(g: _Groups) -> dict[str, float]:
-    """The exact, tie-aware metrics from grouped counts (see the module docstring for definitions).
-
-    Written with few passes and in-place operations: on 10**6 distinct scores each pass over
-    the group arrays costs about a millisecond, comparable to the sort itself in total.
+    A fresh multi-megabyte numpy array costs a page fault (and zeroing) per page on first
+    touch; on 10**6 scores the dozens of fresh arrays of one ``compute`` cost more than its
+    arithmetic. ``compute`` therefore reuses one set per thread (``_Buffers.for_thread()``),
+    and each bootstrap loop its own. A name's memory is reused for any dtype and any size up
+    to the largest seen, and a set keeps at most _KEEP_BYTES in all (after ``compute`` on 10**6
+    scores: 42 MB if all are distinct, about 90 MB with many ties); arrays beyond that are
+    handed out fresh each time.
     """
-    g = _trim_empty(g)
-    a0, b0, t0, n_in, n_out = g.a0, g.b0, g.t0, g.n_in, g.n_out
+
+    _KEEP_BYTES = 96 * 2**20
+    _local = threading.local()
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def for_thread(cls) -> _Buffers:
+        """This thread's shared set (so that threads never write into each other's arrays)."""
+        buffers = getattr(cls._local, "buffers", None)
+        if buffers is None:
+            buffers = cls._local.buffers = cls()
+        return buffers
+
+    def get(self, name: str, size: int, dtype: type = np.float64) -> np.ndarray:
+        """An uninitialised array of `size` elements of `dtype` in the memory of `name`."""
+        nbytes = size * np.dtype(dtype).itemsize
+        raw = self._arrays.get(name)
+        if raw is None or raw.size < nbytes:
+            self._arrays.pop(name, None)
+            raw = np.empty(nbytes, dtype=np.uint8)
+            if nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
+                self._arrays[name] = raw
+        return raw[:nbytes].view(dtype)
+
+    def arange(self, size: int, dtype: type = np.float64) -> np.ndarray:
+        """0, 1, ..., size - 1 (read only: kept and shared between calls, never written to)."""
+        name = f"arange_{np.dtype(dtype).name}"
+        kept = self._arrays.get(name + "_filled")
+        if kept is None or kept.size < size:
+            kept = np.arange(size, dtype=dtype)
+            if kept.nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
+                self._arrays[name + "_filled"] = kept
+        return kept[:size]
+
+
+def _as_float(values: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """`values` copied into the float64 buffer `name`."""
+    out = buffers.get(name, values.size)
+    np.copyto(out, values)
+    return out
+
+
+def _cumulative(weights: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """[0, w_0, w_0 + w_1, ...] as float64 (summed in int64, which is several times faster)."""
+    total = buffers.get(name + "_int", weights.size + 1, np.int64)
+    total[0] = 0
+    np.cumsum(weights, out=total[1:])
+    return _as_float(total, buffers, name)
+
+
+def _metrics_from_ranks(
+    r: _Ranks,
+    w_in: np.ndarray | None = None,
+    w_out: np.ndarray | None = None,
+    buffers: _Buffers | None = None,
+) -> dict[str, float]:
+    """All exact metrics when ID value x_i occurs w_in[i] times and OOD value y_j occurs w_out[j]
+    times (None: once each). Weights may be 0 (a bootstrap resample that missed a value).
+
+    With weighted counts A_i = c_in(< x_i), L_i = c_out(< x_i), U_i = c_out(<= x_i), X_j =
+    c_out(<= y_j) and Y_j = c_in(<= y_j):
+    - AUROC = sum_i w_i (L_i + U_i) / (2 n_in n_out) (each ID score at x_i beats L_i OOD scores
+      and ties with U_i - L_i);
+    - AUPR-In = sum_i w_i P_i / n_in, P_i = (n_in - A_i) / (n_in - A_i + n_out - L_i), the
+      precision at threshold x_i (recall rises by w_i / n_in there);
+    - AUPR-Out = sum_j w_j X_j / (X_j + Y_j) / n_out;
+    - detection accuracy = (n_in n_out + max(0, max_i (n_in L_i - n_out A_i))) / (2 n_in n_out):
+      0.5 TPR(d) + 0.5 TNR(d) only rises between ID values, so its maximum is at some d = x_i
+      or at "accept nothing" (the 0);
+    - TNR at 95% TPR and fpr95_openood by one binary search each (see below).
+    Counts are float64 holding integers, exact below 2**53 (so n_in * n_out < 2**53); only
+    the precisions are rounded. `buffers` lets repeated calls (bootstrap) reuse work arrays.
+    """
+    buffers = _Buffers() if buffers is None else buffers
+    m_in, m_out = r.below_in.size, r.upto_out.size
+    if w_in is None:
+        n_in, last_in = m_in, m_in - 1
+        id_below = buffers.arange(m_in)  # A_i
+        id_upto_out = _as_float(r.upto_out, buffers, "id_upto_out")  # Y_j
+    else:
+        cum_in = _cumulative(w_in, buffers, "cum_in")
+        n_in = int(cum_in[-1])
+        last_in = int(np.searchsorted(cum_in, n_in, side="left")) - 1  # highest value drawn
+        id_below = cum_in[:-1]
+        # mode="clip": np.take buffers its output under the default mode="raise" (all in range).
+        id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
+    if w_out is None:
+        n_out, first_out = m_out, 0
+        ood_below = _as_float(r.below_in, buffers, "ood_below")  # L_i
+        ood_upto = ood_below if r.upto_in is r.below_in else r.upto_in.astype(np.float64)  # U_i
+        ood_upto_out = buffers.arange(m_out + 1)[1:]  # X_j = 1, 2, ..., m_out
+    else:
+        cum_out = _cumulative(w_out, buffers, "cum_out")
+        n_out = int(cum_out[-1])
+        first_out = int(np.searchsorted(cum_out, 0, side="right")) - 1  # lowest value drawn
+        ood_below = np.take(cum_out, r.below_in, out=buffers.get("ood_below", m_in), mode="clip")
+        if r.upto_in is r.below_in:
+            ood_upto = ood_below
+        else:
+            ood_upto = np.take(cum_out, r.upto_in, out=buffers.get("ood_upto", m_in), mode="clip")
+        ood_upto_out = cum_out[1:]
     n = n_in + n_out
-    k = g.u.size
-    # Three work arrays, reused with out= (fresh large arrays cost page faults).
-    in_k = np.subtract(a0[1:], a0[:-1])  # ID scores in group k
-    scratch = np.empty(k + 1)
-    buf = np.empty(k + 1)
-    out_k = np.subtract(t0[1:], t0[:-1], out=scratch[:k])
-    out_k -= in_k  # OOD scores in group k
+    scale = 2.0 * n_in * n_out
+    # Work arrays in memory that the merge (_ranks_merged) no longer needs.
+    work_in, work_in2 = buffers.get("keys", m_in), buffers.get("scratch", m_in)
+    work_out = buffers.get("cum", m_out)
+    # Weights as float64 once (products of float64 and int64 convert element by element).
+    if w_in is not None:
+        w_in = _as_float(w_in, buffers, "w_in")
+    if w_out is not None:
+        w_out = _as_float(w_out, buffers, "w_out")
 
-    # Average precision, OOD positive with score -s (s <= u[k] flagged): tp = b0[k + 1],
-    # tp + fp = t0[k + 1] > 0 (after trimming); recall grows by out_k / n_out.
-    precision = np.divide(b0[1:], t0[1:], out=buf[:k])
-    precision *= out_k
-    aupr_out = float(precision.sum()) / n_out  # out_k is not needed below: scratch is free
+    def weighted_sum(values: np.ndarray, weights: np.ndarray | None) -> float:
+        # einsum: one pass, no temporary, and no BLAS call (np.dot can stall on a busy machine).
+        return float(values.sum() if weights is None else np.einsum("i,i->", values, weights))
 
-    # TPR(u[k]) = (n_in - a0[k]) / n_in >= 0.95  <=>  a0[k] <= n_in / 20. a0 is non-decreasing
-    # and starts at 0, so the qualifying k are a non-empty prefix; take its last.
-    k95 = int(np.searchsorted(a0[:-1], n_in // 20, side="right")) - 1
-    tnr_at_tpr95 = b0[k95] / n_out  # OOD scores equal to the threshold are accepted
+    # AUROC. The products and sums are integers below 2**53: exact.
+    pairs = weighted_sum(ood_below, w_in)
+    pairs += pairs if ood_upto is ood_below else weighted_sum(ood_upto, w_in)
+    auroc = pairs / scale
 
-    # Each ID score in group k beats the b0[k] OOD scores below it and ties with out_k of them:
-    # in_k * (b0[k] + 0.5 * out_k) = 0.5 * in_k * (b0[k] + b0[k + 1]). The terms and partial
-    # sums are integers below 2**53, so the sum is exact.
-    pairs = np.add(b0[:-1], b0[1:], out=buf[:k])
-    pairs *= in_k
-    auroc = float(pairs.sum()) / (2.0 * n_in * n_out)
+    gain = np.multiply(ood_below, n_in, out=work_in)
+    gain -= np.multiply(id_below, n_out, out=work_in2)
+    detection_accuracy = (n_in * n_out + max(0.0, float(gain.max()))) / scale
 
-    # 0.5 * TPR + 0.5 * TNR = (n_in * n_out + n_in * b0 - n_out * a0) / (2 n_in n_out) at every
-    # threshold, incl. accept-all (index 0) and accept-nothing (index K); exact integers.
-    acc = np.multiply(b0, n_in, out=buf)
-    acc -= np.multiply(a0, n_out, out=scratch)
-    detection_accuracy = (n_in * n_out + float(acc.max())) / (2.0 * n_in * n_out)
+    # AUPR-In over the values up to the highest drawn ID value: above it the weights are 0 and
+    # the precision can be 0 / 0.
+    k = last_in + 1
+    id_above = np.subtract(n_in, id_below[:k], out=work_in2[:k])
+    precision = np.add(id_below[:k], ood_below[:k], out=work_in[:k])
+    np.subtract(n, precision, out=precision)  # ID + OOD scores >= x_i
+    np.divide(id_above, precision, out=precision)
+    aupr_in = weighted_sum(precision, None if w_in is None else w_in[:k]) / n_in
 
-    # Average precision, ID positive, thresholds u[k] from the top: tp = n_in - a0[k] and
-    # tp + fp = n - t0[k] (scores >= u[k], > 0 after trimming); recall grows by in_k / n_in.
-    precision = np.subtract(n_in, a0[:-1], out=buf[:k])
-    precision /= np.subtract(n, t0[:-1], out=scratch[:k])
-    precision *= in_k
-    aupr_in = float(precision.sum()) / n_in
+    # AUPR-Out (OOD positive, flagged when s <= y_j), from the lowest drawn OOD value on.
+    k = first_out
+    precision = np.add(ood_upto_out[k:], id_upto_out[k:], out=work_out[k:])
+    np.divide(ood_upto_out[k:], precision, out=precision)
+    aupr_out = weighted_sum(precision, None if w_out is None else w_out[k:]) / n_out
 
-    return {
-        "tnr_at_tpr95": float(tnr_at_tpr95),
-        "auroc": auroc,
-        "aupr_in": aupr_in,
-        "aupr_out": aupr_out,
-        "detection_accuracy": float(detection_accuracy),
-        "fpr95_openood": _fpr95_openood(g),
-    }
+    # TPR(d) >= 0.95 <=> 20 c_in(< d) <= n_in <=> c_in(< d) <= n_in // 20. The largest such d is
+    # the ID value that holds the (n_in // 20)-th smallest ID score (counting from 0).
+    k = n_in // 20
+    i95 = k if w_in is None else int(np.searchsorted(cum_in, k, side="right")) - 1
+    tnr_at_tpr95 = float(ood_below[i95]) / n_out  # OOD scores equal to the threshold are accepted
 
+<<<<<<< HEAD
 
 def _legacy_grid(start: float, end: float, steps: int) -> np.ndarray:
     """Thresholds start + j * gap, j = 0, 1, ..., kept while < end, with gap = (end - start) / steps."""
@@ -296,6 +386,12 @@ def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, floa
     zero = np.flatnonzero((tp + fp) == 0)
     stop = int(zero[0]) if zero.size else tp.size
     aupr_out = _legacy_area(tp[:stop], fp[:stop])
+=======
+    # OpenOOD: the lowest y_j with c_out(<= y_j) >= 95% of n_out (20 X >= 19 n_out, in integers).
+    q = (19 * n_out + 19) // 20
+    j95 = q - 1 if w_out is None else int(np.searchsorted(cum_out, q, side="left")) - 1
+    fpr95_openood = float(id_upto_out[j95]) / n_in
+>>>>>>> metrics
 
     return {
         "tnr_at_tpr95": tnr_at_tpr95,
@@ -303,25 +399,313 @@ def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, floa
         "aupr_in": aupr_in,
         "aupr_out": aupr_out,
         "detection_accuracy": detection_accuracy,
-        "fpr95_openood": _fpr95_openood(g),  # not defined by the grid: exact value
+        "fpr95_openood": fpr95_openood,
     }
 
 
+def _distinct(sorted_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted distinct values, how often each occurs, and the value index of every sorted score."""
+    new = np.empty(sorted_scores.size, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_scores[1:], sorted_scores[:-1], out=new[1:])  # -0.0 == 0.0: one value
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, sorted_scores.size))
+    index = np.cumsum(new.astype(np.int64))  # (np.cumsum of a bool array is slow: cast first)
+    index -= 1
+    return sorted_scores[starts], counts, index
+
+
+def _ranks_search(values_in: np.ndarray, values_out: np.ndarray) -> _Ranks:
+    """_Ranks of two sorted distinct arrays by binary search (simple; O(m log m))."""
+    below_in = np.searchsorted(values_out, values_in, side="left")
+    upto_in = np.searchsorted(values_out, values_in, side="right")
+    if np.array_equal(upto_in, below_in):
+        upto_in = below_in
+    return _Ranks(below_in, upto_in, np.searchsorted(values_in, values_out, side="right"))
+
+
+def _order_key(x: float) -> int:
+    """The integer that sorts like the float x (its bits; for negatives the 63 value bits flipped)."""
+    bits = int(np.array(x + 0.0).view(np.int64))
+    return bits ^ (2**63 - 1) if bits < 0 else bits
+
+
+def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.ndarray | None:
+    """The pooled scores as one sorted array of keys (order key << 1) | is_ood, or None.
+
+    The order key is an integer that sorts like the score (its float64 bits, negatives
+    mirrored), so one SIMD ``np.sort`` of integers (several times cheaper than
+    ``np.argsort``) both sorts and merges the two sets, and the low bit says which set each
+    sorted score came from; equal scores get equal keys, ID before OOD. The shifted keys
+    must fit in 64 bits: scores in (-2, 2) are sorted as signed keys, scores of one sign as
+    unsigned keys minus the smallest; otherwise the scores are first multiplied by a power
+    of two into (-1, 1), exact unless a nonzero score would fall below the normal float
+    range (then None is returned). Returned as uint64: callers use only the low bit and
+    equality of neighbours.
+    """
+    lo = min(float(s_in.min()), float(s_out.min()))
+    hi = max(float(s_in.max()), float(s_out.max()))
+    n_in, n = s_in.size, s_in.size + s_out.size
+    floats = buffers.get("keys", n)
+    np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
+    np.add(s_out, 0.0, out=floats[n_in:])
+    scratch = buffers.get("scratch", n, np.uint64)
+    exponent = 0
+    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
+        exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent: scale into (-1, 1)
+        lo *= 2.0**-exponent
+        hi *= 2.0**-exponent
+        floats *= 2.0**-exponent  # a power of two: exact unless a result is below 2**-1022
+    keys = floats.view(np.int64)
+    if lo < 0.0:
+        # Negative floats sort backwards as integers: flip their 63 value bits.
+        sign = np.right_shift(keys, 63, out=scratch.view(np.int64))
+        sign &= _LOW63
+        keys ^= sign
+        if max(-lo, hi) < 2.0:
+            # |key| < 2**62 (the bits of 2.0): shifting left cannot overflow, sort as signed.
+            keys <<= 1
+            keys[n_in:] |= 1
+            keys.sort()
+            # Scaled scores below 2**-1022 in size (keys within +-2**53) may have lost bits.
+            # The sorted keys show in O(log n) whether there are any; only then look closer.
+            if exponent and np.searchsorted(keys, 2**53) > np.searchsorted(keys, -(2**53)):
+                tiny = 2.0 ** (exponent - 1022)
+                if any(np.count_nonzero(s[np.abs(s) < tiny]) for s in (s_in, s_out)):
+                    return None
+            return keys.view(np.uint64)  # (only the low bit and equality are used from here)
+        keys -= np.int64(_order_key(lo))  # one sign, large |s|: shift up to >= 0 (span < 2**63)
+    tagged = keys.view(np.uint64)
+    tagged <<= np.uint64(1)
+    tagged[n_in:] |= np.uint64(1)
+    tagged.sort()
+    return tagged
+
+
+def _ranks_merged(
+    s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers | None = None
+) -> tuple[_Ranks, np.ndarray | None, np.ndarray | None] | None:
+    """_Ranks and per-value counts (None when every score is distinct) from one integer sort.
+    With `buffers`, the returned arrays may live in them (valid until their next use)."""
+    buffers = _Buffers() if buffers is None else buffers
+    tagged = _merged_keys(s_in, s_out, buffers)
+    if tagged is None:
+        return None
+    n_in, n_out, n = s_in.size, s_out.size, s_in.size + s_out.size
+    scratch = buffers.get("scratch", n, np.uint64)
+    # The low bit, read from each key's lowest byte (one strided pass, no 8-byte temporaries).
+    low_byte = tagged.view(np.uint8)[0 if sys.byteorder == "little" else 7 :: 8]
+    is_ood = buffers.get("is_ood", n, bool)
+    np.bitwise_and(low_byte, 1, out=is_ood.view(np.uint8))
+    tied = np.less(
+        np.bitwise_xor(tagged[1:], tagged[:-1], out=scratch[1:]), 2, out=buffers.get("tied", n, bool)[1:]
+    )
+    if not tied.any():  # (tied[p - 1]: score p equals score p - 1)
+        # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
+        upto_out = np.flatnonzero(is_ood)  # (several times faster on booleans than on integers)
+        upto_out -= buffers.arange(n_out, np.int64)
+        # The i-th ID score has as many OOD scores below it as there are j with upto_out[j] <= i.
+        below_in = np.cumsum(
+            np.bincount(upto_out, minlength=n_in + 1)[:n_in], out=buffers.get("below_in", n_in, np.int64)
+        )
+        return _Ranks(below_in, below_in, upto_out), None, None
+    # Ties: count ID and OOD scores per run of equal scores ("group"), then index the groups
+    # that hold ID (OOD) scores: those are the distinct ID (OOD) values. (Work arrays come
+    # from `buffers`: on 10**6 scores, fresh ones cost more page faults than arithmetic.)
+    is_start = buffers.get("tied", n, bool)  # tied[p - 1] lives at index p: flip it in place
+    np.logical_not(tied, out=tied)
+    is_start[0] = True
+    starts = np.flatnonzero(is_start)
+    k = starts.size
+    ends = buffers.get("ends", k, np.int64)  # one past each group
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    ood_before = buffers.get("cum", n + 1, np.int64)  # OOD scores before position p
+    ood_before[0] = 0
+    np.copyto(ood_before[1:], is_ood)  # (np.cumsum of a bool array is slow: cast first)
+    np.cumsum(ood_before[1:], out=ood_before[1:])
+    ood_count = np.take(ood_before, ends, out=buffers.get("ood_count", k, np.int64), mode="clip")
+    ood_count -= np.take(ood_before, starts, out=buffers.get("scratch", k, np.int64), mode="clip")
+    id_count = np.subtract(ends, starts, out=ends)
+    id_count -= ood_count
+    has_id, has_ood = id_count > 0, ood_count > 0
+    id_groups, ood_groups = np.flatnonzero(has_id), np.flatnonzero(has_ood)
+    ood_groups_upto = _cumsum_int(has_ood, buffers, "cum_groups")  # OOD groups up to group g
+    upto_in = ood_groups_upto[id_groups]
+    below_in = upto_in - has_ood[id_groups]
+    if np.array_equal(upto_in, below_in):
+        upto_in = below_in
+    upto_out = _cumsum_int(has_id, buffers, "cum_groups")[ood_groups]  # ID groups up to group g
+    return _Ranks(below_in, upto_in, upto_out), id_count[id_groups], ood_count[ood_groups]
+
+
+def _cumsum_int(flags: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
+    """Inclusive running count of True in `flags`, as int64, in the buffer `name`."""
+    out = buffers.get(name, flags.size, np.int64)
+    np.copyto(out, flags)
+    return np.cumsum(out, out=out)
+
+
+def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarray, np.ndarray]:
+    """_Ranks and per-value counts by sorting each set and binary search (works for any scores)."""
+    values_in, w_in, _ = _distinct(np.sort(s_in))
+    values_out, w_out, _ = _distinct(np.sort(s_out))
+    return _ranks_search(values_in, values_out), w_in, w_out
+
+
+def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
+    """Exact metrics of two validated score arrays (fast integer-key merge, else sort + search)."""
+    buffers = _Buffers.for_thread()
+    merged = _ranks_merged(s_in, s_out, buffers)
+    if merged is None:
+        logger.debug("Scores span too wide a float range for the integer-key merge; sorting instead.")
+        merged = _ranks_sorted(s_in, s_out)
+    return _metrics_from_ranks(*merged, buffers=buffers)
+
+
+def _running_sum(terms: np.ndarray) -> float:
+    """terms[0] + terms[1] + ... added one at a time, left to right, as the public code's loops
+    do (np.sum adds pairwise, which rounds differently). Zero terms change nothing, so only the
+    others are added (most grid points repeat the previous point's counts)."""
+    terms = terms[terms != 0.0]
+    return float(np.cumsum(terms)[-1]) if terms.size else 0.0
+
+
 def _legacy_area(tp: np.ndarray, fp: np.ndarray) -> float:
-    """sum of (recall_prev - recall) * precision with recall_prev starting at 1.0, plus the
-    final recall * precision; precision = tp / (tp + fp) and recall = tp (both rates)."""
-    if tp.size == 0:
-        return 0.0
+    """The public code's AUPR loop over grid points already in walking order: precision = tp / (tp
+    + fp), recall = tp; area = sum of (recall_prev - recall) * precision, recall_prev starting at
+    1.0, then + recall * precision of the last point."""
     precision = tp / (tp + fp)
     recall_prev = np.concatenate(([1.0], tp[:-1]))
-    return float(np.sum((recall_prev - tp) * precision) + tp[-1] * precision[-1])
+    terms = np.append((recall_prev - tp) * precision, tp[-1] * precision[-1])
+    return _running_sum(terms)
+
+
+def _grid_runs(
+    grid: np.ndarray, counted: list[tuple[np.ndarray, np.ndarray, bool]]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Weighted counts at an increasing `grid`, one entry per run of grid points over which all
+    counts repeat, and the run lengths. `counted` holds (sorted values, _cumulative(weights),
+    strict): the count at d is of the values < d (strict) or <= d.
+
+    Within a run every term of the public code's loops is 0 and min / max see one value, so
+    one point per run is enough (the lengths serve the window mean). Runs may repeat the
+    previous run's counts (a value of weight 0); that changes no result.
+    """
+    size = grid.size
+    if 4 * sum(values.size for values, _, _ in counted) < size:
+        # Few values: value i starts to count at grid index first[i] (the first d > x_i, or
+        # d >= x_i), so the counts only change there; the count at j is cum[#{i: first[i] <= j}].
+        firsts = [np.searchsorted(grid, v, side="right" if strict else "left") for v, _, strict in counted]
+        starts = np.sort(np.concatenate([[0], *firsts]))
+        starts = starts[(starts < size) & np.concatenate(([True], starts[1:] != starts[:-1]))]
+        counts = [
+            cum[np.searchsorted(f, starts, side="right")]
+            for f, (_, cum, _) in zip(firsts, counted, strict=True)
+        ]
+    else:
+        # Many values: the count at every grid point by binary search, then the runs.
+        full = [
+            cum[np.searchsorted(v, grid, side="left" if strict else "right")] for v, cum, strict in counted
+        ]
+        change = np.zeros(size, dtype=bool)
+        change[0] = True
+        for c in full:
+            change[1:] |= c[1:] != c[:-1]
+        starts = np.flatnonzero(change)
+        counts = [c[starts] for c in full]
+    return counts, np.diff(np.append(starts, size))
+
+
+def _legacy_grid(
+    values_in: np.ndarray,
+    w_in: np.ndarray,
+    values_out: np.ndarray,
+    w_out: np.ndarray,
+    steps: int,
+) -> dict[str, float] | None:
+    """The five grid metrics of the public code (see the module docstring), or None when all
+    scores are equal (empty grid). Sorted distinct values with their counts (0 allowed)."""
+    present_in, present_out = np.flatnonzero(w_in), np.flatnonzero(w_out)
+    start = float(min(values_in[present_in[0]], values_out[present_out[0]]))
+    end = float(max(values_in[present_in[-1]], values_out[present_out[-1]]))
+    if not start < end:
+        return None
+    buffers = _Buffers()
+    cum_in, cum_out = _cumulative(w_in, buffers, "cum_in"), _cumulative(w_out, buffers, "cum_out")
+    n_in, n_out = int(cum_in[-1]), int(cum_out[-1])
+    gap = (end - start) / steps
+    if not math.isfinite(gap):  # end - start overflowed (scores near +-1e308; the original fails)
+        gap = end / steps - start / steps
+    # The same np.arange calls as the public code, so every threshold is the same float.
+    up = np.arange(start, end, gap)
+    down = np.arange(end, start, -gap)
+
+    # ID scores < d, OOD scores < d and OOD scores <= d, per run of grid points (_grid_runs).
+    (in_lt, out_lt, out_le), length = _grid_runs(
+        up, [(values_in, cum_in, True), (values_out, cum_out, True), (values_out, cum_out, False)]
+    )
+    tpr = (n_in - in_lt) / n_in  # share of s_in >= d
+    fpr = (n_out - out_le) / n_out  # share of s_out > d
+
+    window = (tpr <= 0.96) & (tpr >= 0.94)
+    in_window = np.repeat(fpr[window], length[window])  # one term per grid point, as in the loop
+    fpr_window = _running_sum(in_window) / in_window.size if in_window.size else 1.0
+
+    fpr_prev = np.concatenate(([1.0], fpr[:-1]))
+    auroc = _running_sum((fpr_prev - fpr) * tpr)
+
+    error = min(1.0, float(np.min((in_lt / n_in + fpr) / 2.0)))
+
+    # AUPR-In, increasing d; grid points with tp + fp = 0 are skipped.
+    tp, fp = tpr, (n_out - out_lt) / n_out
+    keep = (tp + fp) != 0
+    aupr_in = _legacy_area(tp[keep], fp[keep])
+
+    # AUPR-Out, decreasing d from the maximum itself; the walk stops at the first d with tp + fp = 0.
+    (in_lt, out_lt), _ = _grid_runs(down[::-1], [(values_in, cum_in, True), (values_out, cum_out, True)])
+    fp = in_lt[::-1] / n_in  # share of s_in < d, in walking order
+    tp = out_lt[::-1] / n_out  # share of s_out < d
+    zero = np.flatnonzero((tp + fp) == 0)
+    stop = int(zero[0]) if zero.size else tp.size
+    aupr_out = _legacy_area(tp[:stop], fp[:stop])
+
+    return {
+        "tnr_at_tpr95": 1.0 - fpr_window,
+        "auroc": auroc,
+        "aupr_in": aupr_in,
+        "aupr_out": aupr_out,
+        "detection_accuracy": 1.0 - error,
+    }
+
+
+def _legacy_metrics(
+    values_in: np.ndarray,
+    w_in: np.ndarray,
+    values_out: np.ndarray,
+    w_out: np.ndarray,
+    steps: int = LEGACY_STEPS,
+) -> dict[str, float]:
+    """Legacy grid metrics plus the exact fpr95_openood; the exact metrics if all scores are equal."""
+    grid = _legacy_grid(values_in, w_in, values_out, w_out, steps)
+    if grid is None:
+        logger.debug("All scores are equal; the legacy grid is empty, returning the exact metrics.")
+        return _metrics_from_ranks(_ranks_search(values_in, values_out), w_in, w_out)
+    # The exact fpr95_openood (as in _metrics_from_ranks): ID share <= the lowest OOD value that
+    # has >= 95% of the OOD scores at or below it.
+    buffers = _Buffers()
+    cum_in, cum_out = _cumulative(w_in, buffers, "cum_in"), _cumulative(w_out, buffers, "cum_out")
+    j95 = int(np.searchsorted(cum_out, (19 * int(cum_out[-1]) + 19) // 20, side="left")) - 1
+    id_upto = cum_in[np.searchsorted(values_in, values_out[j95], side="right")]
+    grid["fpr95_openood"] = int(id_upto) / int(cum_in[-1])
+    return {name: grid[name] for name in METRIC_NAMES}
 
 
 def _legacy(scores_in: ArrayLike, scores_out: ArrayLike, *, steps: int = LEGACY_STEPS) -> dict[str, float]:
     """Legacy grid metrics with a configurable number of grid steps (tests use a small grid)."""
-    s_in = _as_scores(scores_in, "scores_in")
-    s_out = _as_scores(scores_out, "scores_out")
-    return _legacy_from_groups(_group(s_in, s_out)[0], steps)
+    values_in, w_in, _ = _distinct(np.sort(_as_scores(scores_in, "scores_in")))
+    values_out, w_out, _ = _distinct(np.sort(_as_scores(scores_out, "scores_out")))
+    return _legacy_metrics(values_in, w_in, values_out, w_out, steps)
 
 
 def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False) -> dict[str, float]:
@@ -333,10 +717,69 @@ def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False
     (fpr95_openood stays exact). Raises UserInputError (a ValueError) for empty, non-1-D or
     non-finite input.
     """
-    s_in = _as_scores(scores_in, "scores_in")
-    s_out = _as_scores(scores_out, "scores_out")
-    groups = _group(s_in, s_out)[0]
-    return _legacy_from_groups(groups) if legacy else _exact(groups)
+    if legacy:
+        return _legacy(scores_in, scores_out)
+    return _exact(_as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out"))
+
+
+class _Prepared(NamedTuple):
+    """One detector's scores ready for resampling: sorted distinct values per set, the value
+    index of every score (in the caller's order) and the _Ranks of the two value sets."""
+
+    values_in: np.ndarray
+    values_out: np.ndarray
+    index_in: np.ndarray
+    index_out: np.ndarray
+    ranks: _Ranks
+
+
+def _prepare(s_in: np.ndarray, s_out: np.ndarray) -> _Prepared:
+    """Sort each set once (argsort, to map every score to its distinct value)."""
+    values, index = [], []
+    for s in (s_in, s_out):
+        order = np.argsort(s)
+        distinct, _, sorted_index = _distinct(s[order])
+        of_score = np.empty(s.size, dtype=np.int64)
+        of_score[order] = sorted_index
+        values.append(distinct)
+        index.append(of_score)
+    return _Prepared(values[0], values[1], index[0], index[1], _ranks_search(values[0], values[1]))
+
+
+def _check_n_resamples(n_resamples: int) -> None:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
+
+
+def _resampled(prepared: Sequence[_Prepared], n_resamples: int, seed: int, legacy: bool) -> list[np.ndarray]:
+    """Metric values (n_resamples x len(METRIC_NAMES)) per prepared detector, all on the same draws.
+
+    Resample r draws n_in ID indices, then n_out OOD indices, with replacement
+    (``rng.integers`` of ``np.random.default_rng(seed)``). A resample of sorted data is just a
+    count per distinct value (``np.bincount`` of the drawn values' indices), so no resample is
+    sorted again: the metrics come from the precomputed ranks and the counts.
+    """
+    n_in, n_out = prepared[0].index_in.size, prepared[0].index_out.size
+    rng = np.random.default_rng(seed)
+    values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
+    buffers = [_Buffers() for _ in prepared]
+    picked_in, picked_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
+    for r in range(n_resamples):
+        pick_in = rng.integers(0, n_in, size=n_in)
+        pick_out = rng.integers(0, n_out, size=n_out)
+        for p, out, work in zip(prepared, values, buffers, strict=True):
+            # How often each distinct value was drawn. (np.take with out= buffers its output
+            # unless mode is not "raise"; the indices are in range, so "clip" changes nothing.)
+            np.take(p.index_in, pick_in, out=picked_in, mode="clip")
+            np.take(p.index_out, pick_out, out=picked_out, mode="clip")
+            w_in = np.bincount(picked_in, minlength=p.values_in.size)
+            w_out = np.bincount(picked_out, minlength=p.values_out.size)
+            if legacy:
+                result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
+            else:
+                result = _metrics_from_ranks(p.ranks, w_in, w_out, work)
+            out[r] = [result[name] for name in METRIC_NAMES]
+    return values
 
 
 def bootstrap(
@@ -351,36 +794,55 @@ def bootstrap(
 
     Each resample draws len(scores_in) ID indices and then len(scores_out) OOD indices with
     replacement, independently (``rng = np.random.default_rng(seed)``; ``rng.integers``), and
-    computes the metrics (exact or legacy) on those scores. The pooled scores are sorted once:
-    a resample only changes how many copies of each distinct value there are, so it costs
-    O(n) counting, not a new sort. Interval = np.percentile(values, [2.5, 97.5]).
+    computes the metrics (exact or legacy) on those scores. Each set is sorted once; a
+    resample only changes how many copies of each distinct value there are, so it costs O(n)
+    counting, not a new sort. Interval = np.percentile(values, [2.5, 97.5]).
     """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
+    _check_n_resamples(n_resamples)
     s_in = _as_scores(scores_in, "scores_in")
     s_out = _as_scores(scores_out, "scores_out")
-    groups, order = _group(s_in, s_out)
-    n_in, n_out = groups.n_in, groups.n_out
-    n_groups = groups.u.size
-
-    # Group index of every original score: group k starts at sorted position t0[k].
-    new_group = np.zeros(order.size, dtype=np.int64)
-    new_group[groups.t0[1:-1].astype(np.int64)] = 1
-    group_of = np.empty(order.size, dtype=np.int64)
-    group_of[order] = np.cumsum(new_group)
-    group_in, group_out = group_of[:n_in], group_of[n_in:]
-
-    rng = np.random.default_rng(seed)
-    values = np.empty((n_resamples, len(METRIC_NAMES)), dtype=np.float64)
-    a0 = np.zeros(n_groups + 1)
-    b0 = np.zeros(n_groups + 1)
-    for r in range(n_resamples):
-        pick_in = group_in[rng.integers(0, n_in, size=n_in)]
-        pick_out = group_out[rng.integers(0, n_out, size=n_out)]
-        np.cumsum(np.bincount(pick_in, minlength=n_groups), out=a0[1:])
-        np.cumsum(np.bincount(pick_out, minlength=n_groups), out=b0[1:])
-        g = _Groups(groups.u, a0, b0, a0 + b0, n_in, n_out)
-        result = _legacy_from_groups(g) if legacy else _exact(g)
-        values[r] = [result[name] for name in METRIC_NAMES]
+    (values,) = _resampled([_prepare(s_in, s_out)], n_resamples, seed, legacy)
     low, high = np.percentile(values, [2.5, 97.5], axis=0)
     return {name: (float(low[i]), float(high[i])) for i, name in enumerate(METRIC_NAMES)}
+
+
+def paired_bootstrap(
+    a_in: ArrayLike,
+    a_out: ArrayLike,
+    b_in: ArrayLike,
+    b_out: ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    metrics: Sequence[str] = METRIC_NAMES,
+    legacy: bool = False,
+) -> dict[str, np.ndarray]:
+    """Bootstrap distribution of metric(A) - metric(B) for two detectors scored on the SAME samples.
+
+    a_in[k] and b_in[k] must be the two detectors' scores of the same ID sample k (likewise for
+    the OOD sets), so both inputs of a set must have equal length. Every resample draws one set
+    of ID and OOD indices (exactly as ``bootstrap`` with the same seed) and applies it to both
+    detectors, so the differences keep the pairing. Returns {metric name: array of
+    n_resamples differences}, in the order of `metrics`; for example a percentile interval of
+    the AUROC difference is np.percentile(result["auroc"], [2.5, 97.5]).
+    """
+    _check_n_resamples(n_resamples)
+    unknown = [name for name in metrics if name not in METRIC_NAMES]
+    if isinstance(metrics, str) or unknown or not metrics:
+        raise UserInputError(
+            f"'metrics' must be a non-empty list of metric names from {', '.join(METRIC_NAMES)}; "
+            f"got {metrics!r}."
+        )
+    given = {"a_in": a_in, "a_out": a_out, "b_in": b_in, "b_out": b_out}
+    arrays = {name: _as_scores(x, name) for name, x in given.items()}
+    for which in ("in", "out"):
+        if arrays[f"a_{which}"].size != arrays[f"b_{which}"].size:
+            raise UserInputError(
+                f"'a_{which}' and 'b_{which}' have {arrays[f'a_{which}'].size} and "
+                f"{arrays[f'b_{which}'].size} scores; a paired bootstrap needs both detectors' scores of "
+                "the same samples, in the same order."
+            )
+    prepared = [_prepare(arrays["a_in"], arrays["a_out"]), _prepare(arrays["b_in"], arrays["b_out"])]
+    values_a, values_b = _resampled(prepared, n_resamples, seed, legacy)
+    column = {name: i for i, name in enumerate(METRIC_NAMES)}
+    return {name: values_a[:, column[name]] - values_b[:, column[name]] for name in metrics}

@@ -1,8 +1,11 @@
 """Tests for oodbench.metrics: hand-computed cases, scikit-learn agreement, brute-force
-definitions (hypothesis), the legacy grid against a slow loop, bootstrap and input checks."""
+definitions (hypothesis), the integer-key merge against sort + search, the legacy grid against
+a loop transcription of the public code (bit for bit), bootstrap, paired bootstrap and input
+checks."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 
@@ -222,6 +225,83 @@ def test_agrees_with_sklearn_on_tied_scores(seed):
     assert result["fpr95_openood"] == pytest.approx(fpr_o[np.argmax(tpr_o >= 0.95)], abs=1e-12)
 
 
+def _sklearn_reference(s_in, s_out) -> dict[str, float]:
+    y = np.r_[np.ones(s_in.size), np.zeros(s_out.size)]
+    s = np.r_[s_in, s_out]
+    return {
+        "auroc": roc_auc_score(y, s),
+        "aupr_in": average_precision_score(y, s),
+        "aupr_out": average_precision_score(1 - y, -s),
+    }
+
+
+SKLEARN_DATA = {
+    # Continuous, both signs, |s| > 2 on both sides: the fast merge scales by a power of two.
+    "normal": lambda rng: (rng.normal(1.0, 2.0, 3000), rng.normal(0.0, 2.0, 2000)),
+    # Positive only (probabilities), different sizes, no ties.
+    "uniform": lambda rng: (rng.random(500) ** 0.5, rng.random(4000)),
+    # Heavy ties across and within the sets, saturated at the maximum.
+    "ties": lambda rng: (np.minimum(np.round(rng.random(3000) * 1.5, 2), 1.0), np.round(rng.random(1000), 1)),
+    # Negative only (energies), rounded: ties.
+    "negative": lambda rng: (-np.round(rng.gamma(2.0, 1.0, 2500), 1), -np.round(rng.gamma(3.0, 1.0, 900), 1)),
+    # Both signs, |s| > 2 and a subnormal score: the merge cannot scale and falls back to sorting.
+    "fallback": lambda rng: (
+        np.r_[rng.normal(1.0, 3.0, 800), 5e-320],
+        np.r_[rng.normal(0.0, 3.0, 600), -1e-310],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SKLEARN_DATA))
+def test_agrees_with_sklearn_to_1e_12(case):
+    rng = np.random.default_rng(len(case))
+    s_in, s_out = SKLEARN_DATA[case](rng)
+    result, expected = compute(s_in, s_out), _sklearn_reference(s_in, s_out)
+    for name, value in expected.items():
+        assert abs(result[name] - value) <= 1e-12, (name, result[name], value)
+    merged = metrics._ranks_merged(s_in, s_out)
+    assert (merged is None) == (case == "fallback")  # the path this case is meant to exercise
+    if case in ("normal", "uniform"):
+        assert merged[1] is None  # no ties: the unweighted fast path
+
+
+def _both_paths(s_in, s_out):
+    s_in, s_out = np.asarray(s_in, float), np.asarray(s_out, float)
+    merged = metrics._ranks_merged(s_in, s_out)
+    searched = metrics._ranks_sorted(s_in, s_out)
+    return merged, searched
+
+
+# Both signs (scaled when |s| >= 2 occurs on both sides), ties, -0.0 == 0.0, neighbouring floats;
+# and one sign only with extreme magnitudes (never scaled).
+signed_scores = st.sampled_from([-7.5, -2.0, -1.0, -1e-300, -0.0, 0.0, 0.25, 1.0, 1.0 + 2**-52, 3.0])
+positive_scores = st.sampled_from([0.0, 5e-324, 1e-300, 0.5, 1.0 - 2**-53, 1.0, 1e300, 1.7e308])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), pool=st.sampled_from([signed_scores, positive_scores]))
+def test_integer_key_merge_matches_sort_and_search(data, pool):
+    s_in = data.draw(st.lists(pool, min_size=1, max_size=30))
+    s_out = data.draw(st.lists(pool, min_size=1, max_size=30))
+    merged, searched = _both_paths(s_in, s_out)
+    assert merged is not None  # these scores always fit the integer keys
+    ranks, w_in, w_out = merged
+    full_in = np.ones(ranks.below_in.size, dtype=np.int64) if w_in is None else w_in
+    full_out = np.ones(ranks.upto_out.size, dtype=np.int64) if w_out is None else w_out
+    assert np.array_equal(full_in, searched[1]) and np.array_equal(full_out, searched[2])
+    for a, b in zip(ranks, searched[0], strict=True):
+        assert np.array_equal(a, b)
+    fast, slow = compute(s_in, s_out), metrics._metrics_from_ranks(*searched)
+    assert fast == pytest.approx(slow, abs=1e-15)  # same counts; sums may round in another order
+
+
+def test_integer_key_merge_on_neighbouring_floats_of_both_sets():
+    # Scores one ulp apart in different sets must stay apart (no bit of the score is dropped).
+    x = np.nextafter(1.0, 2.0)
+    result = compute([x, 1.0], [1.0, np.nextafter(1.0, 0.0)])
+    assert result["auroc"] == pytest.approx((2 + 0.5 + 1) / 4)
+
+
 # ---------------------------------------------------------------------------------------------
 # Brute force: the definitions written out as loops over every threshold
 # ---------------------------------------------------------------------------------------------
@@ -284,64 +364,91 @@ def test_matches_brute_force_on_float_scores(s_in, s_out):
 
 
 # ---------------------------------------------------------------------------------------------
-# Legacy grid: a slow loop written straight from docs/methods.md section 5
+# Legacy grid: the public code's algorithm (calculate_log.py of Lee et al.), re-written here as
+# plain loops, one grid point at a time, in the order the public code walks them
 # ---------------------------------------------------------------------------------------------
 
 
 def _legacy_loop(s_in, s_out, steps: int) -> dict[str, float]:
-    x, y = np.asarray(s_in, float), np.asarray(s_out, float)  # x: ID, y: OOD
-    start, end = min(x.min(), y.min()), max(x.max(), y.max())
-    gap = (end - start) / steps
-    grid, j = [], 0
-    while start + j * gap < end:
-        grid.append(start + j * gap)
-        j += 1
+    ins, outs = sorted(map(float, s_in)), sorted(map(float, s_out))
+    n_in, n_out = len(ins), len(outs)
 
-    fprs = []
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        if 0.94 <= tpr <= 0.96:
-            fprs.append(fpr)
-    tnr95 = 1.0 - (sum(fprs) / len(fprs) if fprs else 1.0)
+    def id_below(d):  # number of ID scores < d
+        return bisect.bisect_left(ins, d)
 
-    auroc, fpr_prev = 0.0, 1.0
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        auroc += (fpr_prev - fpr) * tpr
-        fpr_prev = fpr
+    def ood_below(d):  # number of OOD scores < d
+        return bisect.bisect_left(outs, d)
 
-    error = 1.0
-    for d in grid:
-        tpr, fpr = np.sum(x >= d) / len(x), np.sum(y > d) / len(y)
-        error = min(error, 0.5 * (1 - tpr) + 0.5 * fpr)
+    def ood_above(d):  # number of OOD scores > d
+        return n_out - bisect.bisect_right(outs, d)
 
-    aupr_in, recall_prev = 0.0, 1.0
-    for d in grid:
-        tp, fp = np.sum(x >= d) / len(x), np.sum(y >= d) / len(y)
+    lowest, highest = min(ins[0], outs[0]), max(ins[-1], outs[-1])
+    step = (highest - lowest) / steps
+    rising = [float(d) for d in np.arange(lowest, highest, step)]  # TNR, AUROC, detection, AUPR-In
+    falling = [float(d) for d in np.arange(highest, lowest, -step)]  # AUPR-Out: starts at the maximum
+
+    fpr_sum, count = 0.0, 0
+    for d in rising:
+        if 0.94 <= (n_in - id_below(d)) / n_in <= 0.96:
+            fpr_sum += ood_above(d) / n_out
+            count += 1
+    fpr_at_95 = fpr_sum / count if count else 1.0
+
+    area, previous_fpr = 0.0, 1.0
+    for d in rising:
+        fpr = ood_above(d) / n_out
+        area += (previous_fpr - fpr) * ((n_in - id_below(d)) / n_in)
+        previous_fpr = fpr
+    auroc = area
+
+    lowest_error = 1.0
+    for d in rising:
+        lowest_error = min(lowest_error, (id_below(d) / n_in + ood_above(d) / n_out) / 2.0)
+
+    area, previous_recall = 0.0, 1.0
+    for d in rising:
+        tp, fp = (n_in - id_below(d)) / n_in, (n_out - ood_below(d)) / n_out
         if tp + fp == 0:
             continue
-        precision, recall = tp / (tp + fp), tp
-        aupr_in += (recall_prev - recall) * precision
-        recall_prev = recall
-    aupr_in += recall * precision
+        precision = tp / (tp + fp)
+        area += (previous_recall - tp) * precision
+        previous_recall = tp
+    aupr_in = area + previous_recall * precision
 
-    aupr_out, recall_prev = 0.0, 1.0
-    for d in reversed(grid):
-        fp, tp = np.sum(x < d) / len(x), np.sum(y < d) / len(y)
+    area, previous_recall = 0.0, 1.0
+    for d in falling:
+        fp, tp = id_below(d) / n_in, ood_below(d) / n_out
         if tp + fp == 0:
             break
-        precision, recall = tp / (tp + fp), tp
-        aupr_out += (recall_prev - recall) * precision
-        recall_prev = recall
-    aupr_out += recall * precision
+        precision = tp / (tp + fp)
+        area += (previous_recall - tp) * precision
+        previous_recall = tp
+    aupr_out = area + previous_recall * precision
 
     return {
-        "tnr_at_tpr95": tnr95,
+        "tnr_at_tpr95": 1.0 - fpr_at_95,
         "auroc": auroc,
         "aupr_in": aupr_in,
         "aupr_out": aupr_out,
-        "detection_accuracy": 1.0 - error,
+        "detection_accuracy": 1.0 - lowest_error,
     }
+
+
+def _assert_same_as_loop(result, s_in, s_out, steps):
+    # The same floats in the same order: identical results, not just close ones.
+    expected = _legacy_loop(s_in, s_out, steps)
+    for name, value in expected.items():
+        assert result[name] == value, (name, result[name], value)
+    assert result["fpr95_openood"] == compute(s_in, s_out)["fpr95_openood"]  # exact in legacy mode too
+
+
+def _saturated_softmax(rng, n, scale):
+    """Max-softmax of random 10-class logits in float32 (as a network outputs them), as float64:
+    with a large logit scale many scores are exactly 1.0 and others lie within 1e-6 below it."""
+    logits = (rng.normal(size=(n, 10)) * scale).astype(np.float32)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p.max(axis=1) / p.sum(axis=1)).astype(np.float64)
 
 
 @pytest.mark.parametrize("steps", [7, 50, 400])
@@ -353,11 +460,17 @@ def test_legacy_matches_slow_loop(seed, steps):
     s_out = rng.normal(0.0, 1.0, n_out)
     if seed % 2:  # integer scores: ties, and grid points that hit scores exactly
         s_in, s_out = np.round(s_in * 2), np.round(s_out * 2)
-    result = metrics._legacy(s_in, s_out, steps=steps)
-    expected = _legacy_loop(s_in, s_out, steps)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
-    assert result["fpr95_openood"] == compute(s_in, s_out)["fpr95_openood"]  # exact in legacy mode too
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
+
+
+@pytest.mark.parametrize("steps", [3, 20, 1000])
+def test_legacy_matches_slow_loop_with_ties_at_the_maximum(steps):
+    # The maximum holds a block of ties from both sets, and scores sit just below it: AUPR-Out's
+    # first threshold (the maximum itself) counts them apart from the tied block.
+    s_in = np.r_[np.ones(30), 1.0 - np.array([1e-9, 3e-9, 0.2, 0.5]), np.linspace(0.1, 0.9, 9)]
+    s_out = np.r_[np.ones(6), 1.0 - 2e-9, np.linspace(0.0, 0.8, 40)]
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
+    _assert_same_as_loop(metrics._legacy(s_out, s_in, steps=steps), s_out, s_in, steps)  # OOD at the top
 
 
 @settings(max_examples=40, deadline=None)
@@ -365,18 +478,28 @@ def test_legacy_matches_slow_loop(seed, steps):
 def test_legacy_matches_slow_loop_hypothesis(s_in, s_out, steps):
     if min(s_in + s_out) == max(s_in + s_out):
         return  # constant scores: empty grid, covered by test_constant_scores
-    result, expected = metrics._legacy(s_in, s_out, steps=steps), _legacy_loop(s_in, s_out, steps)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
+    _assert_same_as_loop(metrics._legacy(s_in, s_out, steps=steps), s_in, s_out, steps)
 
 
-@pytest.mark.slow
-def test_legacy_default_grid_matches_slow_loop():
+def test_legacy_default_grid_on_saturated_softmax():
+    # The case that showed the missing first AUPR-Out threshold: float32 max-softmax scores with
+    # many ties at 1.0, unequal set sizes, the full 200,000-step grid.
+    rng = np.random.default_rng(0)
+    s_in, s_out = _saturated_softmax(rng, 60, 30.0), _saturated_softmax(rng, 45, 4.0)
+    assert np.sum(s_in == 1.0) >= 10 and np.any((s_in > 1.0 - 1e-6) & (s_in < 1.0))
+    _assert_same_as_loop(compute(s_in, s_out, legacy=True), s_in, s_out, metrics.LEGACY_STEPS)
+
+
+@pytest.mark.parametrize("case", ["continuous", "saturated", "sizes"])
+def test_legacy_default_grid_matches_slow_loop(case):
     rng = np.random.default_rng(11)
-    s_in, s_out = rng.normal(1.5, 1.0, 40), rng.normal(0.0, 1.0, 25)
-    result, expected = compute(s_in, s_out, legacy=True), _legacy_loop(s_in, s_out, metrics.LEGACY_STEPS)
-    for name, value in expected.items():
-        assert result[name] == pytest.approx(value, abs=1e-9), name
+    if case == "continuous":
+        s_in, s_out = rng.normal(1.5, 1.0, 40), rng.normal(0.0, 1.0, 40)
+    elif case == "saturated":
+        s_in, s_out = _saturated_softmax(rng, 300, 30.0), _saturated_softmax(rng, 200, 10.0)
+    else:
+        s_in, s_out = rng.normal(1.5, 1.0, 25), np.round(rng.normal(0.0, 1.0, 400), 2)
+    _assert_same_as_loop(compute(s_in, s_out, legacy=True), s_in, s_out, metrics.LEGACY_STEPS)
 
 
 def test_legacy_close_to_exact_on_continuous_scores():
@@ -451,6 +574,77 @@ def test_bootstrap_interval_contains_estimate_and_is_seeded():
     assert intervals["auroc"][1] - intervals["auroc"][0] < 0.1  # roughly 4 standard errors (~0.02 each)
     assert bootstrap(s_in, s_out, n_resamples=200, seed=1) == intervals
     assert bootstrap(s_in, s_out, n_resamples=200, seed=2) != intervals
+
+
+def _paired_naive(a_in, a_out, b_in, b_out, n_resamples, seed, legacy=False):
+    """The definition: the same drawn samples for both detectors, metrics by compute."""
+    rng = np.random.default_rng(seed)
+    diffs = {name: [] for name in METRIC_NAMES}
+    for _ in range(n_resamples):
+        pick_in = rng.integers(0, a_in.size, size=a_in.size)
+        pick_out = rng.integers(0, a_out.size, size=a_out.size)
+        a = compute(a_in[pick_in], a_out[pick_out], legacy=legacy)
+        b = compute(b_in[pick_in], b_out[pick_out], legacy=legacy)
+        for name in METRIC_NAMES:
+            diffs[name].append(a[name] - b[name])
+    return diffs
+
+
+def _two_detectors(rng, n_in=60, n_out=45):
+    # Detector B is a noisy, rounded copy of A on the same samples: paired, with ties.
+    a_in, a_out = rng.normal(1.0, 1.0, n_in), rng.normal(0.0, 1.0, n_out)
+    b_in = np.round(a_in + rng.normal(0.0, 0.7, n_in), 1)
+    b_out = np.round(a_out + rng.normal(0.0, 0.7, n_out), 1)
+    return a_in, a_out, b_in, b_out
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_paired_bootstrap_equals_naive_paired_resampling(legacy):
+    scores = _two_detectors(np.random.default_rng(8))
+    n = 8 if legacy else 60
+    fast = metrics.paired_bootstrap(*scores, n_resamples=n, seed=5, legacy=legacy)
+    naive = _paired_naive(*scores, n, 5, legacy)
+    assert tuple(fast) == METRIC_NAMES
+    for name in METRIC_NAMES:
+        assert fast[name].shape == (n,)
+        np.testing.assert_allclose(fast[name], naive[name], rtol=0, atol=1e-12, err_msg=name)
+    # Paired draws: with itself every difference is exactly 0, and the same seed repeats.
+    same = metrics.paired_bootstrap(scores[0], scores[1], scores[0], scores[1], n_resamples=n, seed=5)
+    assert all(np.all(v == 0.0) for v in same.values())
+    again = metrics.paired_bootstrap(*scores, n_resamples=n, seed=5, legacy=legacy)
+    assert all(np.array_equal(fast[k], again[k]) for k in METRIC_NAMES)
+
+
+def test_paired_bootstrap_draws_are_bootstraps_draws():
+    # Same seed: the resamples of detector A are those behind bootstrap()'s interval.
+    a_in, a_out, b_in, b_out = _two_detectors(np.random.default_rng(9))
+    zeros_in, zeros_out = np.zeros_like(a_in), np.zeros_like(a_out)  # constant: known metrics
+    diffs = metrics.paired_bootstrap(
+        a_in, a_out, zeros_in, zeros_out, n_resamples=80, seed=2, metrics=["auroc"]
+    )
+    assert list(diffs) == ["auroc"]
+    low, high = np.percentile(diffs["auroc"] + 0.5, [2.5, 97.5])  # constant scores have AUROC 0.5
+    assert bootstrap(a_in, a_out, n_resamples=80, seed=2)["auroc"] == pytest.approx((low, high), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(b_in=np.zeros(5)), "same samples"),
+        (dict(b_out=np.zeros(50)), "same samples"),
+        (dict(metrics=["auroc", "accuracy"]), "metric names"),
+        (dict(metrics="auroc"), "metric names"),
+        (dict(metrics=[]), "metric names"),
+        (dict(n_resamples=0), "n_resamples"),
+        (dict(a_in=[1.0, float("nan")] * 30), "NaN"),
+    ],
+)
+def test_paired_bootstrap_rejects_bad_input(kwargs, match):
+    a_in, a_out, b_in, b_out = _two_detectors(np.random.default_rng(0))
+    args = dict(a_in=a_in, a_out=a_out, b_in=b_in, b_out=b_out, n_resamples=3) | kwargs
+    scores = [args.pop(name) for name in ("a_in", "a_out", "b_in", "b_out")]
+    with pytest.raises(UserInputError, match=match):
+        metrics.paired_bootstrap(*scores, **args)
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"])
