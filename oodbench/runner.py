@@ -37,6 +37,7 @@ from oodbench.results import (
     default_scores_file,
     load_scores,
     save_scores,
+    write_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -233,12 +234,17 @@ def run_suite(
     batch_size: int = 256,
     legacy: bool = False,
     progress: bool = True,
+    train_overrides: dict[str, Any] | None = None,
+    rows_file: Path | None = None,
 ) -> list[ResultRow]:
     """Train (or reuse) each model per seed, evaluate every detector, append rows to rows.jsonl.
 
     `models` are model sources ("cross_entropy", "confidence", "joint"); with `checkpoint` the
     given checkpoint is the only model (source "checkpoint"). `extra_out` adds custom OOD sets
-    ("folder:PATH" or "npz:PATH"), converted to the in-distribution shape.
+    ("folder:PATH" or "npz:PATH"), converted to the in-distribution shape. `train_overrides`
+    (e.g. {"epochs": 1}) go to `ensure_model(overrides=...)`, which keys the checkpoint by them.
+    `rows_file`: write all rows there in one atomic step at the end (a sweep job's shard)
+    instead of appending them to `results_dir/rows.jsonl` model by model.
     """
     from oodbench.data import load_custom_out, load_suite
     from oodbench.training import ensure_model, load_classifier
@@ -263,6 +269,7 @@ def run_suite(
                     cache_dir=cache_dir,
                     data_dir=data_dir,
                     progress=progress,
+                    overrides=train_overrides,
                 )
             model, meta = load_classifier(
                 path,
@@ -289,6 +296,9 @@ def run_suite(
                 legacy=legacy,
                 progress=say,
             )
-            append_rows(results_dir / ROWS_FILENAME, new_rows)
+            if rows_file is None:
+                append_rows(results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows
+    if rows_file is not None:
+        write_rows(rows_file, rows)
     return rows
