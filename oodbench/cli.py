@@ -1096,7 +1096,8 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads (and CPUs asked for) per job. Default: the CPUs here / --workers.",
+    help="Torch threads (and CPUs asked for) per job. Default: local, the CPUs here / --workers; "
+    "ray and slurm, 1 (Ray packs one job per CPU).",
 )
 @click.option(
     "--address", default=None, help="ray: the cluster to join ('auto' or HOST:PORT); else start one."
@@ -1155,7 +1156,14 @@ def sweep_command(
     time_min = parse_time(time_limit) if time_limit is not None else None
     if executor == "local":
         device = str(_resolve_device(device))  # "auto" decided here, where the jobs run
-    torch_threads = threads or threads_per_job(workers)
+    elif device != "auto":
+        import torch
+
+        try:  # only the spelling: CUDA is checked on the machine that runs the job
+            torch.device(device)
+        except RuntimeError:
+            raise UserInputError(f"Unknown device {device!r}. Use 'auto', 'cpu' or 'cuda[:N]'.") from None
+    torch_threads = threads or (threads_per_job(workers) if executor == "local" else 1)
     results = _paths.results_dir(results_dir)
     if not dry_run:
         _check_writable(results)

@@ -263,6 +263,7 @@ def test_cli_dry_run_then_sweep_then_report(tmp_path):
         (["-i", "mnst"], "Unknown suite 'mnst'. Did you mean: mnist?"),
         (["--seeds", "a"], "--seeds takes non-negative integers"),
         (["--param", "odin"], "--param takes DETECTOR.NAME=VALUE"),
+        (["--executor", "ray", "--device", "cdua"], "Unknown device 'cdua'"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
@@ -270,6 +271,15 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_cli_threads_per_job_default_by_executor(tmp_path, monkeypatch):
+    monkeypatch.setattr("oodbench.sweep.executors.available_cpus", lambda: 8)
+    common = ["sweep", "--dry-run", "-m", "cross_entropy", "-d", "msp", "--device", "cpu"]
+    for extra, threads in ((["--workers", "4"], 2), (["--workers", "16"], 1), (["--executor", "ray"], 1)):
+        result = CliRunner().invoke(cli, [*common, *extra])
+        assert result.exit_code == 0, result.output
+        assert f"device cpu, {threads} thread(s)" in result.output.splitlines()[0]
 
 
 def test_cli_sweep_help_does_not_import_torch():
