@@ -1141,7 +1141,7 @@ def sweep_command(
     scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
     `oodbench report --results <results>` reads them all.
     """
-    from oodbench.sweep import expand_jobs, parse_time, run_sweep, threads_per_job
+    from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep, threads_per_job
 
     for flag, value, owner in (
         ("--address", address, "ray"),
@@ -1190,8 +1190,9 @@ def sweep_command(
         n_done = sum(job.is_done() for job in jobs)
         click.echo(f"{len(jobs)} job(s): {n_done} done, {len(jobs) - n_done} to run. Results: {results}")
         return
-    where = f"{workers} worker(s)" if executor == "local" else executor
-    click.echo(f"{len(jobs)} job(s) on {executor} ({where}, {torch_threads} torch thread(s) per job)")
+    check_executor(executor)
+    where = f"{workers} worker(s), " if executor == "local" else ""
+    click.echo(f"{len(jobs)} job(s) on {executor} ({where}{torch_threads} torch thread(s) per job)")
 
     def show(outcome) -> None:
         detail = f"{outcome.n_rows} rows, {outcome.seconds:.1f} s" if outcome.status == "done" else ""

@@ -308,3 +308,21 @@ def test_sweep_package_imports_nothing_heavy():
     env = {"PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("executor", "message"),
+    [("ray", 'The Ray executor needs Ray: pip install "oodbench[ray]"'), ("slurm", "No Slurm found here")],
+)
+def test_cli_executor_that_cannot_run_here_is_one_line_before_any_job(
+    tmp_path, monkeypatch, executor, message
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
+    submitit = pytest.importorskip("submitit")
+    monkeypatch.setattr(submitit.AutoExecutor, "which", staticmethod(lambda: "local"))  # no Slurm here
+    args = ["sweep", "--executor", executor, "-m", "cross_entropy", "-d", "msp", "--epochs", "1"]
+    result = CliRunner().invoke(cli, [*args, "--results-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"Error: {message}")
+    assert result.output.count("\n") == 1
+    assert not (tmp_path / "runs" / "rows").exists()

@@ -10,13 +10,21 @@ Ray, Slurm via submitit). Rows go to one shard per job (oodbench.store); `oodben
 reads the whole results folder. Importing this package does not import torch, Ray or submitit.
 """
 
-from oodbench.sweep.executors import EXECUTORS, JobOutcome, parse_time, run_sweep, threads_per_job
+from oodbench.sweep.executors import (
+    EXECUTORS,
+    JobOutcome,
+    check_executor,
+    parse_time,
+    run_sweep,
+    threads_per_job,
+)
 from oodbench.sweep.jobs import Job, expand_jobs, run_job
 
 __all__ = [
     "EXECUTORS",
     "Job",
     "JobOutcome",
+    "check_executor",
     "expand_jobs",
     "parse_time",
     "run_job",

@@ -77,6 +77,16 @@ def threads_per_job(workers: int, cpus: int | None = None) -> int:
     return max(1, (cpus or available_cpus()) // max(1, workers))
 
 
+def check_executor(executor: str, *, cluster: str | None = None) -> None:
+    """Fail now, in one line, when `executor` cannot run here (extra not installed, no Slurm)."""
+    if executor not in EXECUTORS:
+        raise UserInputError(f"Unknown executor {executor!r}. Available: {', '.join(EXECUTORS)}.")
+    if executor == "ray":
+        _import_ray()
+    elif executor == "slurm":
+        _slurm_cluster(_import_submitit(), cluster)
+
+
 def run_sweep(
     jobs: Sequence[Job],
     *,
@@ -91,8 +101,7 @@ def run_sweep(
     on_result: OnResult | None = None,
 ) -> list[JobOutcome]:
     """Run the jobs that are not done yet on `executor`; one outcome per job, in job order."""
-    if executor not in EXECUTORS:
-        raise UserInputError(f"Unknown executor {executor!r}. Available: {', '.join(EXECUTORS)}.")
+    check_executor(executor, cluster=cluster)
     report = on_result or (lambda outcome: None)
     outcomes: dict[str, JobOutcome] = {}
     todo = []
@@ -247,13 +256,7 @@ def run_slurm(
     local executor (tests, a laptop).
     """
     submitit = _import_submitit()
-    if cluster is None:
-        if submitit.AutoExecutor.which() != "slurm":
-            raise UserInputError(
-                "No Slurm found here (srun is not on PATH); run the sweep on a Slurm login node, "
-                "or use --executor local."
-            )
-        cluster = "slurm"
+    cluster = _slurm_cluster(submitit, cluster)
     executor = submitit.AutoExecutor(folder=Path(folder), cluster=cluster)
     cuda = any(job.device.startswith("cuda") for job in jobs)
     parameters: dict[str, Any] = {
@@ -276,6 +279,18 @@ def run_slurm(
         except Exception as error:  # noqa: BLE001 - a failed task raises submitit's FailedJobError
             logger.warning("job %s failed: %s", job.job_id, error)
             on_result(_failed(job, started, error))
+
+
+def _slurm_cluster(submitit, cluster: str | None) -> str:
+    """submitit's cluster name: `cluster` if given, else "slurm", refused where there is none."""
+    if cluster is None:
+        if submitit.AutoExecutor.which() != "slurm":
+            raise UserInputError(
+                "No Slurm found here (srun is not on PATH); run the sweep on a Slurm login node, "
+                "or use --executor local."
+            )
+        cluster = "slurm"
+    return cluster
 
 
 def parse_time(text: str) -> int:
@@ -309,6 +324,7 @@ def parse_time(text: str) -> int:
 __all__ = [
     "EXECUTORS",
     "JobOutcome",
+    "check_executor",
     "available_cpus",
     "parse_time",
     "run_local",
