@@ -80,3 +80,78 @@ def test_slurm_without_slurm_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(submitit.AutoExecutor, "which", staticmethod(lambda: "local"))
     with pytest.raises(UserInputError, match="No Slurm found here"):
         run_sweep(_jobs(tmp_path, "none"), executor="slurm")
+
+
+class _FakeRay:
+    """Records what each task asks Ray for (no GPU here to ask for one for real)."""
+
+    def __init__(self, gpus: int) -> None:
+        self.gpus, self.asked, self.opened, self.results = gpus, [], [], {}
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.opened.append(kwargs)
+
+    def shutdown(self):
+        self.opened.append("shutdown")
+
+    def cluster_resources(self):
+        return {"CPU": 16.0, "GPU": float(self.gpus)}
+
+    def remote(self, fn):
+        fake = self
+
+        class Task:
+            def options(self, **options):
+                class Bound:
+                    def remote(self, job):
+                        fake.asked.append((job.device, options))
+                        fake.results[job.job_id] = {"job_id": job.job_id, "status": "done"}
+                        return job.job_id  # the object ref
+
+                return Bound()
+
+        return Task()
+
+    def wait(self, refs, num_returns):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return self.results[ref]
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "expected"),
+    [("cuda", 1, 1), ("cuda:0", 0, 1), ("auto", 2, 1), ("auto", 0, 0), ("cpu", 2, 0)],
+)
+def test_ray_tasks_ask_for_one_gpu_on_cuda_and_their_cpus(tmp_path, monkeypatch, device, gpus, expected):
+    import sys
+
+    fake = _FakeRay(gpus)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    jobs = expand_jobs(
+        ["mnist"], models=["cross_entropy"], detectors=["msp"], seeds=[0], train_overrides={"epochs": 1},
+        torch_threads=3, device=device, results_dir=tmp_path / "r", cache_dir=tmp_path / "c",
+    )  # fmt: skip
+    outcomes = run_sweep(jobs, executor="ray", address="auto")
+    assert [o.status for o in outcomes] == ["done"]
+    assert fake.asked == [(device, {"num_cpus": 3, "num_gpus": expected})]
+    assert fake.opened == [{"include_dashboard": False, "address": "auto"}, "shutdown"]
+
+
+def test_ray_local_cluster_without_gpu_refuses_cuda_jobs(tmp_path, monkeypatch):
+    import sys
+
+    from oodbench.errors import UserInputError
+
+    fake = _FakeRay(gpus=0)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    jobs = expand_jobs(
+        ["mnist"], models=["cross_entropy"], detectors=["msp"], seeds=[0], train_overrides={"epochs": 1},
+        device="cuda", results_dir=tmp_path / "r", cache_dir=tmp_path / "c",
+    )  # fmt: skip
+    with pytest.raises(UserInputError, match="Ray cluster has no GPU"):
+        run_sweep(jobs, executor="ray")
+    assert fake.asked == [] and fake.opened[-1] == "shutdown"

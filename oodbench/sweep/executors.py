@@ -198,6 +198,11 @@ def run_ray(jobs: Sequence[Job], *, address: str | None = None, on_result: OnRes
         ray.init(**init_args)
     try:
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+        if opened and not address and not has_gpus and any(j.device.startswith("cuda") for j in jobs):
+            # A local cluster cannot gain GPUs later: its tasks would wait forever.
+            raise UserInputError(
+                "--device cuda, but this machine's Ray cluster has no GPU; use --device cpu."
+            )
         task = ray.remote(run_job)
         pending = {}
         for job in jobs:
