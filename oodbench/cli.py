@@ -1141,6 +1141,7 @@ def sweep_command(
     scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
     `oodbench report --results <results>` reads them all.
     """
+    from oodbench.store import check_writable
     from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep, threads_per_job
 
     for flag, value, owner in (
@@ -1155,7 +1156,9 @@ def sweep_command(
         raise UserInputError("--workers is for --executor local; Ray and Slurm run every job at once.")
     time_min = parse_time(time_limit) if time_limit is not None else None
     if executor == "local":
-        device = str(_resolve_device(device))  # "auto" decided here, where the jobs run
+        from oodbench.devices import resolve_device
+
+        device = str(resolve_device(device))  # "auto" decided here, where the jobs run
     elif device != "auto":
         import torch
 
@@ -1166,7 +1169,7 @@ def sweep_command(
     torch_threads = threads or (threads_per_job(workers) if executor == "local" else 1)
     results = _paths.results_dir(results_dir)
     if not dry_run:
-        _check_writable(results)
+        check_writable(results)
     jobs = expand_jobs(
         list(suites) or ["mnist"],
         models=models,

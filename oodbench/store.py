@@ -65,6 +65,21 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """Fail before any work if nothing can be written in `folder` (nothing existing is touched)."""
+    import tempfile
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UserInputError(
+            f"Cannot write to the results folder {folder} ({error.strerror or error}); "
+            "choose another with --results-dir or OODBENCH_RESULTS."
+        ) from None
+
+
 def check_job_id(job_id: str) -> str:
     """A job id is one file name: letters, digits and '-_.+', not starting with '.'."""
     if not job_id or job_id.startswith(".") or any(not (c.isalnum() or c in "-_.+") for c in job_id):
@@ -119,6 +134,7 @@ __all__ = [
     "SHARDS_DIRNAME",
     "SHARD_SUFFIX",
     "check_job_id",
+    "check_writable",
     "file_lock",
     "job_meta_path",
     "rows_files",

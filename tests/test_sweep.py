@@ -326,3 +326,15 @@ def test_cli_executor_that_cannot_run_here_is_one_line_before_any_job(
     assert result.output.startswith(f"Error: {message}")
     assert result.output.count("\n") == 1
     assert not (tmp_path / "runs" / "rows").exists()
+
+
+def test_cli_unwritable_results_folder_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = ["sweep", "-m", "cross_entropy", "-d", "msp", "--results-dir", str(blocker / "runs")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert (
+        result.output.startswith("Error: Cannot write to the results folder")
+        and result.output.count("\n") == 1
+    )
