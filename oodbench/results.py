@@ -6,17 +6,20 @@ FRACTIONS in [0, 1]; percent appears only when a table is rendered (oodbench.rep
 Run output folder (default `paths.results_dir()`, i.e. ./runs or $OODBENCH_RESULTS):
 
     rows.jsonl          one JSON object per line, one line per ResultRow (`append_rows`)
+    rows/<job>.jsonl    the same, one shard per sweep job (`write_rows`; see oodbench.store)
     scores/<...>.npz    raw scores of one row (`save_scores`), path stored in `scores_file`
     tables/, plots/     rendered outputs (`oodbench report --output`, `oodbench plot`)
 
 Scores NPZ naming (pinned): a row's NPZ holds the 1-D float arrays "scores_in" (scores of the
 in-distribution test set) and "scores_out" (scores of that row's OOD test set), both with the
 oodbench direction (higher = more in-distribution). Other arrays may be added; readers ignore
-them. `scores_file` is relative to the folder that holds rows.jsonl, or "" if none was kept.
+them. `scores_file` is relative to the results folder (the one that holds rows.jsonl and
+rows/), or "" if none was kept.
 
 Concurrency: `append_rows` is atomic against crashes (the file is rewritten to a temporary
-file and renamed), but two processes appending to the same file at the same time can lose one
-of the two appends; run one writer per rows file.
+file and renamed) and safe with concurrent writers: the read-modify-rename runs under an
+exclusive lock (oodbench.store.file_lock). Sweep jobs write one shard each instead
+(rows/<job-id>.jsonl, `write_rows`); `load_rows` of a folder reads rows.jsonl and every shard.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oodbench import __version__
+from oodbench import __version__, store
 from oodbench.atomic import atomic_open
 from oodbench.errors import DataNotFoundError, UserInputError
 
@@ -258,14 +261,17 @@ def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
             raise TypeError(f"append_rows takes ResultRow objects, got {type(row).__name__}")
     new_text = "".join(_row_line(row) for row in rows)
     target = Path(path)
-    old_text = target.read_text(encoding="utf-8") if target.exists() else ""
-    if old_text and not old_text.endswith("\n"):
-        old_text += "\n"
-    with atomic_open(target, "w", encoding="utf-8") as handle:
-        handle.write(old_text + new_text)
+    # The lock makes read-old + write + rename one step for every writer of this file.
+    with store.file_lock(target):
+        old_text = target.read_text(encoding="utf-8") if target.exists() else ""
+        if old_text and not old_text.endswith("\n"):
+            old_text += "\n"
+        with atomic_open(target, "w", encoding="utf-8") as handle:
+            handle.write(old_text + new_text)
     logger.info("appended %d row(s) to %s", len(rows), target)
 
 
+<<<<<<< HEAD
 def _repair_hint(target: Path) -> str:
     return (
         f"fix: `oodbench report --repair --results {target}` moves unreadable lines to "
@@ -297,6 +303,17 @@ def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str
             yield lineno, raw, ResultRow.from_dict(data)
         except (UserInputError, TypeError) as error:
             yield lineno, raw, str(error)
+=======
+def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
+    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard)."""
+    rows = list(rows)
+    for row in rows:
+        if not isinstance(row, ResultRow):
+            raise TypeError(f"write_rows takes ResultRow objects, got {type(row).__name__}")
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(_row_line(row) for row in rows))
+    logger.info("wrote %d row(s) to %s", len(rows), path)
+>>>>>>> sweep
 
 
 def read_rows(path: str | os.PathLike) -> list[ResultRow]:
@@ -365,14 +382,20 @@ def rows_to_frame(rows: Sequence[ResultRow]) -> pd.DataFrame:
 
 
 def load_rows(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Load one or several rows.jsonl files into a DataFrame (see `rows_to_frame`)."""
+    """Load result rows into a DataFrame (see `rows_to_frame`).
+
+    Each path is a results folder or its rows.jsonl (both mean: rows.jsonl if present plus every
+    shard under rows/, see oodbench.store), or any other JSONL file (that file alone).
+    """
     if isinstance(path_or_paths, (str, os.PathLike)):
         paths = [path_or_paths]
     else:
         paths = list(path_or_paths)
     rows: list[ResultRow] = []
     for path in paths:
-        rows.extend(read_rows(path))
+        # Nothing there: read_rows raises the usual "no result rows at ..." message.
+        for file in store.rows_files(path) or [Path(path)]:
+            rows.extend(read_rows(file))
     return rows_to_frame(rows)
 
 
@@ -450,4 +473,5 @@ __all__ = [
     "rows_to_frame",
     "save_scores",
     "scores_pair",
+    "write_rows",
 ]
