@@ -32,7 +32,8 @@ from torch import nn
 def build(num_classes=10):
     # Needs 224x224 inputs (the Linear's size); stride-4 convs keep it cheap on a CPU.
     return nn.Sequential(
-        nn.Conv2d(1, 8, 5, stride=4, padding=2), nn.ReLU(), nn.Conv2d(8, 16, 5, stride=4, padding=2), nn.ReLU(),
+        nn.Conv2d(1, 8, 5, stride=4, padding=2), nn.ReLU(),
+        nn.Conv2d(8, 16, 5, stride=4, padding=2), nn.ReLU(),
         nn.Flatten(), nn.Linear(16 * 14 * 14, 64), nn.ReLU(), nn.Linear(64, num_classes),
     )
 """
@@ -56,10 +57,33 @@ def main() -> None:
     oodbench = [sys.executable, "-m", "oodbench.cli"]
     checkpoint = work / "tiny.pt"
     subprocess.run(
-        [*oodbench, "train", "-m", "cross_entropy", "--epochs", "1", "--quiet", "--checkpoint", str(checkpoint)],
-        env=env, check=True, stdout=subprocess.DEVNULL,
+        [
+            *oodbench,
+            "train",
+            "-m",
+            "cross_entropy",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--checkpoint",
+            str(checkpoint),
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
-    common = ["run", "--checkpoint", str(checkpoint), "-d", "msp", "-d", "mahalanobis", "--plots", "none", "--quiet"]
+    common = [
+        "run",
+        "--checkpoint",
+        str(checkpoint),
+        "-d",
+        "msp",
+        "-d",
+        "mahalanobis",
+        "--plots",
+        "none",
+        "--quiet",
+    ]
     base = peak_rss_mb([*oodbench, *common], env)
     print(f"base (suite only): peak RSS {base:.0f} MB")
     rng = np.random.default_rng(0)
@@ -73,17 +97,34 @@ def main() -> None:
         (work / "big_input_net.py").write_text(FACTORY)
         sys.path.insert(0, str(work))
         import torch
-
         from big_input_net import build
 
         torch.manual_seed(0)
         torch.save(build().state_dict(), work / "big.pt")
         peak = peak_rss_mb(
-            [*oodbench, "run", "--checkpoint", str(work / "big.pt"), "--arch", f"{work / 'big_input_net.py'}:build",
-             "--resize", "224", "-d", "msp", "-d", "mahalanobis", "--plots", "none", "--quiet"],
+            [
+                *oodbench,
+                "run",
+                "--checkpoint",
+                str(work / "big.pt"),
+                "--arch",
+                f"{work / 'big_input_net.py'}:build",
+                "--resize",
+                "224",
+                "-d",
+                "msp",
+                "-d",
+                "mahalanobis",
+                "--plots",
+                "none",
+                "--quiet",
+            ],
             env,
         )
-        print(f"resize 224 (5 x 1,000 images at 224x224): peak RSS {peak:.0f} MB, beyond base {peak - base:+.0f} MB")
+        print(
+            f"resize 224 (5 x 1,000 images at 224x224): peak RSS {peak:.0f} MB, "
+            f"beyond base {peak - base:+.0f} MB"
+        )
 
 
 if __name__ == "__main__":

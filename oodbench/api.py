@@ -105,7 +105,8 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
         loaded = wrap_module(model, normalize=normalize, resize=resize, features=features, label=label)
     else:
         raise UserInputError(
-            f"evaluate() takes a torch nn.Module, a LoadedModel or a checkpoint path; got {type(model).__name__}."
+            "evaluate() takes a torch nn.Module, a LoadedModel or a checkpoint path; "
+            f"got {type(model).__name__}."
         )
     return ModelUnderTest.from_loaded(loaded), loaded
 

@@ -895,13 +895,13 @@ def train_command(
     DistributedDataParallel on N processes (the batch size stays the global batch); rank 0
     alone prints and writes the checkpoint.
     """
+    from oodbench.atomic import remove_stale_temp_files
     from oodbench.data import load_suite
     from oodbench.devices import resolve_device
     from oodbench.provenance import sha256_file
     from oodbench.training import format_config, train
     from oodbench.training.distributed import env_rank, env_world_size, per_rank_batch
     from oodbench.training.loop import check_runtime
-    from oodbench.atomic import remove_stale_temp_files
     from oodbench.training.recipes import plan_training
 
     main_rank = env_rank() == 0  # under torchrun only rank 0 prints
@@ -913,14 +913,21 @@ def train_command(
     if not main_rank:
         logging.getLogger().setLevel(logging.ERROR)
 
-    given = {"epochs": epochs, "beta": beta, "batch_size": batch_size, "lr": lr, "gan_warmup_epochs": gan_warmup_epochs}
+    given = {
+        "epochs": epochs,
+        "beta": beta,
+        "batch_size": batch_size,
+        "lr": lr,
+        "gan_warmup_epochs": gan_warmup_epochs,
+    }
     torch_device = resolve_device(device)
     check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
     # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
     plan = plan_training(
         method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
     )
-    recipe_obj, seed, overrides, config, path = plan.recipe, plan.seed, plan.overrides, plan.config, plan.checkpoint
+    recipe_obj, seed, overrides, config = plan.recipe, plan.seed, plan.overrides, plan.config
+    path = plan.checkpoint
     remove_stale_temp_files(path.parent)  # left by killed checkpoint writes
     world_size = env_world_size()
     try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only

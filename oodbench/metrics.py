@@ -37,14 +37,6 @@ Constant scores (every ID and OOD score equal) have a single threshold that acce
 everything, plus "accept nothing": auroc = 0.5, tnr_at_tpr95 = 0.0, detection_accuracy =
 0.5, aupr_in = n_in / (n_in + n_out), aupr_out = n_out / (n_in + n_out), fpr95_openood = 1.0.
 
-<<<<<<< HEAD
-Legacy mode (``compute(..., legacy=True)``) reproduces the 200,000-step threshold grid of
-the public code behind Lee et al. 2018 / ODIN (calMetric), as described in docs/methods.md
-section 5, so that our numbers can be set beside published ones. Grid: d_j = start + j * gap
-for j = 0, 1, ... while d_j < end, start/end = min/max of all scores, gap = (end - start) /
-200,000; tpr(d) = share of s_in >= d, fpr(d) = share of s_out > d. It differs from the
-exact values when:
-=======
 Legacy mode (``compute(..., legacy=True)``) reproduces the threshold sweep of the public
 code behind Lee et al. 2018 (``calculate_log.py`` of alinlab/Confident_classifier, adapted
 from ODIN's calMetric), so that our numbers can be set beside published ones. Its results
@@ -53,7 +45,6 @@ counts, same operations, the sums added one grid point at a time in its loop ord
 tests check equality with a loop transcription of it). With start / end = min / max of all
 scores (float64) and gap = (end - start) / 200000, tpr(d) = share of s_in >= d, fpr(d) =
 share of s_out > d:
->>>>>>> metrics
 
 - TNR at 95% TPR, AUROC, detection accuracy and AUPR-In walk the increasing grid
   ``np.arange(start, end, gap)``: start, start + gap, ... while < end, so the maximum itself
@@ -321,77 +312,10 @@ def _metrics_from_ranks(
     i95 = k if w_in is None else int(np.searchsorted(cum_in, k, side="right")) - 1
     tnr_at_tpr95 = float(ood_below[i95]) / n_out  # OOD scores equal to the threshold are accepted
 
-<<<<<<< HEAD
-
-def _legacy_grid(start: float, end: float, steps: int) -> np.ndarray:
-    """Thresholds start + j * gap, j = 0, 1, ..., kept while < end, with gap = (end - start) / steps."""
-    gap = (end - start) / steps
-    if not np.isfinite(gap):  # end - start overflowed (scores near +-1e308)
-        gap = end / steps - start / steps
-    grid = start + np.arange(steps + 1, dtype=np.float64) * gap
-    return grid[grid < end]
-
-
-def _legacy_from_groups(g: _Groups, steps: int = LEGACY_STEPS) -> dict[str, float]:
-    """The public code's grid metrics (docs/methods.md, section 5), vectorised over the grid."""
-    g = _trim_empty(g)
-    start, end = float(g.u[0]), float(g.u[-1])
-    if not start < end:
-        logger.debug("All scores are equal; the legacy grid is empty, returning the exact metrics.")
-        return _exact(g)
-    n_in, n_out = g.n_in, g.n_out
-    d = _legacy_grid(start, end, steps)
-
-    # Counts at every grid point by one binary search into the sorted distinct values:
-    # i_left groups lie below d, and one more lies at or below d when d hits a value exactly.
-    i_left = np.searchsorted(g.u, d, side="left")
-    hit = g.u[np.minimum(i_left, g.u.size - 1)] == d
-    # Consecutive grid points with the same counts form a run. Within a run every term of the
-    # sums below is zero (fpr_prev == fpr, recall_prev == recall) and min/max see one value,
-    # so the work is done once per run, with its length as weight for the window mean. The
-    # key 2 * i_left + hit is non-decreasing along the grid.
-    key = 2 * i_left + hit
-    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
-    weight = np.diff(np.append(first, d.size))
-    i_left, i_right = i_left[first], i_left[first] + hit[first]
-    in_lt = g.a0[i_left]  # ID scores < d
-    out_lt = g.b0[i_left]  # OOD scores < d
-    out_le = g.b0[i_right]  # OOD scores <= d
-
-    tpr = (n_in - in_lt) / n_in  # share of s_in >= d
-    fpr = (n_out - out_le) / n_out  # share of s_out > d
-
-    # TNR at 95% TPR: 1 - mean fpr over the grid points with 0.94 <= tpr <= 0.96 (FPR 1 if none).
-    window = (tpr >= 0.94) & (tpr <= 0.96)
-    fpr_window = float(np.sum(fpr[window] * weight[window]) / np.sum(weight[window])) if window.any() else 1.0
-    tnr_at_tpr95 = 1.0 - fpr_window
-
-    # sum of (fpr_prev - fpr) * tpr in increasing d, fpr_prev starting at 1.0; no closing term.
-    fpr_prev = np.concatenate(([1.0], fpr[:-1]))
-    auroc = float(np.sum((fpr_prev - fpr) * tpr))
-
-    detection_accuracy = 1.0 - float(np.min(0.5 * (1.0 - tpr) + 0.5 * fpr))
-
-    # AUPR-In, increasing d, rates: tp = share of s_in >= d, fp = share of s_out >= d; d with
-    # tp + fp = 0 are skipped (none occur: the maximum score is above every grid point).
-    tp = tpr
-    fp = (n_out - out_lt) / n_out
-    keep = (tp + fp) != 0
-    aupr_in = _legacy_area(tp[keep], fp[keep])
-
-    # AUPR-Out, the same grid walked from the top down: fp = share of s_in < d, tp = share
-    # of s_out < d; stop at the first d where both are 0 (d = start, the minimum).
-    fp = (in_lt / n_in)[::-1]
-    tp = (out_lt / n_out)[::-1]
-    zero = np.flatnonzero((tp + fp) == 0)
-    stop = int(zero[0]) if zero.size else tp.size
-    aupr_out = _legacy_area(tp[:stop], fp[:stop])
-=======
     # OpenOOD: the lowest y_j with c_out(<= y_j) >= 95% of n_out (20 X >= 19 n_out, in integers).
     q = (19 * n_out + 19) // 20
     j95 = q - 1 if w_out is None else int(np.searchsorted(cum_out, q, side="left")) - 1
     fpr95_openood = float(id_upto_out[j95]) / n_in
->>>>>>> metrics
 
     return {
         "tnr_at_tpr95": tnr_at_tpr95,

@@ -196,10 +196,10 @@ def plot_rows(
     frame = frame.copy()
     # One figure per model: rows of another label or checkpoint never share a file.
     labels = frame["model_label"] if "model_label" in frame else frame["model_source"]
-    hashes = frame["checkpoint_sha256"] if "checkpoint_sha256" in frame else ""
+    hashes = frame["checkpoint_sha256"] if "checkpoint_sha256" in frame else [""] * len(frame)
     frame["_model"] = [
         src if lab in ("", src) else f"{src}-{lab}-{str(sha)[:8]}" if src == "external" else f"{src}-{lab}"
-        for src, lab, sha in zip(frame["model_source"], labels, hashes if len(hashes) else [""] * len(frame))
+        for src, lab, sha in zip(frame["model_source"], labels, hashes, strict=True)
     ]
     group_fields = ["_model", "model_arch", "training_recipe", "detector", "in_dataset", "seed"]
     for (source, _arch, _recipe, det, in_ds, seed), group in frame.groupby(group_fields, sort=False):

@@ -186,8 +186,10 @@ class ResultRow:
                 raise UserInputError(f"{name} must be an integer; got {value!r}.")
             setattr(self, name, int(value))
         if not isinstance(self.train_overrides, dict):
-            raise UserInputError(f"train_overrides must be a dict; got {type(self.train_overrides).__name__}.")
-        if self.eval_limit is not None and (isinstance(self.eval_limit, bool) or not isinstance(self.eval_limit, int)):
+            kind = type(self.train_overrides).__name__
+            raise UserInputError(f"train_overrides must be a dict; got {kind}.")
+        limit = self.eval_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
@@ -237,7 +239,8 @@ _SCHEMA_1_DEFAULTS: dict[str, Any] = {
 def _schema_message(version: object) -> str:
     return (
         f"Result rows with schema_version {version!r} are not supported; this oodbench "
-        f"({__version__}) reads schema_version {', '.join(map(str, READABLE_SCHEMAS))}. Use a matching oodbench version."
+        f"({__version__}) reads schema_version {', '.join(map(str, READABLE_SCHEMAS))}. "
+        "Use a matching oodbench version."
     )
 
 
@@ -271,7 +274,17 @@ def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
     logger.info("appended %d row(s) to %s", len(rows), target)
 
 
-<<<<<<< HEAD
+def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
+    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard)."""
+    rows = list(rows)
+    for row in rows:
+        if not isinstance(row, ResultRow):
+            raise TypeError(f"write_rows takes ResultRow objects, got {type(row).__name__}")
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(_row_line(row) for row in rows))
+    logger.info("wrote %d row(s) to %s", len(rows), path)
+
+
 def _repair_hint(target: Path) -> str:
     return (
         f"fix: `oodbench report --repair --results {target}` moves unreadable lines to "
@@ -303,17 +316,6 @@ def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str
             yield lineno, raw, ResultRow.from_dict(data)
         except (UserInputError, TypeError) as error:
             yield lineno, raw, str(error)
-=======
-def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
-    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard)."""
-    rows = list(rows)
-    for row in rows:
-        if not isinstance(row, ResultRow):
-            raise TypeError(f"write_rows takes ResultRow objects, got {type(row).__name__}")
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write("".join(_row_line(row) for row in rows))
-    logger.info("wrote %d row(s) to %s", len(rows), path)
->>>>>>> sweep
 
 
 def read_rows(path: str | os.PathLike) -> list[ResultRow]:

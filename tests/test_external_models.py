@@ -70,7 +70,9 @@ def test_every_format_gives_the_same_scores_through_the_api(user_files, tmp_path
     factory = f"{folder / 'netdef.py'}:make_net"
     frames = {
         "module": oodbench.evaluate(net, detectors=["msp", "energy"], limit=LIMIT, label="mine"),
-        "state_dict": oodbench.evaluate(folder / "weights.pt", arch=factory, detectors=["msp", "energy"], limit=LIMIT),
+        "state_dict": oodbench.evaluate(
+            folder / "weights.pt", arch=factory, detectors=["msp", "energy"], limit=LIMIT
+        ),
         "safetensors": oodbench.evaluate(
             folder / "weights.safetensors", arch=factory, detectors=["msp", "energy"], limit=LIMIT
         ),
@@ -87,7 +89,10 @@ def test_every_format_gives_the_same_scores_through_the_api(user_files, tmp_path
     assert frames["state_dict"]["model_label"].iloc[0] == "weights"
     assert frames["torchscript"]["model_label"].iloc[0] == "scripted"
     assert reference["model_label"].iloc[0] == "mine"
-    assert frames["state_dict"]["checkpoint_sha256"].iloc[0] != frames["safetensors"]["checkpoint_sha256"].iloc[0]
+    assert (
+        frames["state_dict"]["checkpoint_sha256"].iloc[0]
+        != frames["safetensors"]["checkpoint_sha256"].iloc[0]
+    )
 
 
 def test_evaluate_writes_files_only_with_results_dir(user_files, tmp_path, monkeypatch):
@@ -136,8 +141,22 @@ def test_mahalanobis_on_a_named_layer(user_files):
     assert json.loads(default["detector_params"].iloc[0])["layer"] == "input of 2"  # last nn.Linear
     assert not np.allclose(by_layer["auroc"], default["auroc"])  # a different feature space
     result = _run(
-        ["run", "--checkpoint", str(folder / "weights.pt"), "--arch", f"{folder / 'netdef.py'}:make_net",
-         "--features", "0.3", "-d", "mahalanobis", "--limit", str(LIMIT), "--plots", "none", "--quiet"]
+        [
+            "run",
+            "--checkpoint",
+            str(folder / "weights.pt"),
+            "--arch",
+            f"{folder / 'netdef.py'}:make_net",
+            "--features",
+            "0.3",
+            "-d",
+            "mahalanobis",
+            "--limit",
+            str(LIMIT),
+            "--plots",
+            "none",
+            "--quiet",
+        ]
     )
     assert result.exit_code == 0, result.output
 
@@ -158,7 +177,9 @@ def test_features_are_computed_only_when_a_feature_detector_runs(user_files, mon
     _, net = user_files
     calls = []
     original = EvalModel.features_and_logits
-    monkeypatch.setattr(EvalModel, "features_and_logits", lambda self, x: calls.append(1) or original(self, x))
+    monkeypatch.setattr(
+        EvalModel, "features_and_logits", lambda self, x: calls.append(1) or original(self, x)
+    )
     oodbench.evaluate(net, detectors=["msp", "energy", "max_logit"], limit=LIMIT)
     assert calls == []
     oodbench.evaluate(net, detectors=["msp", "mahalanobis"], limit=LIMIT)
@@ -171,7 +192,9 @@ def test_normalize_and_resize_run_inside_the_model():
     x = torch.rand(2, 1, 4, 4)
     out = pre(x)
     assert out.shape == (2, 1, 8, 8)
-    assert torch.allclose(out, (torch.nn.functional.interpolate(x, size=(8, 8), mode="bilinear") - 0.5) / 0.25)
+    assert torch.allclose(
+        out, (torch.nn.functional.interpolate(x, size=(8, 8), mode="bilinear") - 0.5) / 0.25
+    )
     assert parse_normalize("imagenet")[0] == (0.485, 0.456, 0.406)
     for bad in ("nope", "0.5,0.5/0.25", "0.5/0"):
         with pytest.raises(UserInputError, match="--normalize takes"):
@@ -212,20 +235,44 @@ def test_torchvision_resnet18_on_a_3x32x32_suite(tmp_path, monkeypatch):
     for folder in ("Imagenet_resize", "LSUN_resize", "iSUN"):
         write_odin(root, folder, n=5)
     real = SUITES.get("svhn")
-    monkeypatch.setitem(SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10}))
+    monkeypatch.setitem(
+        SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
+    )
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10)
     torch.save(net.state_dict(), tmp_path / "resnet18.pt")
 
     frame = oodbench.evaluate(
-        tmp_path / "resnet18.pt", suite="tiny-svhn", arch="torchvision:resnet18", preprocess="svhn",
+        tmp_path / "resnet18.pt",
+        suite="tiny-svhn",
+        arch="torchvision:resnet18",
+        preprocess="svhn",
         detectors=["msp", "mahalanobis"],
     )
     assert len(frame) == 2 * 4 and set(frame["model_arch"]) == {"torchvision:resnet18"}
-    assert json.loads(frame[frame.detector == "mahalanobis"]["detector_params"].iloc[0])["layer"] == "input of fc"
+    assert (
+        json.loads(frame[frame.detector == "mahalanobis"]["detector_params"].iloc[0])["layer"]
+        == "input of fc"
+    )
     result = _run(
-        ["run", "--in", "tiny-svhn", "--checkpoint", str(tmp_path / "resnet18.pt"), "--arch", "torchvision:resnet18",
-         "--normalize", "svhn", "--resize", "40", "-d", "msp", "--plots", "none", "--quiet"]
+        [
+            "run",
+            "--in",
+            "tiny-svhn",
+            "--checkpoint",
+            str(tmp_path / "resnet18.pt"),
+            "--arch",
+            "torchvision:resnet18",
+            "--normalize",
+            "svhn",
+            "--resize",
+            "40",
+            "-d",
+            "msp",
+            "--plots",
+            "none",
+            "--quiet",
+        ]
     )
     assert result.exit_code == 0, result.output
 
@@ -257,7 +304,9 @@ def test_bad_files_get_one_line_naming_the_fix(user_files, tmp_path):
     assert "7 classes" in message and "10" in message
     # Input shape: the factory's conv expects 1 channel; a 3-channel normalisation is refused, and
     # a model for other input sizes fails its trial pass with a hint.
-    message = _one_line_error(["run", "--checkpoint", str(folder / "weights.pt"), "--arch", factory, "--resize", "40"])
+    message = _one_line_error(
+        ["run", "--checkpoint", str(folder / "weights.pt"), "--arch", factory, "--resize", "40"]
+    )
     assert "cannot take this suite's 1x28x28 images" in message and "--resize" in message
     # Missing / unexpected keys.
     state = net.state_dict()
@@ -268,12 +317,20 @@ def test_bad_files_get_one_line_naming_the_fix(user_files, tmp_path):
     assert "missing keys 2.bias" in message and "unexpected keys extra.weight" in message
     # Garbage, a missing file, a bad architecture name, and --arch on a self-contained file.
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint at all")
-    assert "not a checkpoint oodbench can read" in _one_line_error(["run", "--checkpoint", str(tmp_path / "garbage.pt")])
+    assert "not a checkpoint oodbench can read" in _one_line_error(
+        ["run", "--checkpoint", str(tmp_path / "garbage.pt")]
+    )
     assert "does not exist" in _one_line_error(["run", "--checkpoint", str(tmp_path / "nope.pt")])
-    assert "Did you mean" in _one_line_error(["run", "--checkpoint", str(folder / "weights.pt"), "--arch", "vgg31"])
+    assert "Did you mean" in _one_line_error(
+        ["run", "--checkpoint", str(folder / "weights.pt"), "--arch", "vgg31"]
+    )
     assert "dynamic batch" in _one_line_error(["run", "--checkpoint", str(folder / "fixed_batch.pt2")])
-    assert "drop --arch" in _one_line_error(["run", "--checkpoint", str(folder / "scripted.pt"), "--arch", factory])
-    assert "--seeds" in _one_line_error(["run", "--checkpoint", str(folder / "scripted.pt"), "--seeds", "0,1"])
+    assert "drop --arch" in _one_line_error(
+        ["run", "--checkpoint", str(folder / "scripted.pt"), "--arch", factory]
+    )
+    assert "--seeds" in _one_line_error(
+        ["run", "--checkpoint", str(folder / "scripted.pt"), "--seeds", "0,1"]
+    )
 
 
 def test_api_refuses_non_models():

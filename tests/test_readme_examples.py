@@ -45,7 +45,11 @@ def test_readme_cli_line_runs(user_project):
     result = CliRunner().invoke(cli, [*args[1:], "--quiet", "--plots", "none"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = load_rows(folder / "results")  # $OODBENCH_RESULTS points into the test's tmp folder
-    assert set(rows["model_label"]) == {"my-net"} and set(rows["detector"]) == {"msp", "energy", "mahalanobis"}
+    assert set(rows["model_label"]) == {"my-net"} and set(rows["detector"]) == {
+        "msp",
+        "energy",
+        "mahalanobis",
+    }
     assert rows["auroc"].between(0, 1).all() and len(rows) == 3 * 5
 
 
@@ -53,7 +57,10 @@ def test_readme_python_example_runs(user_project):
     folder, _, example = user_project
     result = subprocess.run(
         [sys.executable, "-c", "import torch; torch.set_num_threads(2)\n" + example],
-        capture_output=True, text=True, cwd=folder, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tnr_at_tpr95" in result.stdout and "mahalanobis" in result.stdout and "odin" in result.stdout

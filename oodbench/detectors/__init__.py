@@ -41,7 +41,9 @@ for _entry in (
     DetectorEntry("msp", "oodbench.detectors.msp:MaxSoftmax", "logits", "Hendrycks & Gimpel, ICLR 2017"),
     DetectorEntry("odin", "oodbench.detectors.odin:ODIN", "input", "Liang, Li, Srikant, ICLR 2018"),
     DetectorEntry("energy", "oodbench.detectors.energy:Energy", "logits", "Liu et al., NeurIPS 2020"),
-    DetectorEntry("max_logit", "oodbench.detectors.max_logit:MaxLogit", "logits", "Hendrycks et al., ICML 2022"),
+    DetectorEntry(
+        "max_logit", "oodbench.detectors.max_logit:MaxLogit", "logits", "Hendrycks et al., ICML 2022"
+    ),
     DetectorEntry(
         "mahalanobis", "oodbench.detectors.mahalanobis:Mahalanobis", "features", "Lee et al., NeurIPS 2018"
     ),

@@ -45,7 +45,8 @@ class Mahalanobis(Detector):
         check_param("Mahalanobis", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
 
     def params(self) -> dict[str, Any]:
-        return {"epsilon": getattr(self, "epsilon_", self.epsilon), "layer": getattr(self, "layer_", "penultimate")}
+        epsilon = getattr(self, "epsilon_", self.epsilon)
+        return {"epsilon": epsilon, "layer": getattr(self, "layer_", "penultimate")}
 
     def tuned_on_validation(self) -> bool:
         return self.epsilon is None

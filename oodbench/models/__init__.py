@@ -51,7 +51,9 @@ DISCRIMINATORS: Registry[Callable[..., nn.Module]] = Registry("discriminator arc
 
 CLASSIFIERS.add("vgg13", lambda in_shape, num_classes: _cls("VGG13")(in_shape, num_classes))
 CLASSIFIERS.add("small_cnn", lambda in_shape, num_classes: _cls("SmallCNN")(in_shape, num_classes))
-CLASSIFIERS.add("tiny_cnn", lambda in_shape, num_classes: _cls("SmallCNN")(in_shape, num_classes, channels=(16, 32)))
+CLASSIFIERS.add(
+    "tiny_cnn", lambda in_shape, num_classes: _cls("SmallCNN")(in_shape, num_classes, channels=(16, 32))
+)
 CLASSIFIERS.add("mlp", lambda in_shape, num_classes: _cls("MLPClassifier")(in_shape, num_classes))
 
 # "dcgan" is the paper's width (64); "dcgan_small" (width 16) keeps the embedded CPU suite fast.

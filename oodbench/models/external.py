@@ -402,7 +402,8 @@ def _load_weights(net: nn.Module, state: dict[str, torch.Tensor], *, path: Path,
             else _one_line(error)
         )
         raise UserInputError(
-            f"The weights in {path} do not fit --arch {arch} ({detail}); check --arch and the number of classes."
+            f"The weights in {path} do not fit --arch {arch} ({detail}); "
+            "check --arch and the number of classes."
         ) from None
     problems = []
     if result.missing_keys:
