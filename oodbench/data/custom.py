@@ -18,6 +18,7 @@ import numpy as np
 
 from oodbench.data.convert import as_float, to_shape, uint8_to_float
 from oodbench.data.image_folders import read_image_folder
+from oodbench.data.ondisk import ImagesOnDisk, open_npz_member
 from oodbench.data.spec import LabeledImages, Shape, check_shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
 
@@ -49,10 +50,23 @@ def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
         return LabeledImages(x, None, f"folder:{path.name}", "test")
     if not path.is_file():
         raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")
+    on_disk = _on_disk(path)
+    if on_disk is not None and tuple(on_disk.shape[1:]) == tuple(shape):
+        # Large uncompressed uint8 sets are read one batch at a time from the file.
+        return LabeledImages(on_disk, None, f"npz:{path.stem}", "test")
     x = read_npz_images(path, keep_uint8=True)
     if x.dtype != torch.uint8 or tuple(x.shape[1:]) != tuple(shape):
         x = to_shape(as_float(x), shape, name=f"custom OOD set {spec!r}")
     return LabeledImages(x, None, f"npz:{path.stem}", "test")
+
+
+def _on_disk(path: Path) -> ImagesOnDisk | None:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            key = next((k for k in _KEYS if k in archive.files), None)
+        return None if key is None else open_npz_member(path, key)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None  # read_npz_images gives the one-line error
 
 
 def read_npz_images(path: Path, *, keep_uint8: bool = False) -> torch.Tensor:
