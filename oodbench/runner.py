@@ -11,7 +11,9 @@ Hyperparameters are tuned only on the suite's validation split, never on a test 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import sys
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from oodbench import metrics, paths
+from oodbench import __version__, metrics, paths
 from oodbench.detectors import create_detector
 from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logits, iter_batches
 from oodbench.errors import UserInputError
@@ -98,6 +100,7 @@ def collect_outputs(
     device: torch.device | str,
     batch_size: int,
     feature_detectors: Sequence[Detector] = (),
+    progress_label: str | None = None,
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """ONE streamed pass over `x`: all logits (N, K), and the scores of every feature detector.
 
@@ -107,7 +110,11 @@ def collect_outputs(
     """
     model.eval()
     logits, scores = [], [[] for _ in feature_detectors]
-    for batch in iter_batches(x, batch_size):
+    batches = iter_batches(x, batch_size)
+    if progress_label is not None and len(x) >= PROGRESS_BAR_MIN_IMAGES:
+        total = (len(x) + batch_size - 1) // batch_size
+        batches = tqdm(batches, total=total, desc=progress_label, unit="batch", file=sys.stderr, leave=False)
+    for batch in batches:
         batch = batch.to(device)
         if feature_detectors:
             feats, out = features_and_logits(model, batch)
@@ -119,6 +126,36 @@ def collect_outputs(
         logits.append(out.float().cpu())
     empty = np.empty(0, dtype=np.float64)
     return torch.cat(logits), [np.concatenate(parts) if parts else empty for parts in scores]
+
+
+# Sets of at least this many images get a progress bar while they are scored (unless quiet).
+PROGRESS_BAR_MIN_IMAGES = 10_000
+
+
+@functools.cache
+def code_fingerprint(cls: type) -> str:
+    """A hash of the oodbench version and the source files of `cls` and its base classes:
+    cached scores are reused only while the detector's code is unchanged."""
+    digest = hashlib.sha1(__version__.encode())
+    for klass in cls.__mro__:
+        try:
+            source = inspect.getsourcefile(klass)
+        except TypeError:  # built-in classes (object)
+            continue
+        if source and Path(source).is_file():
+            digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _load_cached(path: Path, use_cache: bool) -> dict[str, np.ndarray] | None:
+    """A cache entry, or None when absent, disabled or unreadable (then warned about and rebuilt)."""
+    if not use_cache or not path.exists():
+        return None
+    try:
+        return load_scores(path)
+    except UserInputError as error:
+        log.warning("ignoring an unreadable cache entry (it will be rebuilt): %s", error)
+        return None
 
 
 def _as_eval_model(model: nn.Module) -> nn.Module:
@@ -165,9 +202,12 @@ def evaluate(
         )
         detector.validate()
         key_text = request.key() if isinstance(request, DetectorRequest) else _detector_key(detector)
-        key = hashlib.sha1((key_text + fit_print + model_key).encode()).hexdigest()[:16]
+        # Version and code, hyperparameters, fit/tuning data and the model's input pipeline.
+        key_text += code_fingerprint(type(detector)) + fit_print + model_key
+        key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
         files = {name: score_cache / detector.name / key / f"{prints[name]}.npz" for name in sets}
-        cached = {name: load_scores(path) for name, path in files.items() if use_cache and path.exists()}
+        loaded = {name: _load_cached(path, use_cache) for name, path in files.items()}
+        cached = {name: entry for name, entry in loaded.items() if entry is not None}
         if len(cached) < len(sets):
             if progress:
                 progress(f"{model_ut.label or model_ut.source}: fitting {detector.name}")
@@ -187,7 +227,8 @@ def evaluate(
         / "classification"
         / f"{prints['in']}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}.npz"
     )
-    accuracy = float(load_scores(accuracy_file)["accuracy"]) if use_cache and accuracy_file.exists() else None
+    accuracy_entry = _load_cached(accuracy_file, use_cache)
+    accuracy = None if accuracy_entry is None else float(accuracy_entry["accuracy"])
     for name, x in sets.items():
         pending = [(d, f, c) for d, f, c in plans if name not in c]
         from_outputs = [p for p in pending if not p[0].needs_model()]
@@ -201,6 +242,7 @@ def evaluate(
                 device=device,
                 batch_size=batch_size,
                 feature_detectors=[p[0] for p in feature_plans],
+                progress_label=None if progress is None else f"scoring {name}",
             )
             if name == "in" and accuracy is None:
                 accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())

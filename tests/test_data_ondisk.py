@@ -40,7 +40,9 @@ def test_scores_from_disk_equal_scores_from_memory(tmp_path):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10))
     frames = [
-        oodbench.evaluate(net, detectors=["msp", "mahalanobis"], limit=50, extra_out=[f"npz:{tmp_path / name}"])
+        oodbench.evaluate(
+            net, detectors=["msp", "mahalanobis"], limit=50, extra_out=[f"npz:{tmp_path / name}"]
+        )
         for name in ("plain.npz", "packed.npz")
     ]
     a, b = (f[f.out_dataset.str.startswith("npz:")] for f in frames)

@@ -204,3 +204,31 @@ def test_legacy_convention_is_recorded_and_close_to_exact(tiny, tmp_path):
     assert {r.metrics_convention for r in exact} == {"exact"}
     for e, g in zip(exact, legacy, strict=True):
         assert abs(e.auroc - g.auroc) < 0.02
+
+
+def test_cache_key_has_the_detector_code_and_unreadable_entries_are_rebuilt(
+    tiny, tmp_path, monkeypatch, caplog
+):
+    import oodbench.runner as runner_module
+
+    data, _, model_ut = tiny
+    rows = evaluate(
+        model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r"
+    )
+    entries = sorted((tmp_path / "cache" / "scores").rglob("msp/*/*.npz"))
+    assert len(entries) == 1 + len(data.test_out)
+    entries[0].write_bytes(b"truncated")  # a killed or corrupt cache write
+    calls = _count_forward_passes(monkeypatch)
+    with caplog.at_level("WARNING"):
+        again = evaluate(
+            model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r"
+        )
+    assert "unreadable cache entry" in caplog.text and len(calls) == 1  # only that set is scored again
+    assert [r.auroc for r in again] == [r.auroc for r in rows]
+    # Other detector code (or another oodbench version) means other cache keys: nothing reused.
+    runner_module.code_fingerprint.cache_clear()
+    monkeypatch.setattr(runner_module, "__version__", "9.9.9")
+    calls.clear()
+    evaluate(model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r")
+    runner_module.code_fingerprint.cache_clear()
+    assert len(calls) == 1 + len(data.test_out)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import oodbench.training.joint as joint_module
 import oodbench.training.loop as loop_module
+from oodbench.data.convert import as_float
 from oodbench.errors import DataNotFoundError, UserInputError
 from oodbench.models import create_classifier, create_discriminator, create_generator
 from oodbench.provenance import sha256_file
@@ -184,7 +185,7 @@ def test_confidence_model_is_uncertain_on_seen_ood_where_cross_entropy_is_not(tm
         )
         model, _ = load_classifier(path)
         with torch.no_grad():
-            msp[method] = torch.softmax(model(data.seen_ood.x), 1).max(1).values.mean().item()
+            msp[method] = torch.softmax(model(as_float(data.seen_ood.x)), 1).max(1).values.mean().item()
     assert msp["confidence"] < 0.6 < msp["cross_entropy"]
 
 
@@ -680,7 +681,7 @@ def test_cli_lists_recipes_and_models():
 def seen_ood_msp(path, data):
     model, _ = load_classifier(path)
     with torch.no_grad():
-        return torch.softmax(model(data.seen_ood.x).double(), 1).max(1).values.mean().item()
+        return torch.softmax(model(as_float(data.seen_ood.x)).double(), 1).max(1).values.mean().item()
 
 
 def test_embedded_subset_confidence_model_is_uncertain_on_seen_ood(tmp_path):
@@ -716,7 +717,9 @@ def test_embedded_recipe_all_three_methods(tmp_path):
         msp[method] = seen_ood_msp(path, data)
         model, _ = load_classifier(path, expect_dataset="mnist_5k", expect_shape=(1, 28, 28))
         with torch.no_grad():
-            accuracy[method] = (model(data.test_in.x).argmax(1) == data.test_in.y).float().mean().item()
+            accuracy[method] = (
+                (model(as_float(data.test_in.x)).argmax(1) == data.test_in.y).float().mean().item()
+            )
     assert msp["confidence"] < msp["cross_entropy"] - 0.3
     assert msp["joint"] < msp["cross_entropy"]
     assert min(accuracy.values()) > 0.9

@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import oodbench.training.loop as loop_module
+from oodbench.data.convert import as_float
 from oodbench.errors import UserInputError
 from oodbench.training import distributed, read_checkpoint, train
 from oodbench.training.distributed import Context, shard
@@ -148,7 +149,7 @@ def _accuracy(path) -> float:
     model, _ = load_classifier(path)
     data = image_suite(N_IMAGES, seed=1)  # fresh images of the same two classes
     with torch.no_grad():
-        return (model(data.train.x).argmax(1) == data.train.y).float().mean().item()
+        return (model(as_float(data.train.x)).argmax(1) == data.train.y).float().mean().item()
 
 
 def _close(a_path, b_path, atol):
