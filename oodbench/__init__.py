@@ -5,7 +5,7 @@ in-distribution, and in-distribution is the positive class of every metric
 unless the metric's name says otherwise.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # The public API (oodbench.api), imported on first use so that `import oodbench` (and the CLI's
 # --help) stays light: torch is imported only when a model or data set is touched.
