@@ -234,6 +234,15 @@ class _OneLineChoice(click.Choice):
             ) from None
 
 
+_CONVENTION_OPTION = click.option(
+    "--convention",
+    type=_OneLineChoice(("exact", "legacy")),
+    default="exact",
+    show_default=True,
+    help="Metrics: exact and tie-aware, or legacy (the papers' 200,000-step threshold grid).",
+)
+
+
 def _rows_path(results: Path | None) -> Path:
     """--results as given (a folder means its rows.jsonl), else the default results folder's."""
     if results is None:
@@ -708,13 +717,7 @@ def list_detectors_command() -> None:
 @_options(_DEVICE_OPTION)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
-@click.option(
-    "--convention",
-    type=_OneLineChoice(("exact", "legacy")),
-    default="exact",
-    show_default=True,
-    help="Metrics: exact and tie-aware, or legacy (the papers' 200,000-step threshold grid).",
-)
+@_options(_CONVENTION_OPTION)
 @click.option(
     "--plots",
     "plot_choice",
@@ -1188,7 +1191,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     "-i",
     "suites",
     multiple=True,
-    metavar="SUITE",
+    type=_OneLineChoice(_suite_names, metavar="SUITE"),
     help="Suite(s) (see `oodbench list suites`); repeat for several. Default: mnist (embedded).",
 )
 @click.option(
@@ -1204,7 +1207,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     "-d",
     "detectors",
     multiple=True,
-    metavar="NAME",
+    type=_OneLineChoice(lambda: [*_detector_names(), *_SHORTHANDS], metavar="DETECTOR"),
     help="Detector(s), or the shorthands joint/confidence/baseline, as in `oodbench run`. Default: all.",
 )
 @click.option("--seeds", default=None, help="Training seeds, e.g. 0,1,2. Default: the recipe's seed.")
@@ -1215,7 +1218,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     metavar="DETECTOR.NAME=VALUE",
     help="Fix a detector hyperparameter, e.g. odin.temperature=1000.",
 )
-@click.option("--recipe", default=None, help="Training recipe (default: each suite's).")
+@_recipe_option("Training recipe (default: each suite's; see `oodbench list recipes`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
 @click.option(
     "--beta", type=click.FloatRange(min=0), default=None, help="Override beta (confidence and joint models)."
@@ -1228,35 +1231,8 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option(
-    "--convention",
-    type=_OneLineChoice(("exact", "legacy")),
-    default="exact",
-    show_default=True,
-    help="Metrics: exact, or legacy (the papers' threshold grid).",
-)
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    envvar="OODBENCH_DEVICE",
-    help="auto, cpu or cuda[:N]; with ray/slurm, auto is decided where the job runs.",
-)
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_DIR_HELP
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Checkpoints and score caches (else $OODBENCH_CACHE, else ~/.cache/oodbench); shared by all jobs.",
-)
-@click.option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Results folder: one shard per job in rows/ (else $OODBENCH_RESULTS, else ./runs).",
-)
+@_options(_CONVENTION_OPTION)
+@_options(_DEVICE_OPTION, _DATA_DIR_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @click.option(
     "--executor",
     type=_OneLineChoice(("local", "ray", "slurm")),

@@ -260,7 +260,7 @@ def test_cli_dry_run_then_sweep_then_report(tmp_path):
         (["--executor", "ray", "--workers", "2"], "--workers is for --executor local"),
         (["--executor", "slurm", "--time", "soon"], "--time takes"),
         (["--executor", "rey"], "Unknown --executor 'rey'. Did you mean: ray?"),
-        (["-i", "mnst"], "Unknown suite 'mnst'. Did you mean: mnist?"),
+        (["-i", "mnst"], "Unknown --in 'mnst'. Did you mean: mnist?"),
         (["--seeds", "a"], "--seeds takes non-negative integers"),
         (["--param", "odin"], "--param takes DETECTOR.NAME=VALUE"),
         (["--executor", "ray", "--device", "cdua"], "Unknown device 'cdua'"),
