@@ -305,7 +305,9 @@ def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            yield lineno, raw, "not UTF-8 text (a binary file?)"
+            line = None
+        if line is None or "\x00" in line:
+            yield lineno, raw, "binary data, not a JSON result row (is this a rows.jsonl?)"
             continue
         try:
             data = json.loads(line)
