@@ -27,7 +27,9 @@ def test_unreadable_line_is_refused_before_a_run_and_repaired_without_loss(tmp_p
     with pytest.raises(UserInputError, match=r"rows.jsonl:2: not a JSON result row.*--repair"):
         read_rows(rows)
     # `oodbench run` stops before any work, in one line.
-    result = CliRunner().invoke(cli, ["run", "--results-dir", str(tmp_path), "-m", "cross_entropy", "--quiet"])
+    result = CliRunner().invoke(
+        cli, ["run", "--results-dir", str(tmp_path), "-m", "cross_entropy", "--quiet"]
+    )
     assert result.exit_code == 2 and "rows.jsonl:2" in result.output and result.output.count("\n") == 1
     result = CliRunner().invoke(cli, ["report", "--repair", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
