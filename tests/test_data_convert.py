@@ -79,7 +79,7 @@ def test_npz_layouts_in_uint8(tmp_path, layout):
     out = load_custom_out(_save_npz(tmp_path / "mine.npz", x=stored), shape=(1, 28, 28))
     assert out.name == "npz:mine" and out.y is None
     assert out.x.dtype == torch.uint8  # kept as stored: batches are converted when used
-    assert torch.equal(as_float(out.x)[:, 0], torch.from_numpy(images).float() / 255)
+    assert torch.equal(as_float(out.x[0 : len(out)])[:, 0], torch.from_numpy(images).float() / 255)
 
 
 def test_npz_float_rgb_converted_to_grey(tmp_path):

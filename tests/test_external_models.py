@@ -345,3 +345,20 @@ def test_load_model_reads_the_class_count_from_the_weights(user_files):
     loaded = load_model(folder / "weights.pt", f"{folder / 'netdef.py'}:make_net")
     assert loaded.format == "state_dict" and loaded.source == "external"
     assert loaded.module(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_timm_architecture_uses_forward_features(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1)
+    torch.save(net.state_dict(), tmp_path / "r10t.pt")
+    frame = oodbench.evaluate(
+        tmp_path / "r10t.pt", arch="timm:resnet10t", detectors=["mahalanobis"], limit=LIMIT
+    )
+    assert json.loads(frame["detector_params"].iloc[0])["layer"] == "forward_features"
+    # The features are timm's pooled pre-logits: the head's input.
+    wrapped = EvalModel(net.eval())
+    x = torch.rand(3, 1, 28, 28)
+    feats, logits = wrapped.features_and_logits(x)
+    assert torch.allclose(logits, net(x), atol=1e-5)
+    assert torch.allclose(net.get_classifier()(feats), logits, atol=1e-5)
