@@ -22,12 +22,14 @@ from oodbench import metrics
 from oodbench.detectors.base import (
     Detector,
     ForwardOutputs,
+    NotFittedError,
     check_param,
     collect_outputs,
     is_number,
     iter_batches,
 )
 
+NOT_FITTED = "Mahalanobis must be fitted on training data first: call fit(model, train=...)"
 PAPER_EPSILONS: tuple[float, ...] = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)
 
 
@@ -45,7 +47,10 @@ class Mahalanobis(Detector):
         check_param("Mahalanobis", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
 
     def params(self) -> dict[str, Any]:
-        return {"epsilon": getattr(self, "epsilon_", self.epsilon), "layer": getattr(self, "layer_", "penultimate")}
+        return {
+            "epsilon": getattr(self, "epsilon_", self.epsilon),
+            "layer": getattr(self, "layer_", "penultimate"),
+        }
 
     def tuned_on_validation(self) -> bool:
         return self.epsilon is None
@@ -90,13 +95,15 @@ class Mahalanobis(Detector):
         return self._preprocesses
 
     def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(NOT_FITTED)
         if self._preprocesses:
             raise NotImplementedError("with input pre-processing Mahalanobis scores from the model")
         return (-min_distance(outputs.features.double(), self.means_, self.precision_)).numpy()
 
     def score(self, model: nn.Module, x, *, device="cpu", batch_size=256) -> np.ndarray:
         if not hasattr(self, "means_"):
-            raise ValueError("Mahalanobis must be fitted on training data first")
+            raise NotFittedError(NOT_FITTED)
         if not self._preprocesses:
             return super().score(model, x, device=device, batch_size=batch_size)
         model.eval()
