@@ -8,8 +8,9 @@ On an easy in/out pair it checks:
 - `score` does not change the detector: its attributes (tensors, arrays, nested objects) are the
   same after scoring as before;
 - shape (N,), dtype float64, finite values, determinism (scoring twice gives identical arrays);
-- each row is scored on its own: scores in batches of 7 equal scores in one batch (the runner
-  scores feature detectors batch by batch);
+- each row is scored on its own: scores in batches of 7 equal scores in one batch, for feature
+  and input detectors (the runner scores feature detectors batch by batch; logit detectors get
+  all logits of a set at once);
 - direction: in-distribution scores higher (AUROC > 0.9), unless `check_direction=False`
   (the random sanity detector).
 """
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from oodbench import metrics
-from oodbench.detectors.base import Detector
+from oodbench.detectors.base import Detector, ForwardOutputs, collect_outputs
 
 
 def check_detector(
@@ -58,12 +59,27 @@ def check_detector(
         assert scores.dtype == np.float64, f"{name}: dtype {scores.dtype} != float64"
         assert np.isfinite(scores).all(), f"{name}: non-finite scores"
     assert np.array_equal(s_in, detector.score(model, x_in)), f"{name}: not deterministic"
-    batched = detector.score(model, x_in, batch_size=7)
-    assert np.allclose(batched, s_in, rtol=1e-5, atol=1e-6), f"{name}: scores depend on the batch"
+    if detector.uses != "logits":  # the runner gives logit detectors all logits at once
+        assert np.allclose(_scored_in_batches(detector, model, x_in), s_in, rtol=1e-5, atol=1e-6), (
+            f"{name}: scores depend on the batch"
+        )
     result = metrics.compute(s_in, s_out)
     if check_direction:
         assert result["auroc"] > 0.9, f"{name}: AUROC {result['auroc']:.3f} on an easy pair"
     return result
+
+
+def _scored_in_batches(detector: Detector, model: nn.Module, x: torch.Tensor, size: int = 7) -> np.ndarray:
+    """Scores in batches of `size`, as the runner gives them (output detectors: batch by batch)."""
+    if detector.needs_model():
+        return detector.score(model, x, batch_size=size)
+    outputs = collect_outputs(model, x, with_features=detector.uses == "features")
+    parts = []
+    for start in range(0, len(x), size):
+        rows = slice(start, start + size)
+        features = None if outputs.features is None else outputs.features[rows]
+        parts.append(detector.score_outputs(ForwardOutputs(logits=outputs.logits[rows], features=features)))
+    return np.concatenate(parts)
 
 
 def _check_unfitted(detector: Detector, model: nn.Module, x: torch.Tensor, name: str) -> None:

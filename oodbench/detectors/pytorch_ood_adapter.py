@@ -20,8 +20,8 @@ oodbench cannot supply (ViM's `d`, DICE's `p`) must be given there.
 
 Fitting uses the suite's TRAINING split (features or logits and labels, or a loader of
 (x, y) batches for detectors that need the model). Detectors that need several layers
-(Gram, MultiMahalanobis, NACUE) or data oodbench does not have (MCM's text embeddings) are
-refused with one line.
+(Gram, MultiMahalanobis, NACUE), spatial feature maps (RankFeat) or data oodbench does not have
+(MCM's text embeddings) are refused with one line.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ UNSUPPORTED = {
     "layers": "several layers of the model",
     "text_embeddings": "text embeddings of a vision-language model",
 }
+# Meaningless on oodbench's pooled (N, D, 1, 1) features: the rank-1 part of a (D, 1) matrix is
+# all of it, so RankFeat would remove the whole feature vector.
+NEEDS_SPATIAL_MAPS = {"RankFeat"}
 
 
 def detector_classes() -> dict[str, type]:
@@ -109,6 +112,11 @@ class PytorchOOD(Detector):
                 f"{self.name} has no parameter {', '.join(unknown)}; it takes "
                 f"{', '.join(k for k in arguments if k not in SUPPLIED) or 'none'}."
             )
+        if self.detector in NEEDS_SPATIAL_MAPS:
+            raise UserInputError(
+                f"{self.name} needs spatial feature maps; oodbench gives pooled features, on which its rank-1 "
+                "removal removes everything. Use pytorch-ood directly with a convolutional backbone."
+            )
         for key, parameter in arguments.items():
             if key in ("model", "encoder") and "List" in str(parameter.annotation):
                 raise UserInputError(
@@ -146,7 +154,10 @@ class PytorchOOD(Detector):
         cls = self._cls
         wants_head = {"head", "w", "b"} & set(inspect.signature(cls.__init__).parameters)
         head = _last_linear(model) if wants_head else None
-        impl = cls(**self._arguments(cls, model, head, device))
+        try:
+            impl = cls(**self._arguments(cls, model, head, device))
+        except TypeError as error:
+            raise UserInputError(f"Bad parameters for {self.name}: {error}") from None
         if cls.requires_fit:
             if train is None or getattr(train, "y", None) is None:
                 raise ValueError(f"{self.name} needs labelled in-distribution training data to fit")
