@@ -205,9 +205,11 @@ def test_mahalanobis_tunes_epsilon_on_validation(easy_pair, monkeypatch):
 
     seen = []
     original = mahalanobis_module.metrics.compute
-    monkeypatch.setattr(
-        mahalanobis_module.metrics, "compute", lambda a, b, **k: seen.append((len(a), len(b))) or original(a, b)
-    )
+    def counting(a, b, **kwargs):
+        seen.append((len(a), len(b)))
+        return original(a, b, **kwargs)
+
+    monkeypatch.setattr(mahalanobis_module.metrics, "compute", counting)
     detector = create_detector("mahalanobis", epsilon=None).fit(
         model, train=train, val_in=val_in, val_out=val_out
     )

@@ -148,7 +148,9 @@ def test_cli_runs_a_file_plugin_with_param(checkpoint, plugin_file, tmp_path):
     spec = f"{plugin_file}:NegEntropy"
     results = tmp_path / "out"
     common = ["run", "--checkpoint", str(checkpoint), "--limit", str(LIMIT), "--quiet", "--plots", "none"]
-    result = _run([*common, "-d", spec, "-d", "msp", "--param", f"{spec}.scale=2", "--results-dir", str(results)])
+    result = _run(
+        [*common, "-d", spec, "-d", "msp", "--param", f"{spec}.scale=2", "--results-dir", str(results)]
+    )
     assert result.exit_code == 0, result.output
     rows = load_rows(results / "rows.jsonl")
     assert set(rows["detector"]) == {"NegEntropy", "msp"} and len(rows) == 2 * 5

@@ -8,6 +8,16 @@ that raises the score; then score(x~). `epsilon=None` chooses it from the paper'
 {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01} on the validation split (lowest FPR at 95% TPR).
 Not implemented here: the paper's feature ensemble over several layers with a logistic
 regression on top (it needs OOD validation data per layer); this is the last-layer variant.
+
+Sigma^{-1} is the pseudo-inverse of Sigma, as in the authors' code (scikit-learn's
+EmpiricalCovariance, whose precision_ is pinvh of the covariance). pytorch-ood's Mahalanobis
+(`-d pytorch-ood:Mahalanobis`) instead inverts the unnormalised scatter plus a ridge,
+(N Sigma + 1e-6 I)^{-1}, and scores 0.5 * min_c M_c. The factor N and the 0.5 only rescale the
+score; the ridge does not: along directions where Sigma has (near) zero variance, such as dead
+ReLU units of the penultimate layer, pinv gives weight 0, the ridge about 1e6, so any activity
+of a dead unit dominates the distance and the two rank inputs differently (embedded suite:
+benchmarks/README.md, "pytorch-ood detectors"). oodbench's `mahalanobis` keeps the reference
+reading.
 """
 
 from __future__ import annotations

@@ -114,8 +114,8 @@ class PytorchOOD(Detector):
             )
         if self.detector in NEEDS_SPATIAL_MAPS:
             raise UserInputError(
-                f"{self.name} needs spatial feature maps; oodbench gives pooled features, on which its rank-1 "
-                "removal removes everything. Use pytorch-ood directly with a convolutional backbone."
+                f"{self.name} needs spatial feature maps; oodbench gives pooled features, on which its "
+                "rank-1 removal removes everything. Use pytorch-ood directly with a convolutional backbone."
             )
         for key, parameter in arguments.items():
             if key in ("model", "encoder") and "List" in str(parameter.annotation):
