@@ -275,3 +275,24 @@ def test_missing_pytorch_ood_is_one_line(monkeypatch):
     assert "pytorch-ood:" not in listing.split("pytorch-ood's detectors")[0]
     assert "not installed" in listing
 
+
+
+def test_cli_runs_pytorch_ood_detectors_with_params(checkpoint, tmp_path):
+    pytest.importorskip("pytorch_ood")
+    results = tmp_path / "out"
+    result = _run(
+        ["run", "--checkpoint", str(checkpoint), "-d", "pytorch-ood:ViM", "--param", "pytorch-ood:ViM.d=16",
+         "-d", "pytorch-ood:EnergyBased", "-d", "energy", "--limit", str(LIMIT), "--quiet", "--plots", "none",
+         "--results-dir", str(results)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = load_rows(results / "rows.jsonl")
+    assert set(rows["detector"]) == {"pytorch-ood:ViM", "pytorch-ood:EnergyBased", "energy"}
+    assert {json.loads(p)["d"] for p in rows[rows.detector == "pytorch-ood:ViM"]["detector_params"]} == {16}
+    # pytorch-ood's energy, negated, is oodbench's energy: the same AUROC on every OOD set.
+    ours = rows[rows.detector == "energy"].sort_values("out_dataset")["auroc"].to_numpy()
+    theirs = rows[rows.detector == "pytorch-ood:EnergyBased"].sort_values("out_dataset")["auroc"].to_numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    assert "--param pytorch-ood:ViM.d=VALUE" in _one_line_error(
+        ["run", "--checkpoint", str(checkpoint), "-d", "pytorch-ood:ViM", "--limit", "10"]
+    )
