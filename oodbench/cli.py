@@ -588,9 +588,14 @@ class _DetectorChoice(_OneLineChoice):
     """-d: a registered name, an entry point, a shorthand, or a spec containing ':' (checked at run)."""
 
     def convert(self, value, param, ctx):
-        from oodbench.detectors.plugins import is_spec
+        from oodbench.detectors.plugins import SPEC_HELP, is_spec
 
-        return value if is_spec(value) else super().convert(value, param, ctx)
+        if is_spec(value):
+            return value
+        try:
+            return super().convert(value, param, ctx)
+        except UserInputError as error:
+            raise UserInputError(f"{error} Or give {SPEC_HELP}.") from None
 
 
 def _detector_choices() -> list[str]:
