@@ -329,3 +329,16 @@ def test_mahalanobis_preprocessing_raises_in_distribution_scores(easy_pair):
     plain = create_detector("mahalanobis").fit(model, train=train).score(model, x_in)
     shifted = create_detector("mahalanobis", epsilon=0.01).fit(model, train=train).score(model, x_in)
     assert np.mean(shifted > plain) > 0.9
+
+
+def test_the_readme_plugin_passes_the_contract(contract_pair, tmp_path):
+    """The one-file detector of README.md's "Adding a detector", loaded as `-d file.py:Class` loads it."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Adding a detector", 1)[1].split("\n## ", 1)[0]
+    (tmp_path / "my_detector.py").write_text(re.findall(r"```python\n(.*?)```", section, flags=re.S)[0])
+    model, train, x_in, x_out, val_in, val_out, _ = contract_pair
+    detector = create_detector(f"{tmp_path / 'my_detector.py'}:CosineToMeans")
+    check_detector(detector, model, train=train, x_in=x_in, x_out=x_out, val_in=val_in, val_out=val_out)
