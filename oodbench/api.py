@@ -131,13 +131,19 @@ def _preprocess_options(preprocess: Any) -> tuple[Any, int | None]:
 def detector_requests(
     detectors: Sequence[str | Detector] | None, params: Mapping[str, Mapping[str, Any]] | None = None
 ) -> list:
-    """Names (with `params[name]`) or Detector objects -> what the runner takes; checked now."""
-    from oodbench.detectors import DETECTORS, create_detector
+    """Names or specs (with `params[name]`) or Detector objects -> what the runner takes; checked now.
+
+    Built-in names become `DetectorRequest`s (their score cache key is name + parameters). Plug-ins
+    (registered, entry points, `module:Class`, `file.py:Class`, `pytorch-ood:NAME`) are built here
+    and passed as objects, so their cache key names their class's module (a file plug-in's module
+    name holds a hash of its content) and pytorch-ood's version. Default: every built-in detector.
+    """
+    from oodbench.detectors import DETECTORS, builtin_detectors, create_detector
     from oodbench.detectors.base import Detector
     from oodbench.runner import DetectorRequest
 
     params = dict(params or {})
-    chosen = list(detectors) if detectors else DETECTORS.names()
+    chosen = list(detectors) if detectors else builtin_detectors()
     names = [d for d in chosen if isinstance(d, str)]
     unused = sorted(set(params) - set(names))
     if unused:
@@ -148,9 +154,11 @@ def detector_requests(
             item.validate()
             requests.append(item)
         elif isinstance(item, str):
-            request = DetectorRequest(item, dict(params.get(item, {})))
-            create_detector(request.name, **request.params).validate()  # fail before any work
-            requests.append(request)
+            given = dict(params.get(item, {}))
+            detector = create_detector(item, **given)
+            detector.validate()  # fail before any work
+            builtin = item in DETECTORS and DETECTORS.get(item).source == "built-in"
+            requests.append(DetectorRequest(item, given) if builtin else detector)
         else:
             raise UserInputError(f"A detector is a name or a Detector object; got {type(item).__name__}.")
     return requests
@@ -185,8 +193,9 @@ def evaluate(
         dict {"normalize": ..., "resize": N}; applied inside the model, so detectors stay in
         pixel space.
     features: the layer feature-based detectors use (default: see oodbench.models.external).
-    detectors: names (see `oodbench list detectors`) or Detector objects; default: all built-in.
-    params: {detector name: {hyperparameter: value}} for named detectors.
+    detectors: names (see `oodbench list detectors`), specs ("package.module:Class",
+        "path/to/file.py:Class", "pytorch-ood:NAME") or Detector objects; default: all built-in.
+    params: {detector name or spec, as given in `detectors`: {hyperparameter: value}}.
     results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     """

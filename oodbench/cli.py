@@ -605,18 +605,26 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
-    """--param odin.temperature=1000 -> {"odin": {"temperature": 1000}} (values read as JSON)."""
+    """--param DETECTOR.NAME=VALUE -> {DETECTOR: {NAME: VALUE}} (values read as JSON, else text).
+
+    DETECTOR is split off at the LAST dot before '=' (hyperparameter names have no dots), so it may
+    be a spec: odin.temperature=1000, pytorch-ood:ViM.d=64, my/det.py:MyDet.k=3. It must be written
+    exactly as given to -d.
+    """
     from oodbench.detectors import DETECTORS
+    from oodbench.detectors.plugins import entry_points, is_spec
 
     params: dict[str, dict] = {}
     for item in items:
         key, sep, raw = item.partition("=")
-        detector, dot, name = key.partition(".")
-        if not sep or not dot or not name:
+        detector, dot, name = key.rpartition(".")
+        if not sep or not dot or not detector or not name.isidentifier():
             raise UserInputError(
-                f"--param takes DETECTOR.NAME=VALUE, e.g. odin.temperature=1000. Got {item!r}."
+                "--param takes DETECTOR.NAME=VALUE, e.g. odin.temperature=1000 or pytorch-ood:ViM.d=64. "
+                f"Got {item!r}."
             )
-        DETECTORS.get(detector)
+        if not is_spec(detector) and detector not in entry_points():
+            DETECTORS.get(detector)
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
@@ -625,16 +633,41 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
     return params
 
 
+class _DetectorChoice(_OneLineChoice):
+    """-d: a registered name, an entry point, a shorthand, or a spec containing ':' (checked at run)."""
+
+    def convert(self, value, param, ctx):
+        from oodbench.detectors.plugins import SPEC_HELP, is_spec
+
+        if is_spec(value):
+            return value
+        try:
+            return super().convert(value, param, ctx)
+        except UserInputError as error:
+            raise UserInputError(f"{error} Or give {SPEC_HELP}.") from None
+
+
+def _detector_choices() -> list[str]:
+    from oodbench.detectors.plugins import entry_points
+
+    return [*dict.fromkeys([*_detector_names(), *entry_points()]), *_SHORTHANDS]
+
+
 @list_group.command("detectors")
 def list_detectors_command() -> None:
-    """Every registered detector: its source, what it consumes, and its paper."""
-    from oodbench.detectors import DETECTORS
+    """Every detector oodbench can find: built-in, plug-ins, pytorch-ood's; what each uses, its paper."""
+    from oodbench.detectors.plugins import PYTORCH_OOD_INSTALL, listing, pytorch_ood_installed
 
-    for name, entry in DETECTORS.items():
-        click.echo(f"{name:<12} {entry.source:<9} uses {entry.uses:<8} {entry.paper}")
+    lines = listing()
+    width = max(len(line[0]) for line in lines)
+    for name, source, uses, paper in lines:
+        click.echo(f"{name:<{width}}  {source:<11}  uses {uses:<8}  {paper}")
+    if not pytorch_ood_installed():
+        click.echo(f"pytorch-ood's detectors (-d pytorch-ood:NAME): not installed; {PYTORCH_OOD_INSTALL}.")
     click.echo(
         "Shorthands: " + ", ".join(f"{k} = --model {m} --detector {d}" for k, (m, d) in _SHORTHANDS.items())
     )
+    click.echo("Also: -d package.module:Class or -d path/to/file.py:Class (a Detector subclass).")
 
 
 @cli.command("run")
@@ -644,8 +677,9 @@ def list_detectors_command() -> None:
     "-d",
     "detectors",
     multiple=True,
-    type=_OneLineChoice(lambda: [*_detector_names(), *_SHORTHANDS], metavar="DETECTOR"),
-    help="Detector(s) to evaluate; default: all (see `oodbench list detectors`). 'joint'/'confidence'/"
+    type=_DetectorChoice(_detector_choices, metavar="DETECTOR"),
+    help="Detector(s) to evaluate; default: all built-in (see `oodbench list detectors`). Also "
+    "package.module:Class, path/to/file.py:Class or pytorch-ood:NAME. 'joint'/'confidence'/"
     "'baseline' are the paper's shorthands for that model scored by max-softmax.",
 )
 @click.option(
@@ -707,7 +741,8 @@ def list_detectors_command() -> None:
     "params",
     multiple=True,
     metavar="DETECTOR.NAME=VALUE",
-    help="Fix a detector hyperparameter, e.g. odin.temperature=1000 (else defaults/tuning).",
+    help="Fix a detector hyperparameter, e.g. odin.temperature=1000 or pytorch-ood:ViM.d=64 (DETECTOR "
+    "as given to -d, split at the last dot; else defaults/tuning).",
 )
 @_recipe_option()
 @click.option(

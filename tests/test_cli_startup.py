@@ -51,6 +51,8 @@ def test_help_and_lists_do_not_import_torch(args):
         (["run", "-d", "mahalanobsi"], "Did you mean: mahalanobis?"),
         (["run", "--seeds", "1,,2"], "--seeds takes"),
         (["run", "--param", "odin"], "--param takes"),
+        (["run", "--param", "my.file.py:Cls=3"], "--param takes"),
+        (["run", "-d", "msp", "--param", "mahalanobsi.epsilon=0"], "Did you mean: mahalanobis?"),
         (["train", "--method", "jiont"], "Did you mean: joint?"),
     ],
 )

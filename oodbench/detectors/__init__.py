@@ -1,7 +1,10 @@
-"""OOD detectors: one file per detector, all registered here.
+"""OOD detectors: one file per detector; the built-in ones are registered here.
 
-`create_detector("odin", temperature=1000)` builds one; `list_detectors()` names them all.
-Every score is HIGHER for inputs that look more in-distribution.
+`create_detector("odin", temperature=1000)` builds one; `list_detectors()` names the registered
+ones. Every score is HIGHER for inputs that look more in-distribution. Detectors from outside
+oodbench (`@oodbench.register_detector`, the `oodbench.detectors` entry points,
+`package.module:Class`, `path/to/file.py:Class`, `pytorch-ood:NAME`) go through
+oodbench.detectors.plugins; `create_detector` takes all of them.
 
 The registry holds light `DetectorEntry` records (where the class lives, what it uses, its paper),
 so listing detectors or checking a `-d` name does not import torch; the class is imported when a
@@ -11,10 +14,9 @@ detector is created. tests/test_detectors.py checks every entry against its clas
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from oodbench.errors import UserInputError
 from oodbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -30,8 +32,11 @@ class DetectorEntry:
     uses: str  # "logits" | "features" | "input"
     paper: str
     source: str = "built-in"
+    cls: type | None = field(default=None, compare=False, repr=False)  # set by the decorator
 
     def load(self) -> type[Detector]:
+        if self.cls is not None:
+            return self.cls
         module_name, _, class_name = self.target.partition(":")
         return getattr(importlib.import_module(module_name), class_name)
 
@@ -56,18 +61,30 @@ def list_detectors() -> list[str]:
     return DETECTORS.names()
 
 
+def builtin_detectors() -> list[str]:
+    """The detectors oodbench ships (the default of `oodbench run` and `evaluate`)."""
+    return [name for name, entry in DETECTORS.items() if entry.source == "built-in"]
+
+
 def detector_class(name: str) -> type[Detector]:
-    """The class of a registered detector (imports its module)."""
-    return DETECTORS.get(name).load()
+    """The class of a registered detector, an entry point or a `module:Class` spec (imports it)."""
+    from oodbench.detectors.plugins import resolve_class
+
+    return resolve_class(name)
 
 
 def create_detector(name: str, **params: Any) -> Detector:
-    """Instantiate a registered detector; unknown parameters give a one-line error."""
-    cls = detector_class(name)
-    try:
-        return cls(**params)
-    except TypeError as error:
-        raise UserInputError(f"Bad parameters for detector {name!r}: {error}") from None
+    """Instantiate a detector by name or spec; unknown parameters give a one-line error."""
+    from oodbench.detectors.plugins import create
+
+    return create(name, **params)
+
+
+def register_detector(name: str):
+    """Class decorator registering a third-party detector; see oodbench.detectors.plugins."""
+    from oodbench.detectors.plugins import register_detector as register
+
+    return register(name)
 
 
 _BASE_EXPORTS = ("Detector", "ForwardOutputs", "collect_outputs", "max_softmax")
@@ -87,6 +104,8 @@ __all__ = [
     "collect_outputs",
     "create_detector",
     "detector_class",
+    "builtin_detectors",
     "list_detectors",
     "max_softmax",
+    "register_detector",
 ]

@@ -70,6 +70,10 @@ def collect_outputs(
     return ForwardOutputs(logits=torch.cat(logits), features=torch.cat(features) if with_features else None)
 
 
+class NotFittedError(ValueError):
+    """Scoring a detector that must be fitted first (after scikit-learn's NotFittedError)."""
+
+
 def check_param(detector: str, name: str, value: Any, condition: bool, expected: str) -> None:
     """Raise the scikit-learn style message when `condition` is false."""
     if not condition:

@@ -8,6 +8,16 @@ that raises the score; then score(x~). `epsilon=None` chooses it from the paper'
 {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01} on the validation split (lowest FPR at 95% TPR).
 Not implemented here: the paper's feature ensemble over several layers with a logistic
 regression on top (it needs OOD validation data per layer); this is the last-layer variant.
+
+Sigma^{-1} is the pseudo-inverse of Sigma, as in the authors' code (scikit-learn's
+EmpiricalCovariance, whose precision_ is pinvh of the covariance). pytorch-ood's Mahalanobis
+(`-d pytorch-ood:Mahalanobis`) instead inverts the unnormalised scatter plus a ridge,
+(N Sigma + 1e-6 I)^{-1}, and scores 0.5 * min_c M_c. The factor N and the 0.5 only rescale the
+score; the ridge does not: along directions where Sigma has (near) zero variance, such as dead
+ReLU units of the penultimate layer, pinv gives weight 0, the ridge about 1e6, so any activity
+of a dead unit dominates the distance and the two rank inputs differently (embedded suite:
+benchmarks/README.md, "pytorch-ood detectors"). oodbench's `mahalanobis` keeps the reference
+reading.
 """
 
 from __future__ import annotations
@@ -22,12 +32,14 @@ from oodbench import metrics
 from oodbench.detectors.base import (
     Detector,
     ForwardOutputs,
+    NotFittedError,
     check_param,
     collect_outputs,
     is_number,
     iter_batches,
 )
 
+NOT_FITTED = "Mahalanobis must be fitted on training data first: call fit(model, train=...)"
 PAPER_EPSILONS: tuple[float, ...] = (0.0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01)
 
 
@@ -45,8 +57,10 @@ class Mahalanobis(Detector):
         check_param("Mahalanobis", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
 
     def params(self) -> dict[str, Any]:
-        epsilon = getattr(self, "epsilon_", self.epsilon)
-        return {"epsilon": epsilon, "layer": getattr(self, "layer_", "penultimate")}
+        return {
+            "epsilon": getattr(self, "epsilon_", self.epsilon),
+            "layer": getattr(self, "layer_", "penultimate"),
+        }
 
     def tuned_on_validation(self) -> bool:
         return self.epsilon is None
@@ -91,13 +105,15 @@ class Mahalanobis(Detector):
         return self._preprocesses
 
     def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(NOT_FITTED)
         if self._preprocesses:
             raise NotImplementedError("with input pre-processing Mahalanobis scores from the model")
         return (-min_distance(outputs.features.double(), self.means_, self.precision_)).numpy()
 
     def score(self, model: nn.Module, x, *, device="cpu", batch_size=256) -> np.ndarray:
         if not hasattr(self, "means_"):
-            raise ValueError("Mahalanobis must be fitted on training data first")
+            raise NotFittedError(NOT_FITTED)
         if not self._preprocesses:
             return super().score(model, x, device=device, batch_size=batch_size)
         model.eval()

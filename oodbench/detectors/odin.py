@@ -28,7 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodbench import metrics
-from oodbench.detectors.base import Detector, check_param, is_number, iter_batches, max_softmax
+from oodbench.detectors.base import (
+    Detector,
+    NotFittedError,
+    check_param,
+    is_number,
+    iter_batches,
+    max_softmax,
+)
 from oodbench.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -156,7 +163,7 @@ class ODIN(Detector):
         elif self.temperature is not None and self.epsilon is not None:
             temperature, epsilon = float(self.temperature), float(self.epsilon)
         else:
-            raise ValueError("ODIN must be fitted (tuned) first, or given temperature and epsilon")
+            raise NotFittedError("ODIN must be fitted (tuned) first, or given temperature and epsilon")
         return odin_scores_for_epsilons(
             model, x, temperature, [epsilon], device=device, batch_size=batch_size
         )[0]

@@ -1,0 +1,199 @@
+"""Detectors from outside oodbench: the decorator, installed packages, `MODULE:Class`, `FILE.py:Class`.
+
+Four ways a detector reaches `-d` (and `oodbench.evaluate(detectors=[...])`), none of which needs
+an edit to oodbench:
+
+- `@oodbench.register_detector("name")` on a `Detector` subclass: registered when its module is
+  imported (source "plug-in");
+- an installed package that declares the entry point group `oodbench.detectors`
+  (`name = "package.module:Class"` in its pyproject's `[project.entry-points."oodbench.detectors"]`):
+  listed by name without importing it, loaded when used;
+- a spec naming the class directly: `package.module:Class` or `path/to/file.py:Class`;
+- `pytorch-ood:NAME`: one of pytorch-ood's detectors through the adapter in
+  `oodbench.detectors.pytorch_ood_adapter` (needs `pip install -e ".[pytorch-ood]"`).
+
+This module imports no torch: listing and name checks stay light. A file plug-in is imported
+under a module name made from its path AND its content, so editing the file changes the score
+cache key of its detector (`runner._detector_key` uses the class's module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    from oodbench.detectors.base import Detector
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "oodbench.detectors"
+PYTORCH_OOD_PREFIX = "pytorch-ood:"
+PYTORCH_OOD_INSTALL = 'pip install -e ".[pytorch-ood]" (or pip install "pytorch-ood>=0.4")'
+SPEC_HELP = "NAME, package.module:Class, path/to/file.py:Class or pytorch-ood:NAME"
+
+
+def register_detector(name: str) -> Callable[[type], type]:
+    """Class decorator: make a `Detector` subclass available as `-d name` (source "plug-in").
+
+        @oodbench.register_detector("my_score")
+        class MyScore(Detector):
+            uses = "logits"
+            def score_outputs(self, outputs): ...
+
+    The class gets `name` if it has none; a different `name` on the class is an error.
+    """
+    from oodbench.detectors import DETECTORS, DetectorEntry
+
+    def add(cls: type) -> type:
+        own = cls.__dict__.get("name")
+        if own is not None and own != name:
+            raise ValueError(f"register_detector({name!r}) on a class whose name is {own!r}")
+        cls.name = name
+        entry = DetectorEntry(
+            name,
+            f"{cls.__module__}:{cls.__qualname__}",
+            getattr(cls, "uses", "logits"),
+            getattr(cls, "paper", "") or "",
+            source="plug-in",
+            cls=cls,
+        )
+        if name in DETECTORS and DETECTORS.get(name) == entry:
+            return cls  # the same module imported twice registers the same class again
+        DETECTORS.add(name, entry)
+        return cls
+
+    return add
+
+
+def entry_points() -> dict[str, str]:
+    """{name: "module:Class"} of the installed `oodbench.detectors` entry points (nothing imported)."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def is_spec(text: str) -> bool:
+    """`pytorch-ood:NAME`, `module:Class` and `file.py:Class` are specs; plain names are not."""
+    return ":" in text
+
+
+def load_class(spec: str) -> type[Detector]:
+    """The Detector subclass a spec `package.module:Class` or `path/to/file.py:Class` names."""
+    from oodbench.detectors.base import Detector
+
+    where, _, class_name = spec.rpartition(":")
+    if not where or not class_name:
+        raise UserInputError(f"A detector spec is {SPEC_HELP}; got {spec!r}.")
+    module = _import_file(where, spec) if where.endswith(".py") else _import_module(where, spec)
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type) or not issubclass(cls, Detector):
+        found = "nothing" if cls is None else type(cls).__name__
+        raise UserInputError(
+            f"{where} has no Detector subclass {class_name!r} (found {found}) for -d {spec}; "
+            "subclass oodbench.detectors.base.Detector."
+        )
+    if getattr(cls, "name", None) is None:
+        cls.name = cls.__name__  # rows need a detector name; the class's own name is the natural one
+    return cls
+
+
+def _import_module(where: str, spec: str) -> Any:
+    try:
+        return importlib.import_module(where)
+    except ImportError as error:
+        raise UserInputError(f"Cannot import {where!r} for -d {spec}: {error}.") from None
+
+
+def _import_file(where: str, spec: str) -> Any:
+    path = Path(where).expanduser()
+    if not path.is_file():
+        raise UserInputError(f"Detector file {path} does not exist (-d {spec}).")
+    content = path.read_bytes()
+    digest = hashlib.sha1(str(path.resolve()).encode() + b"\0" + content).hexdigest()[:16]
+    module_name = f"oodbench_plugin_{digest}"
+    if module_name in sys.modules:  # same file, same content: the same classes
+        return sys.modules[module_name]
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def pytorch_ood_installed() -> bool:
+    """Whether pytorch-ood can be imported (checked without importing it)."""
+    return importlib.util.find_spec("pytorch_ood") is not None
+
+
+def resolve_class(name: str) -> type[Detector]:
+    """The class behind a registered name, an entry point name or a module/file spec."""
+    from oodbench.detectors import DETECTORS
+
+    if name in DETECTORS:
+        return DETECTORS.get(name).load()
+    points = entry_points()
+    if name in points:
+        try:
+            return load_class(points[name])
+        except UserInputError as error:
+            raise UserInputError(f"Entry point {name!r} ({ENTRY_POINT_GROUP}): {error}") from None
+    if is_spec(name) and not name.startswith(PYTORCH_OOD_PREFIX):
+        return load_class(name)
+    known = [*DETECTORS.names(), *points]
+    message = DETECTORS.unknown_message(name) if not points else _unknown(name, known)
+    raise UserInputError(f"{message}. Or give {SPEC_HELP}.")
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"Unknown detector {name!r}.{hint} Available: {', '.join(sorted(known))}"
+
+
+def create(name: str, **params: Any) -> Detector:
+    """A detector from any name or spec, with `params` as its keyword arguments."""
+    if name.startswith(PYTORCH_OOD_PREFIX):
+        try:
+            from oodbench.detectors.pytorch_ood_adapter import PytorchOOD
+        except ImportError:
+            raise UserInputError(f"-d {name} needs pytorch-ood: {PYTORCH_OOD_INSTALL}.") from None
+        return PytorchOOD(name[len(PYTORCH_OOD_PREFIX) :], **params)
+    cls = resolve_class(name)
+    try:
+        return cls(**params)
+    except TypeError as error:
+        raise UserInputError(f"Bad parameters for detector {name!r}: {error}") from None
+
+
+def listing() -> list[tuple[str, str, str, str]]:
+    """(name, source, uses, paper or target) of every detector oodbench can find, without torch.
+
+    Entry points are not imported, so what they use is shown as "?"; pytorch-ood's detectors come
+    from the adapter's table (checked against the installed pytorch-ood by the tests).
+    """
+    from oodbench.detectors import DETECTORS
+
+    lines = [(name, e.source, e.uses, e.paper) for name, e in DETECTORS.items()]
+    for name, target in sorted(entry_points().items()):
+        if name not in DETECTORS:
+            lines.append((name, "plug-in", "?", f"entry point {target}"))
+    if pytorch_ood_installed():
+        from oodbench.detectors.pytorch_ood_table import PYTORCH_OOD_DETECTORS
+
+        for cls_name, (uses, paper) in sorted(PYTORCH_OOD_DETECTORS.items(), key=lambda i: i[0].lower()):
+            lines.append((PYTORCH_OOD_PREFIX + cls_name, "pytorch-ood", uses, paper))
+    return lines

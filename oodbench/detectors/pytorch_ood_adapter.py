@@ -1,0 +1,316 @@
+"""pytorch-ood's detectors inside oodbench: `-d pytorch-ood:NAME`, `--param pytorch-ood:NAME.key=value`.
+
+`PytorchOOD("ViM", d=64)` wraps `pytorch_ood.detector.ViM`. pytorch-ood (Kirchheim et al.,
+CVPR-W 2022) scores HIGHER = more OUT-of-distribution; oodbench's convention is the opposite,
+so every score is negated: score = -pytorch_ood_score, in float64.
+
+What the adapter supplies, by the name of the constructor argument:
+- `model`: None for logit detectors (oodbench feeds them the logits of its shared forward pass,
+  `predict_logits` / `fit_logits`); the evaluated model ([0, 1] pixels in, preprocessing
+  inside) for detectors that run the model themselves (gradients, dropout);
+- `encoder`: None for feature detectors (`predict_features` / `fit_features` on oodbench's
+  features, see oodbench.models.external); `model.features` for gradient detectors;
+- `backbone`: feature-map detectors (ReAct, ASH, SCALE, RankFeat, VRA) get oodbench's pooled
+  features as (N, D, 1, 1) maps, so their activation shaping acts on the penultimate vector;
+- `head`, `w`, `b`: the model's last `nn.Linear` (refused in one line when the model has none,
+  or when that layer does not map the features to the logits);
+- `device`: the evaluation device.
+Everything else comes from `params` (`--param pytorch-ood:NAME.key=value`); required arguments
+oodbench cannot supply (ViM's `d`, DICE's `p`) must be given there.
+
+Fitting uses the suite's TRAINING split (features or logits and labels, or a loader of
+(x, y) batches for detectors that need the model). Detectors that need several layers
+(Gram, MultiMahalanobis, NACUE), spatial feature maps (RankFeat) or data oodbench does not have
+(MCM's text embeddings) are refused with one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytorch_ood
+import pytorch_ood.api as ood_api
+import pytorch_ood.detector as ood_detectors
+import torch
+from torch import nn
+
+from oodbench.data.convert import as_float
+from oodbench.detectors.base import Detector, ForwardOutputs, NotFittedError, collect_outputs, iter_batches
+from oodbench.detectors.plugins import PYTORCH_OOD_PREFIX
+from oodbench.errors import UserInputError
+
+# Constructor arguments the adapter fills in; users cannot override them.
+SUPPLIED = ("model", "encoder", "backbone", "head", "w", "b", "device")
+# Arguments that name parts of a model oodbench cannot pick for the user.
+UNSUPPORTED = {
+    "feature_layers": "several layers of the model",
+    "layers": "several layers of the model",
+    "text_embeddings": "text embeddings of a vision-language model",
+}
+# Meaningless on oodbench's pooled (N, D, 1, 1) features: the rank-1 part of a (D, 1) matrix is
+# all of it, so RankFeat would remove the whole feature vector.
+NEEDS_SPATIAL_MAPS = {"RankFeat"}
+
+
+def detector_classes() -> dict[str, type]:
+    """Every detector class pytorch-ood exports, by class name."""
+    return {
+        name: cls
+        for name in ood_detectors.__all__
+        if isinstance(cls := getattr(ood_detectors, name), type) and issubclass(cls, ood_api.Detector)
+    }
+
+
+def uses_of(cls: type) -> str:
+    """What oodbench feeds a pytorch-ood detector: its logits, its features, or the input."""
+    if issubclass(cls, ood_api.LogitsDetector):
+        return "logits"
+    if issubclass(cls, (ood_api.FeaturesDetector, ood_api.FeatureMapsDetector)):
+        return "features"
+    return "input"  # gradient, structured and plain detectors run the model themselves
+
+
+class PytorchOOD(Detector):
+    """A pytorch-ood detector as an oodbench Detector; see the module docstring."""
+
+    needs_fit = True  # fitting binds the model (and its head) and fits on training data
+
+    def __init__(self, detector: str, /, **params: Any) -> None:
+        classes = detector_classes()
+        if detector not in classes:
+            close = difflib.get_close_matches(detector, classes, n=3, cutoff=0.5)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise UserInputError(
+                f"pytorch-ood has no detector {detector!r}.{hint} Available: {', '.join(sorted(classes))}."
+            )
+        self.detector = detector
+        self.name = PYTORCH_OOD_PREFIX + detector
+        self.uses = uses_of(classes[detector])
+        self.kwargs = dict(params)
+        self.pytorch_ood_version = pytorch_ood.__version__  # part of the score cache key
+
+    @property
+    def _cls(self) -> type:
+        return detector_classes()[self.detector]
+
+    def validate(self) -> None:
+        signature = inspect.signature(self._cls.__init__)
+        arguments = {k: p for k, p in signature.parameters.items() if k != "self"}
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in arguments.values())
+        given = set(self.kwargs)
+        supplied = sorted(given & set(SUPPLIED))
+        if supplied:
+            raise UserInputError(f"{self.name}: oodbench supplies {', '.join(supplied)}; drop the --param.")
+        unknown = sorted(given - set(arguments)) if not takes_any else []
+        if unknown:
+            raise UserInputError(
+                f"{self.name} has no parameter {', '.join(unknown)}; it takes "
+                f"{', '.join(k for k in arguments if k not in SUPPLIED) or 'none'}."
+            )
+        if self.detector in NEEDS_SPATIAL_MAPS:
+            raise UserInputError(
+                f"{self.name} needs spatial feature maps; oodbench gives pooled features, on which its "
+                "rank-1 removal removes everything. Use pytorch-ood directly with a convolutional backbone."
+            )
+        for key, parameter in arguments.items():
+            if key in ("model", "encoder") and "List" in str(parameter.annotation):
+                raise UserInputError(
+                    f"{self.name} needs a list of models or layers ({key!r}), which oodbench cannot pass "
+                    "through -d; use pytorch-ood directly for it."
+                )
+            if key in UNSUPPORTED:
+                raise UserInputError(
+                    f"{self.name} needs {UNSUPPORTED[key]} ({key!r}), which oodbench cannot pass through "
+                    "-d; use pytorch-ood directly for it."
+                )
+        missing = [
+            k
+            for k, p in arguments.items()
+            if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD and k not in {*SUPPLIED, *given}
+        ]
+        if missing:
+            first = missing[0]
+            raise UserInputError(
+                f"{self.name} needs {', '.join(missing)}: give them with --param {self.name}.{first}=VALUE "
+                f"(API: params={{{self.name!r}: {{{first!r}: ...}}}})."
+            )
+
+    def params(self) -> dict[str, Any]:
+        return {k: v if _is_json(v) else repr(v) for k, v in self.kwargs.items()}
+
+    def needs_model(self) -> bool:
+        return self.uses == "input"
+
+    # --- fit --------------------------------------------------------------------------------
+
+    def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
+        """Build the pytorch-ood object around `model` and fit it on `train` (x, y) if it needs it."""
+        self.validate()
+        cls = self._cls
+        wants_head = {"head", "w", "b"} & set(inspect.signature(cls.__init__).parameters)
+        head = _last_linear(model) if wants_head else None
+        try:
+            impl = cls(**self._arguments(cls, model, head, device))
+        except TypeError as error:
+            raise UserInputError(f"Bad parameters for {self.name}: {error}") from None
+        if cls.requires_fit:
+            if train is None or getattr(train, "y", None) is None:
+                raise ValueError(f"{self.name} needs labelled in-distribution training data to fit")
+            self._fit_impl(impl, model, train, head, device, batch_size)
+        elif head is not None:
+            _check_head(self.name, model, head, train, val_in, device)
+        self.impl_ = impl
+        # Some detectors fill caches on their first prediction (pNML); do it here, so that
+        # scoring never changes the fitted detector (the contract checks it).
+        warm = train.x[:2] if train is not None else val_in[:2] if val_in is not None else None
+        if warm is not None:
+            self.score(model, warm, device=device, batch_size=batch_size)
+        return self
+
+    def _arguments(self, cls: type, model: nn.Module, head: nn.Linear | None, device) -> dict[str, Any]:
+        parameters = inspect.signature(cls.__init__).parameters
+        kwargs: dict[str, Any] = {}
+        for key in parameters:
+            if key == "model":
+                kwargs[key] = None if self.uses == "logits" else model
+            elif key == "encoder":
+                kwargs[key] = None if self.uses == "features" else model.features
+            elif key == "backbone":
+                kwargs[key] = _identity
+            elif key == "head":
+                kwargs[key] = nn.Sequential(nn.Flatten(), head) if _is_maps(cls) else head
+            elif key == "w":
+                kwargs[key] = head.weight.detach().to(device)
+            elif key == "b":
+                bias = head.bias if head.bias is not None else torch.zeros(head.out_features)
+                kwargs[key] = bias.detach().to(device)
+            elif key == "device":
+                kwargs[key] = device
+        for key, value in self.kwargs.items():
+            # Tensor arguments (e.g. WeightedEBO's weights) arrive from JSON as lists.
+            wants_tensor = "Tensor" in str(parameters.get(key, inspect.Parameter("x", 1)).annotation)
+            if wants_tensor and isinstance(value, list):
+                value = torch.as_tensor(value, device=device)
+            kwargs[key] = value
+        return kwargs
+
+    def _fit_impl(self, impl, model, train, head, device, batch_size) -> None:
+        y = train.y.to(device)
+        if self.uses == "input":
+            impl.to(device)
+            impl.fit(_Loader(train.x, train.y, batch_size))
+            return
+        outputs = collect_outputs(
+            model, train.x, device=device, batch_size=batch_size, with_features=self.uses == "features"
+        )
+        if head is not None:
+            _check_head(self.name, model, head, train, None, device, outputs=outputs)
+        if issubclass(type(impl), ood_api.LogitsDetector):
+            impl.fit_logits(outputs.logits.to(device), y)
+        elif _is_maps(type(impl)):
+            impl.fit_feature_maps(outputs.features.to(device)[:, :, None, None], y)
+        else:
+            impl.fit_features(outputs.features.to(device), y)
+
+    # --- score ------------------------------------------------------------------------------
+
+    def _fitted(self):
+        impl = getattr(self, "impl_", None)
+        if impl is None:
+            raise NotFittedError(f"{self.name} must be fitted first: call fit(model, train=...)")
+        return impl
+
+    def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
+        impl = self._fitted()
+        if self.uses == "logits":
+            scores = impl.predict_logits(outputs.logits)
+        elif self.uses == "features" and _is_maps(type(impl)):
+            scores = impl.predict_feature_maps(outputs.features[:, :, None, None])
+        elif self.uses == "features":
+            scores = impl.predict_features(outputs.features)
+        else:
+            raise NotImplementedError(f"{self.name} scores from the model, use score()")
+        return _negated(scores, len(outputs.logits))
+
+    def score(self, model: nn.Module, x: torch.Tensor, *, device="cpu", batch_size=256) -> np.ndarray:
+        impl = self._fitted()
+        if self.uses != "input":
+            return super().score(model, x, device=device, batch_size=batch_size)
+        model.eval()
+        parts = [_negated(impl.predict(b.to(device)), len(b)) for b in iter_batches(x, batch_size)]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _is_maps(cls: type) -> bool:
+    return issubclass(cls, ood_api.FeatureMapsDetector)
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _negated(scores: torch.Tensor, n: int) -> np.ndarray:
+    """pytorch-ood's outlier scores (higher = more OOD) -> oodbench's (higher = more ID), float64."""
+    out = -scores.detach().double().cpu().reshape(-1).numpy()
+    if out.shape != (n,):
+        raise ValueError(f"pytorch-ood returned {out.shape[0]} scores for {n} inputs")
+    return out
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    net = getattr(model, "net", model)  # an EvalModel wraps the user's network
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise UserInputError(
+            "This pytorch-ood detector needs the model's last layer (an nn.Linear from features to logits); "
+            "the model has no nn.Linear."
+        )
+    return linears[-1]
+
+
+def _check_head(name, model, head, train, fallback, device, *, outputs=None) -> None:
+    """Refuse (one line) when the last Linear does not turn oodbench's features into the logits."""
+    if outputs is None:
+        x = train.x if train is not None else fallback
+        if x is None:
+            return
+        outputs = collect_outputs(model, x[:64], device=device, with_features=True)
+    feats, logits = outputs.features[:64], outputs.logits[:64]
+    with torch.no_grad():
+        ok = feats.shape[1] == head.in_features and torch.allclose(
+            head(feats.to(device)).float().cpu(), logits, rtol=1e-3, atol=1e-4
+        )
+    if not ok:
+        raise UserInputError(
+            f"{name} needs the model's last nn.Linear to map the features to the logits, and it does not "
+            f"(features from {getattr(model, 'feature_source', 'features()')}); drop --features or use "
+            "another detector."
+        )
+
+
+class _Loader:
+    """(x, y) batches of float [0, 1] images, re-iterable, for pytorch-ood's fit(DataLoader)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.x), self.batch_size):
+            end = start + self.batch_size
+            yield as_float(self.x[start:end]), self.y[start:end]
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
