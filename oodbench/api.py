@@ -308,6 +308,7 @@ def run_benchmark(
     from oodbench.devices import resolve_device
     from oodbench.results import ROWS_FILENAME, check_rows_appendable
     from oodbench.runner import SHORTHAND_DETECTORS, expand_shorthands, run_suite
+    from oodbench.store import check_writable
 
     if plots not in ("auto", "all", "none"):
         raise UserInputError(f"plots must be auto, all or none; got {plots!r}.")
@@ -325,7 +326,7 @@ def run_benchmark(
     requests = detector_requests([*plain, *objects] or None, params)
     seed_list = list(seeds) if seeds else default_seeds(suite, recipe)
     results = paths.results_dir(results_dir)
-    check_writable(results)
+    check_writable(results)  # before any work; nothing existing is touched
     rows_file = results / ROWS_FILENAME
     check_rows_appendable(rows_file)  # before any work: a garbage line would break every later report
     for folder in (results, paths.cache_dir(cache_dir)):
@@ -365,21 +366,6 @@ def run_benchmark(
         tables_dir=results / "tables",
         plots=drawn,
     )
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before any work if results cannot be written (nothing existing is touched)."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise UserInputError(
-            f"Cannot write to the results folder {folder} ({error.strerror or error}); "
-            "choose another with --results-dir or OODBENCH_RESULTS."
-        ) from None
 
 
 def write_run_tables(rows: Sequence[ResultRow], tables_dir: Path, *, suite: str) -> dict[str, str]:
