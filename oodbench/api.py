@@ -190,7 +190,7 @@ def evaluate(
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     """
     from oodbench import paths
-    from oodbench.data import load_custom_out
+    from oodbench.data import load_custom_outs
     from oodbench.devices import resolve_device
     from oodbench.models.external import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, rows_to_frame
@@ -198,9 +198,9 @@ def evaluate(
 
     torch_device = resolve_device(str(device)) if not hasattr(device, "type") else device
     data = load_suite(suite, data_dir=data_dir, limit=limit)
-    for spec in extra_out:
-        custom = load_custom_out(spec, shape=data.spec.image_shape)
-        data.test_out[custom.name] = custom
+    data.test_out.update(
+        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+    )
     shape = tuple(data.spec.image_shape)
     model_ut, loaded = _model_under_test(
         model,

@@ -650,8 +650,9 @@ def list_detectors_command() -> None:
     "--out",
     "extra_out",
     multiple=True,
-    metavar="folder:PATH|npz:PATH",
-    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape.",
+    metavar="[NAME=]folder:PATH|[NAME=]npz:PATH",
+    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape, capped "
+    "by --limit. Named NAME (default: folder:<folder name> / npz:<file stem>); names must differ.",
 )
 @click.option(
     "--param",
