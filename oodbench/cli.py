@@ -588,6 +588,18 @@ def list_detectors_command() -> None:
     )
 
 
+def _estimate_echo(command: str) -> Callable:
+    """A callback printing a long training's estimate and the smoke-test command (to stderr)."""
+
+    def echo(estimate) -> None:
+        from oodbench.training.estimate import SMOKE_OPTIONS
+
+        if estimate.long:
+            click.echo(f"{estimate.describe()}; for a quick check: {command} {SMOKE_OPTIONS}", err=True)
+
+    return echo
+
+
 @cli.command("run")
 @_suite_option("The in/out suite; mnist is embedded and needs no download.")
 @click.option(
@@ -665,7 +677,19 @@ def list_detectors_command() -> None:
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
+    "With --epochs 1: a quick check of the whole pipeline.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
+)
 @_options(_DEVICE_OPTION)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
@@ -701,6 +725,7 @@ def run_command(
     params,
     recipe,
     epochs,
+    train_limit,
     limit,
     device,
     batch_size,
@@ -719,6 +744,7 @@ def run_command(
     """
     from oodbench.api import run_benchmark
 
+    overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
     run = run_benchmark(
         suite,
         models=models,
@@ -733,7 +759,8 @@ def run_command(
         label=label,
         extra_out=extra_out,
         recipe=recipe,
-        train_overrides={"epochs": epochs} if epochs else None,
+        train_overrides=overrides or None,
+        on_training_estimate=_estimate_echo(f"oodbench run --in {suite}"),
         limit=limit,
         device=device,
         batch_size=batch_size,
@@ -785,6 +812,12 @@ def run_command(
     help="Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images.",
+)
 @click.option("--beta", type=click.FloatRange(min=0), default=None, help="Override the KL weight beta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the batch size.")
 @click.option(
@@ -832,6 +865,7 @@ def train_command(
     suite,
     recipe,
     epochs,
+    train_limit,
     beta,
     batch_size,
     lr,
@@ -873,14 +907,22 @@ def train_command(
     if not main_rank:
         logging.getLogger().setLevel(logging.ERROR)
 
-    given = {"epochs": epochs, "beta": beta, "batch_size": batch_size, "lr": lr, "gan_warmup_epochs": gan_warmup_epochs}
+    given = {
+        "epochs": epochs,
+        "beta": beta,
+        "batch_size": batch_size,
+        "lr": lr,
+        "gan_warmup_epochs": gan_warmup_epochs,
+        "train_limit": train_limit,
+    }
     torch_device = resolve_device(device)
     check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
     # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
     plan = plan_training(
         method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
     )
-    recipe_obj, seed, overrides, config, path = plan.recipe, plan.seed, plan.overrides, plan.config, plan.checkpoint
+    recipe_obj, seed, overrides = plan.recipe, plan.seed, plan.overrides
+    config, path = plan.config, plan.checkpoint
     world_size = env_world_size()
     try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only
         per_rank_batch(config["batch_size"], world_size)
@@ -888,9 +930,11 @@ def train_command(
         if not main_rank:
             raise SystemExit(2) from None
         raise
-    data = load_suite(suite, data_dir=data_dir, download=download)
+    # Training reads only the in-dist train split and the seen OOD set.
+    data = load_suite(suite, data_dir=data_dir, download=download, training_only=True)
+    n_train = min(len(data.train.x), config.get("train_limit", len(data.train.x)))
     echo(
-        f"Training {method} on suite {suite} ({len(data.train.x)} training images) with recipe "
+        f"Training {method} on suite {suite} ({n_train} training images) with recipe "
         f"{recipe_obj.name}. Effective configuration:"
     )
     echo(format_config(config))
@@ -898,6 +942,14 @@ def train_command(
         f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}, compile {compile_}, "
         f"processes {world_size}"
     )
+    if main_rank and world_size == 1:  # the estimate is for one process (training/estimate.py)
+        from oodbench.training.estimate import estimate_training
+
+        done = _epochs_done(path, config) if resume else 0
+        estimate = estimate_training(
+            method, config, images=n_train, device=torch_device, epochs=config["epochs"] - done
+        )
+        _estimate_echo(f"oodbench train -m {method} --in {suite}")(estimate)
     if resume and not path.exists():
         echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
     elif not resume and path.exists():
@@ -923,6 +975,19 @@ def train_command(
     last = read_checkpoint(path)["history"][-1]
     echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
     echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
+
+
+def _epochs_done(path: Path, config: dict) -> int:
+    """Epochs already in a resumable checkpoint of this config (0 if none or another config)."""
+    from oodbench.training import read_checkpoint
+
+    if not path.is_file():
+        return 0
+    try:
+        state = read_checkpoint(path)
+    except UserInputError:
+        return 0
+    return int(state["epoch"]) if state["config"] == config else 0
 
 
 @list_group.command("recipes")

@@ -318,6 +318,7 @@ def run_suite(
     batch_size: int = 256,
     legacy: bool = False,
     progress: bool = True,
+    on_training_estimate: Callable[[Any], None] | None = None,
 ) -> list[ResultRow]:
     """Train (or reuse) each model per seed, evaluate every detector, append rows to the rows file.
 
@@ -363,6 +364,7 @@ def run_suite(
                     data_dir=data_dir,
                     progress=progress,
                     overrides=train_overrides,
+                    on_estimate=on_training_estimate,
                 )
             loaded = load_model(
                 path,
