@@ -93,3 +93,26 @@ def test_download_into_an_empty_odin_folder_fills_it(monkeypatch, tmp_path):
     )
     assert len(load_dataset("lsun_crop", "test", download=True)) == 2
     assert np.asarray(load_dataset("lsun_crop", "test").x).dtype == np.uint8
+
+
+def test_train_needs_no_test_or_tuning_sets(monkeypatch):
+    """`oodbench train --in <paper suite>` with only the in-dist and seen OOD files (no iSUN)."""
+    from test_data_formats import write_cifar10
+
+    from oodbench.data import SUITES, Suite
+    from oodbench.training import read_checkpoint
+
+    root = data_root()
+    write_svhn(root, "train", 30)  # torchvision's layout, directly in the root
+    write_svhn(root, "test", 4)
+    write_cifar10(root, n=4)
+    real = SUITES.get("svhn")
+    tiny = Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
+    monkeypatch.setitem(SUITES._items, "tiny-svhn", tiny)
+    args = ["train", "-m", "confidence", "--in", "tiny-svhn", "--epochs", "1", "--train-limit", "12"]
+    result = CliRunner().invoke(cli, [*args, "--batch-size", "6", "--quiet"])
+    assert result.exit_code == 0, result.output
+    path = result.output.split("Checkpoint: ")[1].split()[0]
+    state = read_checkpoint(path)
+    assert state["data"] == {"train": "svhn", "n_train": 12, "n_seen_ood": 12}
+    assert state["config"]["overrides"] == {"batch_size": 6, "epochs": 1, "train_limit": 12}

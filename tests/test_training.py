@@ -678,9 +678,11 @@ def test_cli_lists_recipes_and_models():
 
 
 def seen_ood_msp(path, data):
+    from oodbench.data.convert import as_float
+
     model, _ = load_classifier(path)
     with torch.no_grad():
-        return torch.softmax(model(data.seen_ood.x).double(), 1).max(1).values.mean().item()
+        return torch.softmax(model(as_float(data.seen_ood.x)).double(), 1).max(1).values.mean().item()
 
 
 def test_embedded_subset_confidence_model_is_uncertain_on_seen_ood(tmp_path):

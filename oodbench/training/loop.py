@@ -544,7 +544,7 @@ def ensure_model(
     estimate = estimate_training(
         method,
         config,
-        images=min(len(data.train), config.get("train_limit", len(data.train))),
+        images=min(len(data.train.x), config.get("train_limit", len(data.train.x))),
         device=torch_device,
         epochs=config["epochs"] - done_epochs,
     )
