@@ -588,14 +588,15 @@ def list_detectors_command() -> None:
     )
 
 
-def _estimate_echo(command: str) -> Callable:
+def _estimate_echo(command: str, extra: str = "") -> Callable:
     """A callback printing a long training's estimate and the smoke-test command (to stderr)."""
 
     def echo(estimate) -> None:
         from oodbench.training.estimate import SMOKE_OPTIONS
 
         if estimate.long:
-            click.echo(f"{estimate.describe()}; for a quick check: {command} {SMOKE_OPTIONS}", err=True)
+            smoke = " ".join(part for part in (command, SMOKE_OPTIONS, extra) if part)
+            click.echo(f"{estimate.describe()}; for a quick check: {smoke}", err=True)
 
     return echo
 
@@ -760,7 +761,7 @@ def run_command(
         extra_out=extra_out,
         recipe=recipe,
         train_overrides=overrides or None,
-        on_training_estimate=_estimate_echo(f"oodbench run --in {suite}"),
+        on_training_estimate=_estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
         limit=limit,
         device=device,
         batch_size=batch_size,

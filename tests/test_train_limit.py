@@ -89,12 +89,12 @@ def test_estimate_decision_and_message_without_training():
     config = _config()
     calls = []
 
-    def measure(method, cfg, device):
-        calls.append((method, cfg["batch_size"]))
+    def measure(method, cfg, device, *, stop_below):
+        calls.append((method, cfg["batch_size"], stop_below))
         return 0.0015  # seconds per image, as if measured
 
     estimate = estimate_training("joint", config, images=72257, device=torch.device("cpu"), measure=measure)
-    assert calls == [("joint", 128)]
+    assert calls == [("joint", 128, pytest.approx(1800 / (100 * 72257)))]
     assert estimate.seconds == pytest.approx(100 * 72257 * 0.0015) and estimate.long
     expected = "Training joint with lee2018-svhn: about 3 h on cpu (100 epochs x 72,257 images)"
     assert estimate.describe() == expected
@@ -109,7 +109,7 @@ def test_estimate_decision_and_message_without_training():
     ]
 
 
-def test_measured_timing_is_positive_and_leaves_the_rng_alone():
+def test_measured_timing_is_positive_and_leaves_the_rng_alone(monkeypatch):
     config = resolve_config(
         "joint", RECIPES.get("embedded"), dataset="mnist_5k", in_shape=(1, 28, 28), num_classes=10, seed=0
     )
@@ -118,10 +118,18 @@ def test_measured_timing_is_positive_and_leaves_the_rng_alone():
     torch.manual_seed(5)
     seconds = estimate_module.measure_seconds_per_image("joint", config, torch.device("cpu"), steps=1)
     assert 0 < seconds < 1 and torch.equal(torch.rand(3), expected)
+    # A run that stays short even at the warm-up step's speed is not timed further.
+    timed = []
+    monkeypatch.setattr(estimate_module.time, "perf_counter", lambda: timed.append(1) or float(len(timed)))
+    seconds = estimate_module.measure_seconds_per_image("joint", config, torch.device("cpu"), stop_below=1.0)
+    assert len(timed) == 2 and seconds == pytest.approx(1 / 64)  # one timed (warm-up) step, batch 64
+    timed.clear()
+    estimate_module.measure_seconds_per_image("joint", config, torch.device("cpu"), steps=3, stop_below=1e-9)
+    assert len(timed) == 4  # warm-up, then the 3 timed steps
 
 
 def test_cli_prints_the_estimate_and_smoke_command_before_long_training(monkeypatch):
-    monkeypatch.setattr(estimate_module, "measure_seconds_per_image", lambda *a: 10.0)  # very slow
+    monkeypatch.setattr(estimate_module, "measure_seconds_per_image", lambda *a, **k: 10.0)  # very slow
 
     def stop(*args, **kwargs):
         raise RuntimeError("stopped before training")
@@ -135,11 +143,11 @@ def test_cli_prints_the_estimate_and_smoke_command_before_long_training(monkeypa
     result = CliRunner().invoke(cli, ["run", "-m", "joint", "-d", "msp", "--limit", "5", "--quiet"])
     assert str(result.exception) == "stopped before training"
     assert "Training joint with embedded: about 39 h on cpu (4 epochs x 3,500 images); for a quick check: " \
-        "oodbench run --in mnist --epochs 1 --train-limit 1000" in result.output
+        "oodbench run --in mnist --epochs 1 --train-limit 1000 --limit 1000" in result.output
 
 
 def test_ensure_model_estimates_before_training_only(monkeypatch, tmp_path):
-    monkeypatch.setattr(estimate_module, "measure_seconds_per_image", lambda *a: 1e-6)
+    monkeypatch.setattr(estimate_module, "measure_seconds_per_image", lambda *a, **k: 1e-6)
     estimates = []
     kwargs = dict(seed=0, device="cpu", cache_dir=tmp_path, progress=False, overrides=SMOKE)
     path = ensure_model("cross_entropy", "mnist", on_estimate=estimates.append, **kwargs)
