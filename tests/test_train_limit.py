@@ -122,10 +122,10 @@ def test_measured_timing_is_positive_and_leaves_the_rng_alone(monkeypatch):
     timed = []
     monkeypatch.setattr(estimate_module.time, "perf_counter", lambda: timed.append(1) or float(len(timed)))
     seconds = estimate_module.measure_seconds_per_image("joint", config, torch.device("cpu"), stop_below=1.0)
-    assert len(timed) == 2 and seconds == pytest.approx(1 / 64)  # one timed (warm-up) step, batch 64
+    assert len(timed) == 2 and seconds == pytest.approx(1 / 16)  # one timed probe step of 16 images
     timed.clear()
     estimate_module.measure_seconds_per_image("joint", config, torch.device("cpu"), steps=3, stop_below=1e-9)
-    assert len(timed) == 4  # warm-up, then the 3 timed steps
+    assert len(timed) == 4  # the probe, then (after an untimed warm-up) the 3 timed steps
 
 
 def test_cli_prints_the_estimate_and_smoke_command_before_long_training(monkeypatch):

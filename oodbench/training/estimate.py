@@ -3,16 +3,17 @@
     seconds = epochs x training images x seconds per image
 
 Seconds per image are measured, not assumed: the run's networks are built at the run's input
-shape and batch size on the run's device, one step is run to warm up (allocation, kernel
-choice), then `steps` more are timed on random images (same shapes and operations as real data;
-the joint method's step includes its generator and discriminator updates, the confidence step
-its OOD batch). When the warm-up step alone shows that the run stays under the warning
-threshold, no more steps are timed (the figure is then an overestimate; the CLI does not show
-it). The global RNG state is restored afterwards and `train` reseeds before building its own
-networks, so measuring never changes a training run. Not measured: torch.compile,
-bf16, channels_last, data-parallel runs (the estimate is for one process without them) and the
-per-epoch checkpoint writes, so it is a rough figure (tens of percent), meant to tell minutes
-from hours.
+shape on the run's device and trained on random images (same shapes and operations as real
+data; the joint step includes its generator and discriminator updates, the confidence step its
+OOD batch). First a probe step of 16 images is timed; when even it (slow per image: first-call
+costs, a small batch) shows that the run stays under the warning threshold, nothing more is run
+(the figure is then an overestimate; the CLI does not show it). Otherwise one untimed warm-up
+step and `steps` timed steps at the run's batch size follow. The global RNG state is restored
+afterwards and `train` reseeds before building its own networks, so measuring never changes a
+training run. Not measured: torch.compile, bf16, channels_last, data-parallel runs (the
+estimate is for one process without them), data loading and the per-epoch checkpoint writes.
+It varies with the machine's load (two measurements of the joint lee2018-svhn step on a shared
+2-core CPU: 40 and 91 ms per image), so it is meant to tell minutes from hours, no more.
 
 Before a run estimated to take longer than `LONG_TRAINING_SECONDS` (30 minutes), the CLI prints
 the estimate and a smoke-test command: the same command with `SMOKE_OPTIONS` (one epoch on
@@ -30,6 +31,7 @@ import torch
 
 LONG_TRAINING_SECONDS = 30 * 60
 SMOKE_OPTIONS = "--epochs 1 --train-limit 1000"
+PROBE_BATCH = 16  # images in the first, untuned step (see measure_seconds_per_image)
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,10 @@ def measure_seconds_per_image(
     stop_below: float | None = None,
 ) -> float:
     """Seconds per training image of `method` with `config` on `device`, timed over `steps` steps
-    after a warm-up step. If the warm-up step alone (slower than the rest: first-call costs)
-    already gives less than `stop_below` seconds per image, that figure is returned without
-    timing more steps: the run is short either way, and a smoke run is not slowed down."""
+    at the run's batch size after a warm-up step. First a probe step of PROBE_BATCH images is
+    timed: per image it is slower than the run's steps (first-call costs, a small batch), so if
+    it already gives less than `stop_below` seconds per image, that figure is returned and
+    nothing more is run: the run is short either way, and a smoke run is not slowed down."""
     from oodbench.models import create_classifier, create_discriminator, create_generator
     from oodbench.training.joint import joint_confidence_step
     from oodbench.training.loop import confidence_step, cross_entropy_step
@@ -95,11 +98,12 @@ def measure_seconds_per_image(
             nets["generator"] = create_generator(config["gen_arch"], out_shape=in_shape, nz=config["nz"])
             nets["discriminator"] = create_discriminator(config["disc_arch"], in_shape=in_shape)
         opts = {name: torch.optim.Adam(net.to(device).parameters(), lr=1e-4) for name, net in nets.items()}
-        x = torch.rand(batch, *in_shape, device=device)
-        y = torch.randint(0, config["num_classes"], (batch,), device=device)
-        x_out = torch.rand(batch, *in_shape, device=device)
+        x_all = torch.rand(batch, *in_shape, device=device)
+        y_all = torch.randint(0, config["num_classes"], (batch,), device=device)
+        x_out_all = torch.rand(batch, *in_shape, device=device)
 
-        def step() -> None:
+        def step(n: int) -> None:
+            x, y, x_out = x_all[:n], y_all[:n], x_out_all[:n]
             if method == "cross_entropy":
                 cross_entropy_step(x, y, classifier=nets["classifier"], opt_c=opts["classifier"])
             elif method == "confidence":
@@ -119,15 +123,20 @@ def measure_seconds_per_image(
                     nz=config["nz"],
                 )
 
+        # A first, small step: per image it is slower than the run's steps (first-call costs,
+        # a small batch), so if even it is fast enough the run is short and nothing more is timed.
+        probe = min(batch, PROBE_BATCH)
         started = time.perf_counter()
-        step()  # warm-up: first-call allocations and kernel selection
+        step(probe)
         _synchronize(device)
-        warm_up = (time.perf_counter() - started) / batch
-        if stop_below is not None and warm_up < stop_below:
-            return warm_up
+        probe_seconds = (time.perf_counter() - started) / probe
+        if stop_below is not None and probe_seconds < stop_below:
+            return probe_seconds
+        step(batch)  # warm-up at the run's batch size (allocations, kernel choice)
+        _synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
-            step()
+            step(batch)
         _synchronize(device)
         elapsed = time.perf_counter() - started
     return elapsed / (steps * batch)
