@@ -14,7 +14,7 @@ reuse the suite's models, evaluate, write tables and plots); the CLI only parses
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from oodbench.detectors.base import Detector
     from oodbench.models.external import LoadedModel
     from oodbench.results import ResultRow
+    from oodbench.training.estimate import TrainingEstimate
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def evaluate(
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     """
     from oodbench import paths
-    from oodbench.data import load_custom_out
+    from oodbench.data import load_custom_outs
     from oodbench.devices import resolve_device
     from oodbench.models.external import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
@@ -208,9 +209,9 @@ def evaluate(
 
     torch_device = resolve_device(str(device)) if not hasattr(device, "type") else device
     data = load_suite(suite, data_dir=data_dir, limit=limit)
-    for spec in extra_out:
-        custom = load_custom_out(spec, shape=data.spec.image_shape)
-        data.test_out[custom.name] = custom
+    data.test_out.update(
+        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+    )
     shape = tuple(data.spec.image_shape)
     model_ut, loaded = _model_under_test(
         model,
@@ -296,12 +297,17 @@ def run_benchmark(
     legacy: bool = False,
     plots: str = "auto",
     progress: bool = True,
+    on_training_estimate: Callable[[TrainingEstimate], None] | None = None,
 ) -> BenchmarkRun:
     """`oodbench run`: train (or reuse) the suite's models, or take `checkpoint`, evaluate every
     detector on every OOD set, append rows, write Markdown tables and plots.
 
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
+    `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
+    `on_training_estimate(estimate)` is called before each model is trained (not when a cached
+    one is reused) with its estimated duration (oodbench.training.estimate); without it, an
+    estimate over 30 minutes is logged as a warning.
     """
     from oodbench import paths
     from oodbench.atomic import remove_stale_temp_files
@@ -355,6 +361,7 @@ def run_benchmark(
         batch_size=batch_size,
         legacy=legacy,
         progress=progress,
+        on_training_estimate=on_training_estimate,
     )
     tables = write_run_tables(rows, results / "tables", suite=suite)
     drawn = draw_run_plots(rows, results, plots)

@@ -670,6 +670,19 @@ def list_detectors_command() -> None:
     click.echo("Also: -d package.module:Class or -d path/to/file.py:Class (a Detector subclass).")
 
 
+def _estimate_echo(command: str, extra: str = "") -> Callable:
+    """A callback printing a long training's estimate and the smoke-test command (to stderr)."""
+
+    def echo(estimate) -> None:
+        from oodbench.training.estimate import SMOKE_OPTIONS
+
+        if estimate.long:
+            smoke = " ".join(part for part in (command, SMOKE_OPTIONS, extra) if part)
+            click.echo(f"{estimate.describe()}; for a quick check: {smoke}", err=True)
+
+    return echo
+
+
 @cli.command("run")
 @_suite_option("The in/out suite; mnist is embedded and needs no download.")
 @click.option(
@@ -733,8 +746,9 @@ def list_detectors_command() -> None:
     "--out",
     "extra_out",
     multiple=True,
-    metavar="folder:PATH|npz:PATH",
-    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape.",
+    metavar="[NAME=]folder:PATH|[NAME=]npz:PATH",
+    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape, capped "
+    "by --limit. Named NAME (default: folder:<folder name> / npz:<file stem>); names must differ.",
 )
 @click.option(
     "--param",
@@ -748,7 +762,19 @@ def list_detectors_command() -> None:
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
+    "With --epochs 1: a quick check of the whole pipeline.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
+)
 @_options(_DEVICE_OPTION)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
@@ -778,6 +804,7 @@ def run_command(
     params,
     recipe,
     epochs,
+    train_limit,
     limit,
     device,
     batch_size,
@@ -796,6 +823,7 @@ def run_command(
     """
     from oodbench.api import run_benchmark
 
+    overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
     run = run_benchmark(
         suite,
         models=models,
@@ -810,7 +838,8 @@ def run_command(
         label=label,
         extra_out=extra_out,
         recipe=recipe,
-        train_overrides={"epochs": epochs} if epochs else None,
+        train_overrides=overrides or None,
+        on_training_estimate=_estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
         limit=limit,
         device=device,
         batch_size=batch_size,
@@ -862,6 +891,12 @@ def run_command(
     help="Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images.",
+)
 @click.option("--beta", type=click.FloatRange(min=0), default=None, help="Override the KL weight beta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the batch size.")
 @click.option(
@@ -909,6 +944,7 @@ def train_command(
     suite,
     recipe,
     epochs,
+    train_limit,
     beta,
     batch_size,
     lr,
@@ -957,6 +993,7 @@ def train_command(
         "batch_size": batch_size,
         "lr": lr,
         "gan_warmup_epochs": gan_warmup_epochs,
+        "train_limit": train_limit,
     }
     torch_device = resolve_device(device)
     check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
@@ -964,8 +1001,8 @@ def train_command(
     plan = plan_training(
         method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
     )
-    recipe_obj, seed, overrides, config = plan.recipe, plan.seed, plan.overrides, plan.config
-    path = plan.checkpoint
+    recipe_obj, seed, overrides = plan.recipe, plan.seed, plan.overrides
+    config, path = plan.config, plan.checkpoint
     remove_stale_temp_files(path.parent)  # left by killed checkpoint writes
     world_size = env_world_size()
     try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only
@@ -974,9 +1011,11 @@ def train_command(
         if not main_rank:
             raise SystemExit(2) from None
         raise
-    data = load_suite(suite, data_dir=data_dir, download=download)
+    # Training reads only the in-dist train split and the seen OOD set.
+    data = load_suite(suite, data_dir=data_dir, download=download, training_only=True)
+    n_train = min(len(data.train.x), config.get("train_limit", len(data.train.x)))
     echo(
-        f"Training {method} on suite {suite} ({len(data.train.x)} training images) with recipe "
+        f"Training {method} on suite {suite} ({n_train} training images) with recipe "
         f"{recipe_obj.name}. Effective configuration:"
     )
     echo(format_config(config))
@@ -984,6 +1023,14 @@ def train_command(
         f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}, compile {compile_}, "
         f"processes {world_size}"
     )
+    if main_rank and world_size == 1:  # the estimate is for one process (training/estimate.py)
+        from oodbench.training.estimate import estimate_training
+
+        done = _epochs_done(path, config) if resume else 0
+        estimate = estimate_training(
+            method, config, images=n_train, device=torch_device, epochs=config["epochs"] - done
+        )
+        _estimate_echo(f"oodbench train -m {method} --in {suite}")(estimate)
     if resume and not path.exists():
         echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
     elif not resume and path.exists():
@@ -1009,6 +1056,19 @@ def train_command(
     last = read_checkpoint(path)["history"][-1]
     echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
     echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
+
+
+def _epochs_done(path: Path, config: dict) -> int:
+    """Epochs already in a resumable checkpoint of this config (0 if none or another config)."""
+    from oodbench.training import read_checkpoint
+
+    if not path.is_file():
+        return 0
+    try:
+        state = read_checkpoint(path)
+    except UserInputError:
+        return 0
+    return int(state["epoch"]) if state["config"] == config else 0
 
 
 @list_group.command("recipes")

@@ -371,16 +371,18 @@ def run_suite(
     batch_size: int = 256,
     legacy: bool = False,
     progress: bool = True,
+    on_training_estimate: Callable[[Any], None] | None = None,
 ) -> list[ResultRow]:
     """Train (or reuse) each model per seed, evaluate every detector, append rows to the rows file.
 
     `models` are model sources ("cross_entropy", "confidence", "joint"), trained with the suite's
     recipe (plus `train_overrides`, e.g. {"epochs": 1}). With `checkpoint`, that file is the only
     model (any format of oodbench.models.external, with `arch`, `normalize`, `resize`,
-    `features`, `label`). `extra_out` adds custom OOD sets ("folder:PATH" or "npz:PATH").
+    `features`, `label`). `extra_out` adds custom OOD sets ("[NAME=]folder:PATH" or "[NAME=]npz:PATH").
     Rows go to `rows_file` (default: results_dir/rows.jsonl).
     """
-    from oodbench.data import load_custom_out, load_suite
+    from oodbench.data import SUITES, load_custom_outs, load_suite
+    from oodbench.data.custom import parse_outs
     from oodbench.models.external import check_against_suite, load_model
     from oodbench.training import ensure_model
 
@@ -389,10 +391,13 @@ def run_suite(
             "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds "
             "(or pass one checkpoint per seed in separate runs)."
         )
+    # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
+    # when empty) before any training starts.
+    parse_outs(extra_out, taken=SUITES.get(suite_name).out_datasets)
     data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit)
-    for spec in extra_out:
-        custom = load_custom_out(spec, shape=data.spec.image_shape)
-        data.test_out[custom.name] = custom
+    data.test_out.update(
+        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+    )
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     shape = tuple(data.spec.image_shape)
@@ -412,6 +417,7 @@ def run_suite(
                     data_dir=data_dir,
                     progress=progress,
                     overrides=train_overrides,
+                    on_estimate=on_training_estimate,
                 )
             loaded = load_model(
                 path,

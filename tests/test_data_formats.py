@@ -314,8 +314,36 @@ def test_paper_suite_layout_on_tiny_fixtures(monkeypatch):
     assert data.tuning == "validation split: svhn val (10) + isun (3)"
 
 
-def test_missing_suite_file_fails_before_loading_the_rest():
+def test_missing_suite_files_are_all_named_in_one_line_before_loading_the_rest(monkeypatch):
     write_svhn(data_root() / "svhn", "train", 12)
-    write_svhn(data_root() / "svhn", "test", 12)
-    with pytest.raises(DataNotFoundError, match="CIFAR-10 file data_batch_1 not found"):
+    (data_root() / "LSUN_resize").mkdir()  # an empty folder is not the data set
+    monkeypatch.setattr(
+        "oodbench.data.torchvision_formats.read_svhn_mat", lambda path: pytest.fail("read a file")
+    )
+    with pytest.raises(DataNotFoundError) as info:
         load_suite("svhn")
+    message = str(info.value)
+    assert "\n" not in message and str(data_root()) in message and "--download" in message
+    assert "svhn: test_32x32.mat in svhn/ or ./;" in message  # train_32x32.mat is there
+    batches = ", ".join([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+    assert f"cifar10: {batches} in cifar-10-batches-py/;" in message
+    odin = (("tinyimagenet_resize", "Imagenet_resize"), ("lsun_resize", "LSUN_resize"), ("isun", "iSUN"))
+    for name, folder in odin:
+        assert f"{name}: images of {folder}.tar.gz in {folder}/" in message
+    assert "gaussian" not in message
+
+
+def test_training_only_needs_only_the_in_dist_and_seen_ood_files(monkeypatch):
+    root = data_root()
+    write_svhn(root / "svhn", "train", 40)
+    write_svhn(root / "svhn", "test", 4)  # no ODIN sets, no iSUN
+    write_cifar10(root, n=4)
+    real = SUITES.get("svhn")
+    tiny = Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
+    monkeypatch.setitem(SUITES._items, "tiny-svhn", tiny)
+    data = load_suite("tiny-svhn", training_only=True)
+    assert (len(data.train), len(data.val_in), len(data.seen_ood)) == (30, 10, 20)
+    assert data.test_in is None and data.val_ood is None and data.test_out == {}
+    with pytest.raises(DataNotFoundError, match=r"training with suite tiny-svhn.*svhn: train_32x32.mat"):
+        (root / "svhn" / "train_32x32.mat").unlink()
+        load_suite("tiny-svhn", training_only=True)

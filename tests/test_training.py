@@ -679,6 +679,8 @@ def test_cli_lists_recipes_and_models():
 
 
 def seen_ood_msp(path, data):
+    from oodbench.data.convert import as_float
+
     model, _ = load_classifier(path)
     with torch.no_grad():
         return torch.softmax(model(as_float(data.seen_ood.x)).double(), 1).max(1).values.mean().item()

@@ -12,7 +12,7 @@ load_suite), custom (folder:/npz: OOD sets), convert (the shape conversion rule)
 
 from oodbench.data import embedded, image_folders, noise, torchvision_formats  # noqa: F401  (register specs)
 from oodbench.data.convert import to_shape
-from oodbench.data.custom import load_custom_out
+from oodbench.data.custom import load_custom_out, load_custom_outs
 from oodbench.data.spec import (
     DATASETS,
     SUITES,
@@ -33,6 +33,7 @@ __all__ = [
     "Suite",
     "SuiteData",
     "load_custom_out",
+    "load_custom_outs",
     "load_dataset",
     "load_suite",
     "to_shape",

@@ -1,16 +1,22 @@
-"""User-supplied OOD test sets: `--out folder:PATH` and `--out npz:PATH`.
+"""User-supplied OOD test sets: `--out [NAME=]folder:PATH` and `--out [NAME=]npz:PATH`.
 
 - folder:PATH  every image file below PATH (an ImageFolder tree of class sub-folders or a flat
                folder; labels are not used), sorted by path.
 - npz:PATH     a NumPy .npz with an array named `x` or `images`, laid out (N, H, W), (N, H, W, C)
                or (N, C, H, W) with C = 1 or 3, either uint8 (0..255) or float in [0, 1].
 
-Both are converted to the in-distribution shape by oodbench.data.convert's rule.
+Both are converted to the in-distribution shape by oodbench.data.convert's rule. Each set is
+named NAME (letters, digits, _ . + -) or, without NAME=, "folder:<folder name>" /
+"npz:<file stem>". Two sets with one name, or a name equal to one of the suite's OOD sets, are
+refused (rows are keyed by the set's name, so one would silently replace the other).
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,45 +25,100 @@ import numpy as np
 from oodbench.data.convert import as_float, to_shape, uint8_to_float
 from oodbench.data.image_folders import read_image_folder
 from oodbench.data.ondisk import ImagesOnDisk, open_npz_member
-from oodbench.data.spec import LabeledImages, Shape, check_shape, one_line
+from oodbench.data.spec import LabeledImages, Shape, cap, check_shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
 
 if TYPE_CHECKING:
     import torch
 
 _KEYS = ("x", "images")
+_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.+-]*)=((?:folder|npz):.*)$")
+
+
+@dataclass(frozen=True)
+class OutSpec:
+    """One parsed `--out`: the set's name, "folder" or "npz", the path, and the text given."""
+
+    name: str
+    kind: str
+    path: Path
+    text: str
+
+
+def parse_out(text: str) -> OutSpec:
+    """"[NAME=]folder:PATH" or "[NAME=]npz:PATH" -> OutSpec (no file is touched)."""
+    match = _NAMED.match(str(text))
+    name, rest = (match.group(1), match.group(2)) if match else (None, str(text))
+    kind, sep, raw_path = rest.partition(":")
+    if not sep or kind not in ("folder", "npz") or not raw_path:
+        raise UserInputError(
+            "Custom OOD data must be given as 'folder:PATH' or 'npz:PATH', optionally named "
+            f"'NAME=folder:PATH'. Got {text!r} instead."
+        )
+    path = Path(raw_path).expanduser()
+    if name is None:
+        name = f"{kind}:{path.name if kind == 'folder' else path.stem}"
+    return OutSpec(name, kind, path, str(text))
+
+
+def parse_outs(texts: Sequence[str], *, taken: Collection[str] = ()) -> list[OutSpec]:
+    """Parse every `--out` and refuse a name used twice or equal to a suite OOD set (`taken`)."""
+    specs = [parse_out(text) for text in texts]
+    seen: dict[str, OutSpec] = {}
+    for spec in specs:
+        if spec.name in taken:
+            raise UserInputError(
+                f"--out {spec.text!r} is named {spec.name!r} like one of the suite's OOD sets; "
+                f"give it another name: --out OTHER={spec.kind}:{spec.path}."
+            )
+        if spec.name in seen:
+            raise UserInputError(
+                f"--out {seen[spec.name].text!r} and {spec.text!r} are both named {spec.name!r}; "
+                f"name them apart: --out NAME={spec.kind}:PATH."
+            )
+        seen[spec.name] = spec
+    return specs
+
+
+def load_custom_outs(
+    texts: Sequence[str], *, shape: Shape, taken: Collection[str] = (), limit: int | None = None
+) -> dict[str, LabeledImages]:
+    """Every `--out` set by name, checked (names, files, not empty) and capped at `limit` images
+    (the first `limit` of a fixed shuffle, like the suite's sets). Names are checked before any
+    file is read."""
+    specs = parse_outs(texts, taken=taken)
+    return {spec.name: cap(load_custom_out(spec.text, shape=shape), limit) for spec in specs}
 
 
 def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
-    """Load "folder:PATH" or "npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
+    """Load "[NAME=]folder:PATH" or "[NAME=]npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
 
-    The set's name is "folder:<folder name>" or "npz:<file stem>". uint8 images that already
-    have `shape` stay uint8 (4x less memory than float32; batches are converted when used).
+    The set's name is NAME, else "folder:<folder name>" or "npz:<file stem>". uint8 images that
+    already have `shape` stay uint8 (4x less memory than float32; batches are converted when
+    used). A set with no images is refused.
     """
     import torch
 
-    kind, sep, raw_path = str(spec).partition(":")
-    if not sep or kind not in ("folder", "npz") or not raw_path:
-        raise UserInputError(
-            f"Custom OOD data must be given as 'folder:PATH' or 'npz:PATH'. Got {spec!r} instead."
-        )
+    out = parse_out(spec)
     shape = check_shape(shape)
-    path = Path(raw_path).expanduser()
-    if kind == "folder":
+    path = out.path
+    if out.kind == "folder":
         if not path.is_dir():
             raise DataNotFoundError(f"Custom OOD folder {path} not found (from {spec!r}).")
         x = read_image_folder(path, shape=shape, name=f"custom OOD set {spec!r}", keep_uint8=True)
-        return LabeledImages(x, None, f"folder:{path.name}", "test")
+        return LabeledImages(x, None, out.name, "test")
     if not path.is_file():
         raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")
     on_disk = _on_disk(path)
-    if on_disk is not None and tuple(on_disk.shape[1:]) == tuple(shape):
+    if on_disk is not None and len(on_disk) > 0 and tuple(on_disk.shape[1:]) == tuple(shape):
         # Large uncompressed uint8 sets are read one batch at a time from the file.
-        return LabeledImages(on_disk, None, f"npz:{path.stem}", "test")
+        return LabeledImages(on_disk, None, out.name, "test")
     x = read_npz_images(path, keep_uint8=True)
+    if len(x) == 0:
+        raise UserInputError(f"Custom OOD file {path} holds no images (from {spec!r}); give at least one.")
     if x.dtype != torch.uint8 or tuple(x.shape[1:]) != tuple(shape):
         x = to_shape(as_float(x), shape, name=f"custom OOD set {spec!r}")
-    return LabeledImages(x, None, f"npz:{path.stem}", "test")
+    return LabeledImages(x, None, out.name, "test")
 
 
 def _on_disk(path: Path) -> ImagesOnDisk | None:

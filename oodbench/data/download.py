@@ -4,10 +4,14 @@ Every download goes into a temporary folder beside its destination (same file sy
 checked against its recorded MD5, unpacked there if it is an archive, and only then renamed into
 place. A failed or interrupted download removes the temporary folder, so the data root holds
 either the complete files or nothing new. Only called when the user asked for `--download`.
+
+An archive the user already put in the data root (or in its data set's folder) is used instead
+of downloading it again, once its MD5 matches the recorded one; a mismatch is a one-line error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -67,36 +71,78 @@ def fetch_file(urls: list[str], dest: Path, *, md5: str | None) -> None:
     )
 
 
-def fetch_archive(url: str, filename: str, *, md5: str | None, root: Path, members: tuple[str, ...]) -> None:
-    """Download the archive `filename`, unpack it, and move its top-level `members` into `root`.
+def file_md5(path: Path) -> str:
+    """The MD5 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-    A member that already exists in `root` is left alone (never overwritten or deleted).
+
+def local_archive(candidates: tuple[Path, ...], md5: str | None) -> Path | None:
+    """The first existing file of `candidates`, after checking its MD5 (a mismatch: UserInputError)."""
+    for path in candidates:
+        if path.is_file():
+            found = file_md5(path) if md5 else None
+            if md5 and found != md5:
+                raise UserInputError(
+                    f"{path} has MD5 {found}, not the published {md5}; it is incomplete or another "
+                    "file: delete or replace it, then run with --download again."
+                )
+            log.info("using %s (MD5 checked) instead of downloading it", path)
+            return path
+    return None
+
+
+def _merge(source: Path, target: Path) -> None:
+    """Move `source` to `target`; if `target` is a folder, move in only the entries it lacks."""
+    if not target.exists():
+        os.replace(source, target)
+    elif target.is_dir() and source.is_dir():
+        for child in source.iterdir():
+            _merge(child, target / child.name)
+    # An existing file is never overwritten.
+
+
+def fetch_archive(
+    url: str,
+    filename: str,
+    *,
+    md5: str | None,
+    root: Path,
+    members: tuple[str, ...],
+    local: tuple[Path, ...] = (),
+) -> None:
+    """Unpack the archive `filename` and move its top-level `members` into `root`.
+
+    The archive is the first of `local` that exists (its MD5 checked), else downloaded from
+    `url`. Existing files in `root` are left alone (never overwritten or deleted): a member
+    folder that exists already only gains the entries it lacks.
     """
     with _staging(root) as staging:
-        log.info("downloading %s", url)
-        try:
-            _download_url(url, staging, filename, md5)
-        except Exception as error:
-            raise DataNotFoundError(
-                f"Could not download {url} ({one_line(error)}). "
-                f"Get {filename} by hand and unpack it in {root}."
-            ) from None
-        archive = staging / filename
-        if not archive.is_file():
-            raise DataNotFoundError(
-                f"Downloading {url} wrote no file. Get {filename} by hand and unpack it in {root}."
-            )
+        archive = local_archive(local, md5)
+        if archive is None:
+            log.info("downloading %s", url)
+            try:
+                _download_url(url, staging, filename, md5)
+            except Exception as error:
+                raise DataNotFoundError(
+                    f"Could not download {url} ({one_line(error)}). "
+                    f"Get {filename} by hand and put it in {root}, then run with --download again."
+                ) from None
+            archive = staging / filename
+            if not archive.is_file():
+                raise DataNotFoundError(
+                    f"Downloading {url} wrote no file. Get {filename} by hand and unpack it in {root}."
+                )
         unpacked = staging / "unpacked"
         try:
             _extract(archive, unpacked)
         except Exception as error:
-            raise UserInputError(f"Could not unpack {filename} ({one_line(error)}).") from None
+            raise UserInputError(f"Could not unpack {archive} ({one_line(error)}).") from None
         for member in members:
             source, target = unpacked / member, root / member
             if not source.exists():
                 raise UserInputError(f"{filename} has no {member!r} inside; it may have changed upstream.")
-            if target.exists():
-                raise UserInputError(
-                    f"{target} exists but lacks files oodbench needs; move it away and download again."
-                )
-            os.replace(source, target)
+            _merge(source, target)

@@ -48,6 +48,18 @@ def list_images(folder: Path) -> list[Path]:
     return [folder / rel for rel in sorted(found, key=lambda p: p.as_posix())]
 
 
+def has_images(folder: Path) -> bool:
+    """Whether any image file lies below `folder` (stops at the first one found)."""
+    if not folder.is_dir():
+        return False
+    return any(
+        p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.is_file()
+        for p in folder.rglob("*")
+    )
+
+
 def read_image(path: Path) -> np.ndarray:
     """One image file -> uint8 (C, H, W) with C = 1 (grey modes) or 3 (colour; alpha dropped)."""
     try:
@@ -148,11 +160,25 @@ def odin_url(name: str) -> str:
     return f"{_ODIN_BASE}{dropbox_id}/{archive}?dl=1"  # dl=1: the file itself, not Dropbox's web page
 
 
+def _odin_missing(spec_name: str):
+    _, _, archive, _, _, _ = _ODIN[spec_name]
+
+    def missing(folder: Path) -> list[str]:
+        return [] if has_images(folder) else [f"images of {archive}"]
+
+    return missing
+
+
 def _load_odin(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     title, folder_name, archive, _, md5, _ = _ODIN[spec.name]
-    if not req.folder.is_dir() and req.download:
+    if not has_images(req.folder) and req.download:
         dl.fetch_archive(
-            odin_url(spec.name), archive, md5=md5, root=req.folder.parent, members=(folder_name,)
+            odin_url(spec.name),
+            archive,
+            md5=md5,
+            root=req.folder.parent,
+            members=(folder_name,),
+            local=(req.folder.parent / archive, req.folder / archive),
         )
     if not req.folder.is_dir():
         raise DataNotFoundError(
@@ -180,7 +206,7 @@ for _name, (_title, _folder, _archive, _, _, _count) in _ODIN.items():
             loader=_load_odin,
             files_hint=f"{_archive} unpacked as <data root>/{_folder}/ (--download, or ODIN's README links)",
             folder=_folder,
-            required=(),
+            missing=_odin_missing(_name),  # the folder counts only when it holds images
             sizes=(("test", _count),),
         ),
     )

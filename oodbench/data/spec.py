@@ -82,7 +82,12 @@ class DatasetSpec:
     kind: str = KIND_FILES
     folder: str | None = None  # sub-folder of the data root holding the files
     required: tuple[str, ...] = ()  # paths relative to `folder` that must all exist
-    check: Callable[[Path], bool] | None = field(default=None, repr=False)  # replaces `required`
+    # missing(folder) -> the names of the missing files (replaces `required`), e.g. for ODIN's
+    # folders (any image below the folder) and MNIST (.gz or unpacked).
+    missing: Callable[[Path], list[str]] | None = field(default=None, repr=False)
+    # Other sub-folders of the data root where a `required` file is also found ("" = the root
+    # itself: torchvision.datasets.SVHN(root) stores train_32x32.mat directly in root).
+    also_in: tuple[str, ...] = ()
     sizes: tuple[tuple[str, int], ...] = ()  # (split, number of images) of the published data
 
     def location(self, data_dir: str | os.PathLike | None = None) -> str:
@@ -95,16 +100,28 @@ class DatasetSpec:
             return "generated from a seed"
         return str(paths.data_dir(data_dir) / (self.folder or ""))
 
+    def folders(self, data_dir: str | os.PathLike | None = None) -> list[Path]:
+        """Every folder oodbench looks in for this set's files, in order (empty if no files)."""
+        if self.kind != KIND_FILES:
+            return []
+        root = paths.data_dir(data_dir)
+        return [root / (self.folder or ""), *(root / extra for extra in self.also_in)]
+
+    def find(self, rel: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+        """The first existing file `rel` among `folders()`, or None."""
+        return next((f / rel for f in self.folders(data_dir) if (f / rel).is_file()), None)
+
+    def missing_files(self, data_dir: str | os.PathLike | None = None) -> list[str]:
+        """The names of the files this spec needs that are not there (files, not folders)."""
+        if self.kind != KIND_FILES:
+            return []
+        if self.missing is not None:
+            return self.missing(self.folders(data_dir)[0])
+        return [rel for rel in self.required if self.find(rel, data_dir) is None]
+
     def present(self, data_dir: str | os.PathLike | None = None) -> bool:
         """Whether the files this spec needs exist (always True for embedded and generated sets)."""
-        if self.kind != KIND_FILES:
-            return True
-        folder = paths.data_dir(data_dir) / (self.folder or "")
-        if not folder.is_dir():
-            return False
-        if self.check is not None:
-            return self.check(folder)
-        return all((folder / rel).exists() for rel in self.required)
+        return not self.missing_files(data_dir)
 
     def size(self, split: str) -> int | None:
         return dict(self.sizes).get(split)
@@ -147,15 +164,19 @@ class Suite:
 
 @dataclass
 class SuiteData:
-    """Everything a run needs, converted to `spec.image_shape`. `test_out` keeps the suite's order."""
+    """Everything a run needs, converted to `spec.image_shape`. `test_out` keeps the suite's order.
+
+    Loaded for training only (`load_suite(..., training_only=True)`), just `train` and
+    `seen_ood` are filled (and `val_in` when it is held out of train): the rest is None / {}.
+    """
 
     suite: Suite
     spec: DatasetSpec
     train: LabeledImages
-    val_in: LabeledImages
-    test_in: LabeledImages
+    val_in: LabeledImages | None
+    test_in: LabeledImages | None
     seen_ood: LabeledImages
-    val_ood: LabeledImages
+    val_ood: LabeledImages | None
     test_out: dict[str, LabeledImages]
 
     @property

@@ -24,8 +24,10 @@ Noise test sets get min(in-dist test size, 10,000) images, seed 0 (the same for 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
+from oodbench import paths
 from oodbench.data.noise import DEFAULT_SIZE as NOISE_SIZE
 from oodbench.data.spec import (
     DATASETS,
@@ -39,7 +41,7 @@ from oodbench.data.spec import (
     load_dataset,
     stratified_holdout,
 )
-from oodbench.errors import UserInputError
+from oodbench.errors import DataNotFoundError, UserInputError
 
 DEFAULT_SUITE = "mnist"
 _ODIN_OUT = ("tinyimagenet_crop", "tinyimagenet_resize", "lsun_crop", "lsun_resize", "gaussian", "uniform")
@@ -138,12 +140,16 @@ def load_suite(
     data_dir: str | os.PathLike | None = None,
     download: bool = False,
     limit: int | None = None,
+    training_only: bool = False,
 ) -> SuiteData:
     """Load every split a suite needs, converted to the in-distribution shape.
 
     `limit` caps each split (train, val_in, test_in, seen_ood, val_ood and every test set) at
     the first `limit` images of a fixed shuffle, for quick runs. Missing files fail before
-    anything large is read.
+    anything large is read, all in one message. `training_only` loads just what training
+    reads (the in-dist train split and the seen OOD set): test and validation OOD sets are
+    neither checked nor read (test_in, val_ood are None, test_out is empty; val_in is None
+    unless it is held out of train).
     """
     suite = SUITES.get(name)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -155,17 +161,23 @@ def load_suite(
         images = load_dataset(dataset, split, data_dir=data_dir, download=download, shape=shape, n=n)
         return cap(images, limit)
 
-    _fail_fast_on_missing_files(suite, data_dir, download)
+    if not download:
+        check_files(suite, data_dir, training_only=training_only)
+    val_in = None
     if suite.val_in_from == "val":
-        train, val_in = load(suite.in_dataset, "train"), load(suite.in_dataset, "val")
+        train = load(suite.in_dataset, "train")
+        if not training_only:
+            val_in = load(suite.in_dataset, "val")
     else:
         full = load_dataset(suite.in_dataset, "train", data_dir=data_dir, download=download, shape=shape)
         kept, held_out = stratified_holdout(full.y, suite.val_in_size, seed=0)
         train, val_in = cap(full.subset(kept), limit), cap(full.subset(held_out), limit)
         del full
         val_in.split = "val"
-    test_in = load(suite.in_dataset, "test")
     seen = load(suite.seen_ood, seen_split(DATASETS.get(suite.seen_ood)))
+    if training_only:
+        return SuiteData(suite, spec, train, val_in, None, seen, None, {})
+    test_in = load(suite.in_dataset, "test")
     val_ood = cap(load(suite.val_ood, val_split(DATASETS.get(suite.val_ood))), suite.val_ood_size)
     noise_n = min(len(test_in), NOISE_SIZE)
     test_out = {}
@@ -175,19 +187,52 @@ def load_suite(
     return SuiteData(suite, spec, train, val_in, test_in, seen, val_ood, test_out)
 
 
+def limit_training(data: SuiteData, n: int, seed: int = 0) -> SuiteData:
+    """`data` with at most `n` training images and at most `n` seen OOD images (`--train-limit`).
+
+    The training images are a stratified subset (per-class counts in proportion, drawn by
+    `stratified_holdout` with a fixed seed, so every training seed sees the same subset); the
+    seen OOD images are the first n of a fixed shuffle (`cap`). Sets of n images or fewer are
+    kept whole.
+    """
+    train = data.train
+    if len(train) > n:
+        if train.y is None:
+            train = cap(train, n, seed=seed)
+        else:
+            _, chosen = stratified_holdout(train.y, n, seed=seed)
+            train = train.subset(chosen)
+    return dataclasses.replace(data, train=train, seen_ood=cap(data.seen_ood, n, seed=seed))
+
+
 def suite_datasets(suite: Suite) -> list[str]:
     """Every data set a suite reads, without repeats, in order of use."""
     names = [suite.in_dataset, suite.seen_ood, suite.val_ood, *suite.out_datasets]
     return list(dict.fromkeys(names))
 
 
-def _fail_fast_on_missing_files(suite: Suite, data_dir, download: bool) -> None:
-    """Raise the first missing set's one-line error before reading any large file."""
-    if download:
-        return
-    for name in suite_datasets(suite):
+def training_datasets(suite: Suite) -> list[str]:
+    """The data sets training reads: the in-distribution set and the seen OOD set."""
+    return list(dict.fromkeys([suite.in_dataset, suite.seen_ood]))
+
+
+def check_files(suite: Suite, data_dir=None, *, training_only: bool = False) -> None:
+    """Raise one DataNotFoundError naming every missing file of the suite, before reading any."""
+    names = training_datasets(suite) if training_only else suite_datasets(suite)
+    root = paths.data_dir(data_dir)
+    parts = []
+    for name in names:
         spec = DATASETS.get(name)
-        if not spec.present(data_dir):
-            # Loading a split whose files are missing raises its precise DataNotFoundError.
-            for split in spec.splits:
-                load_dataset(name, split, data_dir=data_dir)
+        missing = spec.missing_files(data_dir)
+        if missing:
+            # Folders relative to the data root, named once at the start ("." = the root itself).
+            where = " or ".join(f"{f.relative_to(root).as_posix()}/" for f in spec.folders(data_dir))
+            parts.append(f"{name}: {', '.join(missing)} in {where}")
+    if parts:
+        used = "training with suite" if training_only else "suite"
+        raise DataNotFoundError(
+            f"Missing data for {used} {suite.name}, looked under the data root {root}: "
+            + "; ".join(parts)
+            + ". Add --download to get them, or put them there by hand (where each comes from: "
+            "`oodbench list datasets --details`), or set --data-dir / OODBENCH_DATA."
+        )

@@ -4,11 +4,13 @@ Expected files under the data root (the layouts torchvision's own downloaders pr
 
 - svhn:     <root>/svhn/train_32x32.mat, test_32x32.mat (MATLAB v5: X uint8 (32, 32, 3, N),
             y (N, 1) with label 10 for the digit 0)  http://ufldl.stanford.edu/housenumbers/
+            Also found directly in <root> (where torchvision.datasets.SVHN(root) puts them).
 - cifar10:  <root>/cifar-10-batches-py/data_batch_1..5, test_batch  (unpacked cifar-10-python.tar.gz)
 - cifar100: <root>/cifar-100-python/train, test                     (unpacked cifar-100-python.tar.gz)
 - mnist:    <root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte, gzip'd (.gz) or not
 
-`--download` fetches them with the URLs and MD5 checksums recorded in torchvision.
+`--download` fetches them with the URLs and MD5 checksums recorded in torchvision; a CIFAR
+archive already in the data root (or in its folder) is checked against that MD5 and unpacked.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 _ENV_HINT = "or set --data-dir / OODBENCH_DATA to a folder that has it"
 
 
-def _missing(title: str, filename: str, folder: Path, source: str) -> DataNotFoundError:
+def _missing(title: str, filename: str, folder: Path | str, source: str) -> DataNotFoundError:
     return DataNotFoundError(
         f"{title} file {filename} not found in {folder}. Download it with `oodbench run --download ...` "
         f"or from {source} and put it there, {_ENV_HINT}."
@@ -83,10 +85,12 @@ def _load_svhn(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     from torchvision.datasets import SVHN
 
     url, filename, md5 = SVHN.split_list[req.split]
-    path = req.folder / filename
-    if not path.is_file():
+    # <root>/svhn/ first, then <root>/ itself (torchvision's layout).
+    path = next((p for p in (req.folder / filename, req.folder.parent / filename) if p.is_file()), None)
+    if path is None:
         if not req.download:
-            raise _missing("SVHN", filename, req.folder, _SVHN_SOURCE)
+            raise _missing("SVHN", filename, f"{req.folder} or {req.folder.parent}", _SVHN_SOURCE)
+        path = req.folder / filename
         dl.fetch_file([url], path, md5=md5)
     images, labels = read_svhn_mat(path)
     return LabeledImages(uint8_tensor(images), _labels(labels, 10, "SVHN", path), spec.name, req.split)
@@ -165,7 +169,14 @@ def _load_cifar(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     tv = getattr(torchvision.datasets, tv_class)
     missing = [f for f in files[req.split] if not (req.folder / f).is_file()]
     if missing and req.download:
-        dl.fetch_archive(tv.url, tv.filename, md5=tv.tgz_md5, root=req.folder.parent, members=(folder_name,))
+        dl.fetch_archive(
+            tv.url,
+            tv.filename,
+            md5=tv.tgz_md5,
+            root=req.folder.parent,
+            members=(folder_name,),
+            local=(req.folder.parent / tv.filename, req.folder / tv.filename),
+        )
         missing = [f for f in files[req.split] if not (req.folder / f).is_file()]
     if missing:
         raise DataNotFoundError(
@@ -189,10 +200,10 @@ _MNIST_FILES = {
 }
 
 
-def mnist_present(folder: Path) -> bool:
-    """Whether all four MNIST IDX files are in `folder`, gzip'd or not."""
+def mnist_missing(folder: Path) -> list[str]:
+    """The MNIST IDX files missing from `folder` (each may be gzip'd or not)."""
     stems = [s for pair in _MNIST_FILES.values() for s in pair]
-    return all((folder / s).is_file() or (folder / f"{s}.gz").is_file() for s in stems)
+    return [f"{s}[.gz]" for s in stems if not ((folder / s).is_file() or (folder / f"{s}.gz").is_file())]
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -257,8 +268,10 @@ DATASETS.add(
         licence="non-commercial use only (per the SVHN web page)",
         splits=("train", "test"),
         loader=_load_svhn,
-        files_hint=f"train_32x32.mat, test_32x32.mat in <data root>/svhn (--download, or {_SVHN_SOURCE})",
+        files_hint=f"train_32x32.mat, test_32x32.mat in <data root>/svhn or <data root> "
+        f"(--download, or {_SVHN_SOURCE})",
         folder="svhn",
+        also_in=("",),
         required=("train_32x32.mat", "test_32x32.mat"),
         sizes=(("train", 73257), ("test", 26032)),
     ),
@@ -313,7 +326,7 @@ DATASETS.add(
         loader=_load_mnist,
         files_hint="{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in <data root>/MNIST/raw (--download)",
         folder="MNIST/raw",
-        check=mnist_present,  # either the .gz or the unpacked files will do
+        missing=mnist_missing,  # either the .gz or the unpacked files will do
         sizes=(("train", 60000), ("test", 10000)),
     ),
 )

@@ -42,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from oodbench import __version__
+from oodbench.data.suites import limit_training
 from oodbench.devices import resolve_device, seed_everything
 from oodbench.errors import UserInputError
 from oodbench.models import create_classifier, create_discriminator, create_generator
@@ -53,6 +54,7 @@ from oodbench.training.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
+from oodbench.training.estimate import TrainingEstimate, estimate_training
 from oodbench.training.feed import Feed
 from oodbench.training.joint import autocast, joint_confidence_step
 from oodbench.training.losses import kl_uniform_to_softmax
@@ -192,9 +194,11 @@ def train(
 ) -> Path:
     """Train `method` on `data` (a SuiteData: .spec, .train, .seen_ood) with `recipe`; return the checkpoint.
 
-    overrides: epochs, beta, batch_size, lr, gan_warmup_epochs (None = the recipe's value); they
-    are recorded in the checkpoint config. A checkpoint is written after every epoch; with
-    `resume=True` an existing checkpoint of the same config is continued from its last epoch.
+    overrides: epochs, beta, batch_size, lr, gan_warmup_epochs, train_limit (None = the recipe's
+    value); they are recorded in the checkpoint config. train_limit N trains on a fixed
+    stratified subset of N training images and at most N seen OOD images. A checkpoint is
+    written after every epoch; with `resume=True` an existing checkpoint of the same config is
+    continued from its last epoch.
     `epoch_callback(epochs_done, nets)`, if given, runs after each epoch's checkpoint (e.g. to save
     generator samples); nets maps "classifier" (and "generator", "discriminator") to the modules.
     It must not change them or draw from the global RNG (that would change the rest of the run).
@@ -207,6 +211,8 @@ def train(
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     checkpoint = Path(checkpoint)
     config = run_config(method, data, recipe, seed=seed, **overrides)
+    if "train_limit" in config:
+        data = limit_training(data, config["train_limit"])
     check_runtime(device, bf16=bf16, channels_last=channels_last)
     local_batch = distributed.per_rank_batch(config["batch_size"], distributed.env_world_size())
     amp_dtype = torch.bfloat16 if bf16 else None
@@ -486,13 +492,17 @@ def ensure_model(
     data_dir: str | Path | None = None,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    on_estimate: Callable[[TrainingEstimate], None] | None = None,
 ) -> Path:
     """The cached final checkpoint of (method, suite, recipe, seed), training it first if needed.
 
     recipe None = the suite's default recipe. A cached file is reused only when complete and its
     config equals the one this call would train; an unfinished one with the same config is resumed;
-    any other file at that path is replaced (with a warning). `overrides` (e.g. {"beta": 0.0})
-    change the recipe and get their own checkpoint file, never the default one.
+    any other file at that path is replaced (with a warning). `overrides` (e.g. {"epochs": 1,
+    "train_limit": 1000}) change the recipe and get their own checkpoint file (keyed by them),
+    never the default one. Only the training data are loaded (the in-dist train split and the
+    seen OOD set). Before training, the duration is estimated (training/estimate.py) and passed
+    to `on_estimate`; without it, an estimate over 30 minutes is logged as a warning.
     """
     from oodbench.data import DATASETS, SUITES, load_suite  # here: data is only needed when training
 
@@ -511,7 +521,7 @@ def ensure_model(
         overrides=overrides,
     )
     path = checkpoint_path(method, recipe_obj.name, spec.name, seed, cache_dir=cache_dir, overrides=overrides)
-    resume = False
+    resume, done_epochs = False, 0
     if path.is_file():
         try:
             state = read_checkpoint(path)
@@ -522,20 +532,32 @@ def ensure_model(
             if state["complete"]:
                 logger.info("using cached checkpoint %s", path)
                 return path
-            resume = True
+            resume, done_epochs = True, int(state["epoch"])
         elif state is not None:
             logger.warning(
                 "cached checkpoint %s has another config (%s); retraining",
                 path,
                 _config_diff(state["config"], config),
             )
-    data = load_suite(suite_name, data_dir=data_dir)
+    data = load_suite(suite_name, data_dir=data_dir, training_only=True)
+    torch_device = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    estimate = estimate_training(
+        method,
+        config,
+        images=min(len(data.train.x), config.get("train_limit", len(data.train.x))),
+        device=torch_device,
+        epochs=config["epochs"] - done_epochs,
+    )
+    if on_estimate is not None:
+        on_estimate(estimate)
+    elif estimate.long:
+        logger.warning("%s", estimate.describe())
     return train(
         method,
         data,
         recipe_obj,
         seed=seed,
-        device=device,
+        device=torch_device,
         checkpoint=path,
         resume=resume,
         progress=progress,

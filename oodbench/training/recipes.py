@@ -30,8 +30,10 @@ METHODS.add(
     "joint", "joint confidence loss: classifier + DCGAN generating boundary samples (Lee et al. 2018)"
 )
 
-# Hyperparameters a run may override (CLI: --epochs, --beta, --batch-size, --lr, --gan-warmup-epochs).
-OVERRIDABLE = ("epochs", "beta", "batch_size", "lr", "gan_warmup_epochs")
+# Hyperparameters a run may override (CLI: --epochs, --beta, --batch-size, --lr, --gan-warmup-epochs,
+# --train-limit). train_limit: train on at most N in-distribution images (a fixed stratified
+# subset) and at most N seen OOD images (oodbench.data.suites.limit_training).
+OVERRIDABLE = ("epochs", "beta", "batch_size", "lr", "gan_warmup_epochs", "train_limit")
 CONFIG_VERSION = 1
 
 
@@ -189,6 +191,8 @@ def resolve_config(
         "augmentation": "none",
         "input_normalisation": "none",
     }
+    if "train_limit" in overrides:  # only when given: recipe configs (and their caches) stay as they were
+        config["train_limit"] = _check_int("train_limit", overrides["train_limit"], 1)
     if method in ("confidence", "joint"):
         config["beta"] = _check_float("beta", overrides.get("beta", recipe.beta), positive=False)
     if method == "confidence":
