@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import oodbench.training.joint as joint_module
 import oodbench.training.loop as loop_module
+import oodbench.training.recipes as recipes_module
 from oodbench.data.convert import as_float
 from oodbench.errors import DataNotFoundError, UserInputError
 from oodbench.models import create_classifier, create_discriminator, create_generator
@@ -600,6 +601,7 @@ def test_ensure_model_trains_once_then_reuses_and_retrains_on_config_change(tmp_
     monkeypatch.setattr(data_module, "DATASETS", datasets)
     monkeypatch.setattr(data_module, "load_suite", lambda name, **kw: loads.append(name) or data)
     monkeypatch.setattr(loop_module, "RECIPES", recipes)
+    monkeypatch.setattr(recipes_module, "RECIPES", recipes)  # ensure_model plans with recipes.plan_training
 
     path = ensure_model("cross_entropy", "toy", seed=0, device="cpu", cache_dir=tmp_path, progress=False)
     assert path == checkpoint_path("cross_entropy", "toy-images", "toy_digits", 0, cache_dir=tmp_path)

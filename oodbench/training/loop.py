@@ -48,7 +48,6 @@ from oodbench.errors import UserInputError
 from oodbench.models import create_classifier, create_discriminator, create_generator
 from oodbench.training import distributed
 from oodbench.training.checkpoints import (
-    checkpoint_path,
     get_rng_state,
     read_checkpoint,
     save_checkpoint,
@@ -58,7 +57,7 @@ from oodbench.training.estimate import TrainingEstimate, estimate_training
 from oodbench.training.feed import Feed
 from oodbench.training.joint import autocast, joint_confidence_step
 from oodbench.training.losses import kl_uniform_to_softmax
-from oodbench.training.recipes import METHODS, RECIPES, Recipe, format_config, resolve_config
+from oodbench.training.recipes import RECIPES, Recipe, format_config, plan_training, resolve_config
 
 logger = logging.getLogger(__name__)
 
@@ -504,23 +503,12 @@ def ensure_model(
     seen OOD set). Before training, the duration is estimated (training/estimate.py) and passed
     to `on_estimate`; without it, an estimate over 30 minutes is logged as a warning.
     """
-    from oodbench.data import DATASETS, SUITES, load_suite  # here: data is only needed when training
+    from oodbench.data import load_suite  # here: data is only needed when training
 
-    METHODS.get(method)
-    suite = SUITES.get(suite_name)
-    recipe_obj = RECIPES.get(recipe or suite.recipe)
-    spec = DATASETS.get(suite.in_dataset)
-    config = resolve_config(
-        method,
-        recipe_obj,
-        dataset=spec.name,
-        in_shape=tuple(spec.image_shape),
-        num_classes=spec.num_classes,
-        seed=seed,
-        seen_ood=suite.seen_ood if method == "confidence" else None,
-        overrides=overrides,
+    plan = plan_training(
+        method, suite_name, recipe=recipe, seed=seed, overrides=overrides, cache_dir=cache_dir
     )
-    path = checkpoint_path(method, recipe_obj.name, spec.name, seed, cache_dir=cache_dir, overrides=overrides)
+    recipe_obj, config, path = plan.recipe, plan.config, plan.checkpoint
     resume, done_epochs = False, 0
     if path.is_file():
         try:

@@ -250,8 +250,7 @@ def plan_training(
     """Resolve the recipe (the suite's by default), seed (the recipe's) and overrides into the
     effective config, once, without loading data: option errors (e.g. --beta with cross_entropy)
     fail here. The checkpoint is `checkpoint` or the cache file `oodbench run` reuses."""
-    import oodbench.data  # noqa: F401  (registers the suites and data sets)
-    from oodbench.data.spec import DATASETS, SUITES
+    from oodbench.data import DATASETS, SUITES  # the package registers every suite and data set
     from oodbench.training.checkpoints import checkpoint_path
 
     suite_obj = SUITES.get(suite)
