@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserInputError
 
+# Loading any checkpoint format (oodbench, TorchScript, torch.export, state_dict / .safetensors
+# with `arch`), wrapped with its preprocessing: the public name of models.external.load_model.
+from oodbench.models.external import LoadedModel, load_model
+
 if TYPE_CHECKING:
     import pandas as pd
     import torch
@@ -28,7 +32,6 @@ if TYPE_CHECKING:
 
     from oodbench.data.spec import SuiteData
     from oodbench.detectors.base import Detector
-    from oodbench.models.external import LoadedModel
     from oodbench.results import ResultRow
     from oodbench.training.estimate import TrainingEstimate
 
@@ -37,35 +40,6 @@ log = logging.getLogger(__name__)
 # The metrics `run_benchmark` writes a table for (plus classification accuracy).
 RUN_TABLE_METRICS = ("tnr_at_tpr95", "auroc", "detection_accuracy", "aupr_in", "aupr_out")
 PRINTED_METRICS = ("tnr_at_tpr95", "auroc")
-
-
-def load_model(
-    path: str | Path,
-    arch: str | None = None,
-    *,
-    num_classes: int | None = None,
-    in_shape: tuple[int, ...] | None = None,
-    normalize: str | tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-    resize: int | None = None,
-    features: str | None = None,
-    label: str | None = None,
-    device: str | torch.device = "cpu",
-) -> LoadedModel:
-    """Load a checkpoint of any supported format (oodbench, TorchScript, torch.export, state_dict
-    or .safetensors with `arch`), wrapped with its preprocessing; see oodbench.models.external."""
-    from oodbench.models.external import load_model as _load
-
-    return _load(
-        path,
-        arch,
-        num_classes=num_classes,
-        in_shape=in_shape,
-        normalize=normalize,
-        resize=resize,
-        features=features,
-        label=label,
-        device=device,
-    )
 
 
 def load_suite(
@@ -85,7 +59,7 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
     """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
     from torch import nn
 
-    from oodbench.models.external import LoadedModel, load_model, wrap_module
+    from oodbench.models.external import wrap_module
     from oodbench.runner import ModelUnderTest
 
     normalize, resize = _preprocess_options(preprocess)
@@ -207,7 +181,7 @@ def evaluate(
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
 
-    torch_device = resolve_device(str(device)) if not hasattr(device, "type") else device
+    torch_device = resolve_device(device)
     data = load_suite(suite, data_dir=data_dir, limit=limit)
     data.test_out.update(
         load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
@@ -352,7 +326,7 @@ def run_benchmark(
         recipe=recipe,
         train_overrides=dict(train_overrides or {}),
         limit=limit,
-        device=resolve_device(str(device)) if not hasattr(device, "type") else device,
+        device=resolve_device(device),
         data_dir=data_dir,
         download=download,
         cache_dir=cache_dir,

@@ -243,6 +243,29 @@ _CONVENTION_OPTION = click.option(
 )
 
 
+_SEEDS_OPTION = click.option(
+    "--seeds",
+    default=None,
+    help="Training seeds, e.g. 0,1,2 (mean ± std in tables). Default: the recipe's seed "
+    "(0 for embedded, 1 for the lee2018 recipes, as in the paper's code).",
+)
+_PARAM_OPTION = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="DETECTOR.NAME=VALUE",
+    help="Fix a detector hyperparameter, e.g. odin.temperature=1000 or pytorch-ood:ViM.d=64 (DETECTOR "
+    "as given to -d, split at the last dot; else defaults/tuning).",
+)
+_LIMIT_OPTION = click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
+)
+_EVAL_BATCH_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+
+
 def _rows_path(results: Path | None) -> Path:
     """--results as given (a folder means its rows.jsonl), else the default results folder's."""
     if results is None:
@@ -736,12 +759,7 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
 @click.option(
     "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
 )
-@click.option(
-    "--seeds",
-    default=None,
-    help="Training seeds, e.g. 0,1,2 (mean ± std in tables). Default: the recipe's seed "
-    "(0 for embedded, 1 for the lee2018 recipes, as in the paper's code).",
-)
+@_options(_SEEDS_OPTION)
 @click.option(
     "--out",
     "extra_out",
@@ -750,15 +768,7 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape, capped "
     "by --limit. Named NAME (default: folder:<folder name> / npz:<file stem>); names must differ.",
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="DETECTOR.NAME=VALUE",
-    help="Fix a detector hyperparameter, e.g. odin.temperature=1000 or pytorch-ood:ViM.d=64 (DETECTOR "
-    "as given to -d, split at the last dot; else defaults/tuning).",
-)
-@_recipe_option()
+@_options(_PARAM_OPTION, _recipe_option())
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
 )
@@ -769,14 +779,7 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
     "With --epochs 1: a quick check of the whole pipeline.",
 )
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
-)
-@_options(_DEVICE_OPTION)
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@_options(_LIMIT_OPTION, _DEVICE_OPTION, _EVAL_BATCH_OPTION)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @_options(_CONVENTION_OPTION)
 @click.option(
@@ -874,22 +877,8 @@ def run_command(
     help="cross_entropy, confidence (KL to uniform on the suite's seen OOD set) or joint "
     "(joint confidence loss with a GAN, Lee et al. 2018).",
 )
-@click.option(
-    "--in",
-    "-i",
-    "suite",
-    type=_OneLineChoice(_suite_names, metavar="SUITE"),
-    default="mnist",
-    show_default=True,
-    help="The suite whose in-distribution training set (and seen OOD set) is used.",
-)
-@click.option(
-    "--recipe",
-    "-r",
-    type=_OneLineChoice(_recipe_names, metavar="RECIPE"),
-    default=None,
-    help="Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).",
-)
+@_suite_option("The suite whose in-distribution training set (and seen OOD set) is used.")
+@_recipe_option("Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
 @click.option(
     "--train-limit",
@@ -1196,15 +1185,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
 
 
 @figures_group.command("samples")
-@click.option(
-    "--in",
-    "-i",
-    "suite",
-    type=_OneLineChoice(_suite_names, metavar="SUITE"),
-    default="mnist",
-    show_default=True,
-    help="The in/out suite; mnist is embedded and needs no download.",
-)
+@_suite_option("The in/out suite; mnist is embedded and needs no download.")
 @click.option(
     "--seed",
     type=click.IntRange(min=0),
@@ -1212,12 +1193,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
     show_default=True,
     help="Training seed of the four models, and the seed of the generator noise.",
 )
-@click.option(
-    "--recipe",
-    type=_OneLineChoice(_recipe_names, metavar="RECIPE"),
-    default=None,
-    help="Training recipe (default: the suite's).",
-)
+@_recipe_option("Training recipe (default: the suite's).")
 @_options(_DEVICE_OPTION)
 @click.option(
     "--output-dir",
@@ -1305,14 +1281,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     type=_OneLineChoice(lambda: [*_detector_names(), *_SHORTHANDS], metavar="DETECTOR"),
     help="Detector(s), or the shorthands joint/confidence/baseline, as in `oodbench run`. Default: all.",
 )
-@click.option("--seeds", default=None, help="Training seeds, e.g. 0,1,2. Default: the recipe's seed.")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="DETECTOR.NAME=VALUE",
-    help="Fix a detector hyperparameter, e.g. odin.temperature=1000.",
-)
+@_options(_SEEDS_OPTION, _PARAM_OPTION)
 @_recipe_option("Training recipe (default: each suite's; see `oodbench list recipes`).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
 @click.option(
@@ -1324,9 +1293,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
 @click.option(
     "--gan-warmup-epochs", type=click.IntRange(min=0), default=None, help="Override the GAN warm-up (joint)."
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images per set.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@_options(_CONVENTION_OPTION)
+@_options(_LIMIT_OPTION, _EVAL_BATCH_OPTION, _CONVENTION_OPTION)
 @_options(_DEVICE_OPTION, _DATA_DIR_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @click.option(
     "--executor",

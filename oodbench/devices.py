@@ -13,9 +13,13 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else CPU; 'cpu', 'cuda', 'cuda:1', 'mps' are taken as is."""
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' picks CUDA when present, else CPU; 'cpu', 'cuda', 'cuda:1', 'mps' (or a torch.device)
+    are taken as is, once checked."""
     import torch
+
+    if isinstance(name, torch.device):
+        name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

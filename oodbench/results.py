@@ -150,7 +150,7 @@ class ResultRow:
     torch_version: str = field(default_factory=_cached_torch_version)
     device: str
     torch_threads: int | None = field(default_factory=_torch_threads)
-    host_cpu: str = field(default_factory=lambda: _cached_host_cpu())
+    host_cpu: str = field(default_factory=_cached_host_cpu)
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
 

@@ -152,6 +152,8 @@ class EvalModel(nn.Module):
         self.net = net
         self.preprocess = preprocess if preprocess is not None else Preprocess()
         self.feature_layer = features
+        # (layer name, True = its input / False = its output) when features come from a hook.
+        self._hook: tuple[str, bool] | None = None
         if features is not None:
             available = dict(net.named_modules())
             if features not in available or features == "":
@@ -162,6 +164,7 @@ class EvalModel(nn.Module):
                     "List them with `print([n for n, _ in model.named_modules()])`."
                 )
             self.feature_source = f"layer {features}"
+            self._hook = (features, False)
         elif _is_oodbench_classifier(net):
             self.feature_source = "penultimate"
         elif callable(getattr(net, "forward_features", None)) and callable(
@@ -171,9 +174,7 @@ class EvalModel(nn.Module):
         else:
             last = _last_linear(net)
             self.feature_source = f"input of {last}" if last else "none"
-            self._hook_layer, self._hook_input = last, True
-        if features is not None:
-            self._hook_layer, self._hook_input = features, False
+            self._hook = (last, True) if last else None
 
     def train(self, mode: bool = True) -> EvalModel:
         self.training = mode
@@ -206,8 +207,9 @@ class EvalModel(nn.Module):
 
     def _hooked(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         captured: list[torch.Tensor] = []
-        layer = self.net.get_submodule(self._hook_layer)
-        if self._hook_input:
+        name, take_input = self._hook
+        layer = self.net.get_submodule(name)
+        if take_input:
             handle = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         else:
             handle = layer.register_forward_hook(lambda _m, _args, out: captured.append(out))
@@ -217,7 +219,7 @@ class EvalModel(nn.Module):
             handle.remove()
         if not captured:
             raise UserInputError(
-                f"Layer {self._hook_layer!r} did not run in the forward pass, so it gives no features "
+                f"Layer {name!r} did not run in the forward pass, so it gives no features "
                 "(TorchScript and torch.export models run compiled code that bypasses layer hooks: load "
                 "their weights with --arch to use feature-based detectors)."
             )
@@ -528,17 +530,11 @@ def _from_weights(state, path, arch, num_classes, in_shape, preprocess, features
     return _wrap(net, preprocess, features, fmt, arch, common, "cpu")
 
 
-def _wrap(net, preprocess, features, fmt, arch, common, device, **extra) -> LoadedModel:
+def _wrap(
+    net, preprocess, features, fmt, arch, common, device, *, source="external", recipe="external", **fields
+) -> LoadedModel:
     module = EvalModel(net, preprocess=preprocess, features=features).to(device).eval()
-    return LoadedModel(
-        module=module,
-        source=extra.pop("source", "external"),
-        arch=arch,
-        recipe=extra.pop("recipe", "external"),
-        format=fmt,
-        **common,
-        **extra,
-    )
+    return LoadedModel(module=module, source=source, arch=arch, recipe=recipe, format=fmt, **common, **fields)
 
 
 def _from_oodbench(path, arch, preprocess, features, expect_dataset, in_shape, common, device) -> LoadedModel:

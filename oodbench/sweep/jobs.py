@@ -128,10 +128,11 @@ def expand_jobs(
     the recipe's seed. Every option is checked here (detector hyperparameters, training
     overrides per model), so a mistake fails before any job starts.
     """
-    from oodbench.data import DATASETS, SUITES
-    from oodbench.detectors import DETECTORS, create_detector
+    from oodbench.api import detector_requests
+    from oodbench.data import SUITES
+    from oodbench.detectors import builtin_detectors
     from oodbench.runner import TRAINED_SOURCES, expand_shorthands
-    from oodbench.training.recipes import RECIPES, resolve_config
+    from oodbench.training.recipes import RECIPES, plan_training
 
     if not suites:
         raise ValueError("expand_jobs needs at least one suite")
@@ -146,13 +147,9 @@ def expand_jobs(
             )
     detector_params = detector_params or {}
     names, sources = expand_shorthands(list(detectors), list(models))
-    names = names or DETECTORS.names()
-    unused = sorted(set(detector_params) - set(names))
-    if unused:
-        raise UserInputError(f"--param names detector(s) not being run: {', '.join(unused)}.")
+    names = names or builtin_detectors()
+    detector_requests(names, detector_params)  # names, --param and hyperparameters fail now, as in run
     requests = tuple((name, dict(detector_params.get(name, {}))) for name in names)
-    for name, params in requests:  # invalid hyperparameters fail now, before any job starts
-        create_detector(name, **params).validate()
     overrides = {k: v for k, v in (train_overrides or {}).items() if v is not None}
     folders = {
         "results_dir": str(paths.results_dir(results_dir).resolve()),
@@ -161,23 +158,12 @@ def expand_jobs(
     }
     jobs: list[Job] = []
     for suite_name in dict.fromkeys(suites):
-        suite = SUITES.get(suite_name)
-        recipe_obj = RECIPES.get(recipe or suite.recipe)
-        spec = DATASETS.get(suite.in_dataset)
+        recipe_obj = RECIPES.get(recipe or SUITES.get(suite_name).recipe)
         for model in sources:
             own = overrides_for(model, overrides)
             for seed in dict.fromkeys(seeds if seeds else [recipe_obj.seed]):
                 # The config this job would train: refuses bad overrides now (e.g. warm-up >= epochs).
-                resolve_config(
-                    model,
-                    recipe_obj,
-                    dataset=spec.name,
-                    in_shape=tuple(spec.image_shape),
-                    num_classes=spec.num_classes,
-                    seed=seed,
-                    seen_ood=suite.seen_ood if model == "confidence" else None,
-                    overrides=own,
-                )
+                plan_training(model, suite_name, recipe=recipe_obj.name, seed=seed, overrides=own)
                 jobs.append(
                     Job(
                         suite=suite_name,
