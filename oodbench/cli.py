@@ -824,6 +824,9 @@ def run_command(
     With no options: the embedded MNIST suite, three models (cross-entropy, confidence loss,
     joint confidence loss), every detector, every OOD set. With --checkpoint: your own model.
     """
+    # Option text is checked before the library (and torch) is imported: usage errors stay fast.
+    detector_params = _parse_params(params)
+    seed_list = None if seeds is None else _parse_seeds(seeds)
     from oodbench.api import run_benchmark
 
     overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
@@ -831,8 +834,8 @@ def run_command(
         suite,
         models=models,
         detectors=detectors,
-        params=_parse_params(params),
-        seeds=None if seeds is None else _parse_seeds(seeds),
+        params=detector_params,
+        seeds=seed_list,
         checkpoint=checkpoint,
         arch=arch,
         normalize=normalize,
