@@ -122,11 +122,14 @@ class _Ranks(NamedTuple):
 
     below_in[i] = number of y_j < x_i and upto_in[i] = number of y_j <= x_i (the same array
     object when no value is in both sets); upto_out[j] = number of x_i <= y_j. Integer arrays.
+    `shared`: both lists are the same k values (a set's weight is 0 at the values it lacks), so
+    below_in = 0, 1, ..., k - 1 and upto_in = upto_out = 1, 2, ..., k.
     """
 
     below_in: np.ndarray
     upto_in: np.ndarray
     upto_out: np.ndarray
+    shared: bool = False
 
 
 def _as_scores(x: ArrayLike, name: str) -> np.ndarray:
@@ -250,8 +253,11 @@ def _metrics_from_ranks(
         n_in = int(cum_in[-1])
         last_in = int(np.searchsorted(cum_in, n_in, side="left")) - 1  # highest value drawn
         id_below = cum_in[:-1]
-        # mode="clip": np.take buffers its output under the default mode="raise" (all in range).
-        id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
+        if r.shared:
+            id_upto_out = cum_in[1:]
+        else:
+            # mode="clip": np.take buffers its output under mode="raise" (all are in range).
+            id_upto_out = np.take(cum_in, r.upto_out, out=buffers.get("id_upto_out", m_out), mode="clip")
     if w_out is None:
         n_out, first_out = m_out, 0
         ood_below = _as_float(r.below_in, buffers, "ood_below")  # L_i
@@ -261,10 +267,13 @@ def _metrics_from_ranks(
         cum_out = _cumulative(w_out, buffers, "cum_out")
         n_out = int(cum_out[-1])
         first_out = int(np.searchsorted(cum_out, 0, side="right")) - 1  # lowest value drawn
-        ood_below = np.take(cum_out, r.below_in, out=buffers.get("ood_below", m_in), mode="clip")
-        if r.upto_in is r.below_in:
+        if r.shared:
+            ood_below, ood_upto = cum_out[:-1], cum_out[1:]
+        elif r.upto_in is r.below_in:
+            ood_below = np.take(cum_out, r.below_in, out=buffers.get("ood_below", m_in), mode="clip")
             ood_upto = ood_below
         else:
+            ood_below = np.take(cum_out, r.below_in, out=buffers.get("ood_below", m_in), mode="clip")
             ood_upto = np.take(cum_out, r.upto_in, out=buffers.get("ood_upto", m_in), mode="clip")
         ood_upto_out = cum_out[1:]
     n = n_in + n_out
@@ -433,34 +442,29 @@ def _ranks_merged(
             np.bincount(upto_out, minlength=n_in + 1)[:n_in], out=buffers.get("below_in", n_in, np.int64)
         )
         return _Ranks(below_in, below_in, upto_out), None, None
-    # Ties: count ID and OOD scores per run of equal scores ("group"), then index the groups
-    # that hold ID (OOD) scores: those are the distinct ID (OOD) values. (Work arrays come
-    # from `buffers`: on 10**6 scores, fresh ones cost more page faults than arithmetic.)
+    # Ties: count the ID and OOD scores of every run of equal scores ("group"). Both value
+    # lists are then the list of groups (distinct pooled values), each set counting 0 at the
+    # values it lacks; so group g has g groups below it and g + 1 up to it in the other list.
     is_start = buffers.get("tied", n, bool)  # tied[p - 1] lives at index p: flip it in place
     np.logical_not(tied, out=tied)
     is_start[0] = True
     starts = np.flatnonzero(is_start)
     k = starts.size
-    ends = buffers.get("ends", k, np.int64)  # one past each group
-    ends[:-1] = starts[1:]
-    ends[-1] = n
     ood_before = buffers.get("cum", n + 1, np.int64)  # OOD scores before position p
     ood_before[0] = 0
     np.copyto(ood_before[1:], is_ood)  # (np.cumsum of a bool array is slow: cast first)
     np.cumsum(ood_before[1:], out=ood_before[1:])
-    ood_count = np.take(ood_before, ends, out=buffers.get("ood_count", k, np.int64), mode="clip")
-    ood_count -= np.take(ood_before, starts, out=buffers.get("scratch", k, np.int64), mode="clip")
-    id_count = np.subtract(ends, starts, out=ends)
+    ood_upto = buffers.get("ood_count", k + 1, np.int64)  # OOD scores before group g, then n_out
+    np.take(ood_before, starts, out=ood_upto[:k], mode="clip")
+    ood_upto[k] = n_out
+    ood_count = np.subtract(ood_upto[1:], ood_upto[:k], out=buffers.get("w_out_groups", k, np.int64))
+    id_count = buffers.get("w_in_groups", k, np.int64)
+    id_count[:-1] = starts[1:]
+    id_count[-1] = n
+    id_count -= starts  # group sizes
     id_count -= ood_count
-    has_id, has_ood = id_count > 0, ood_count > 0
-    id_groups, ood_groups = np.flatnonzero(has_id), np.flatnonzero(has_ood)
-    ood_groups_upto = _cumsum_int(has_ood, buffers, "cum_groups")  # OOD groups up to group g
-    upto_in = ood_groups_upto[id_groups]
-    below_in = upto_in - has_ood[id_groups]
-    if np.array_equal(upto_in, below_in):
-        upto_in = below_in
-    upto_out = _cumsum_int(has_id, buffers, "cum_groups")[ood_groups]  # ID groups up to group g
-    return _Ranks(below_in, upto_in, upto_out), id_count[id_groups], ood_count[ood_groups]
+    positions = buffers.arange(k + 1, np.int64)
+    return _Ranks(positions[:k], positions[1:], positions[1:], shared=True), id_count, ood_count
 
 
 def _cumsum_int(flags: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
@@ -647,26 +651,32 @@ def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False
 
 
 class _Prepared(NamedTuple):
-    """One detector's scores ready for resampling: sorted distinct values per set, the value
-    index of every score (in the caller's order) and the _Ranks of the two value sets."""
+    """One detector's scores ready for resampling: the sorted distinct values of each set, the
+    _Ranks of the two value sets, and per set the map from a drawn index to the index of its
+    distinct value (None: the identity, when the draws are positions of sorted distinct scores)."""
 
     values_in: np.ndarray
     values_out: np.ndarray
-    index_in: np.ndarray
-    index_out: np.ndarray
+    index_in: np.ndarray | None
+    index_out: np.ndarray | None
     ranks: _Ranks
 
 
-def _prepare(s_in: np.ndarray, s_out: np.ndarray) -> _Prepared:
-    """Sort each set once (argsort, to map every score to its distinct value)."""
+def _prepare(s_in: np.ndarray, s_out: np.ndarray, *, paired: bool) -> _Prepared:
+    """Sort each set once. Unpaired, a drawn index is a position in the sorted set (so no map
+    is needed unless the set has ties); paired, it is a sample (the caller's order), mapped
+    through an argsort."""
     values, index = [], []
     for s in (s_in, s_out):
-        order = np.argsort(s)
-        distinct, _, sorted_index = _distinct(s[order])
-        of_score = np.empty(s.size, dtype=np.int64)
-        of_score[order] = sorted_index
+        order = np.argsort(s) if paired else None
+        distinct, _, of_position = _distinct(s[order] if paired else np.sort(s))
+        if order is not None:
+            of_sample = np.empty(s.size, dtype=np.int64)
+            of_sample[order] = of_position
+            index.append(of_sample)
+        else:
+            index.append(None if distinct.size == s.size else of_position)
         values.append(distinct)
-        index.append(of_score)
     return _Prepared(values[0], values[1], index[0], index[1], _ranks_search(values[0], values[1]))
 
 
@@ -675,29 +685,32 @@ def _check_n_resamples(n_resamples: int) -> None:
         raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
 
 
-def _resampled(prepared: Sequence[_Prepared], n_resamples: int, seed: int, legacy: bool) -> list[np.ndarray]:
+def _value_counts(picked: np.ndarray, index: np.ndarray | None, m: int) -> np.ndarray:
+    """How often each of m distinct values was drawn, for drawn indices `picked` mapped through
+    `index` (drawn index -> distinct value index; None: the identity)."""
+    return np.bincount(picked if index is None else index[picked], minlength=m)
+
+
+def _resampled(
+    prepared: Sequence[_Prepared], sizes: tuple[int, int], n_resamples: int, seed: int, legacy: bool
+) -> list[np.ndarray]:
     """Metric values (n_resamples x len(METRIC_NAMES)) per prepared detector, all on the same draws.
 
     Resample r draws n_in ID indices, then n_out OOD indices, with replacement
-    (``rng.integers`` of ``np.random.default_rng(seed)``). A resample of sorted data is just a
-    count per distinct value (``np.bincount`` of the drawn values' indices), so no resample is
-    sorted again: the metrics come from the precomputed ranks and the counts.
+    (``rng.integers`` of ``rng = np.random.default_rng(seed)``). A resample of sorted data is just a count per
+    distinct value, so no resample is sorted again: the metrics come from the precomputed
+    ranks and the counts.
     """
-    n_in, n_out = prepared[0].index_in.size, prepared[0].index_out.size
+    n_in, n_out = sizes
     rng = np.random.default_rng(seed)
     values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
     buffers = [_Buffers() for _ in prepared]
-    picked_in, picked_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
     for r in range(n_resamples):
         pick_in = rng.integers(0, n_in, size=n_in)
         pick_out = rng.integers(0, n_out, size=n_out)
         for p, out, work in zip(prepared, values, buffers, strict=True):
-            # How often each distinct value was drawn. (np.take with out= buffers its output
-            # unless mode is not "raise"; the indices are in range, so "clip" changes nothing.)
-            np.take(p.index_in, pick_in, out=picked_in, mode="clip")
-            np.take(p.index_out, pick_out, out=picked_out, mode="clip")
-            w_in = np.bincount(picked_in, minlength=p.values_in.size)
-            w_out = np.bincount(picked_out, minlength=p.values_out.size)
+            w_in = _value_counts(pick_in, p.index_in, p.values_in.size)
+            w_out = _value_counts(pick_out, p.index_out, p.values_out.size)
             if legacy:
                 result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
             else:
@@ -716,16 +729,20 @@ def bootstrap(
 ) -> dict[str, tuple[float, float]]:
     """95% percentile bootstrap interval (2.5th, 97.5th percentile) of every metric.
 
-    Each resample draws len(scores_in) ID indices and then len(scores_out) OOD indices with
-    replacement, independently (``rng = np.random.default_rng(seed)``; ``rng.integers``), and
-    computes the metrics (exact or legacy) on those scores. Each set is sorted once; a
-    resample only changes how many copies of each distinct value there are, so it costs O(n)
-    counting, not a new sort. Interval = np.percentile(values, [2.5, 97.5]).
+    Each resample draws len(scores_in) positions of the SORTED ID scores and then
+    len(scores_out) positions of the sorted OOD scores, uniformly with replacement and
+    independently (``rng = np.random.default_rng(seed)``; ``rng.integers``),
+    and computes the metrics (exact or legacy) on the scores at those positions: the same
+    distribution as drawing the scores in the given order, without mapping each draw back.
+    Each set is sorted once; a resample only changes how many copies of each distinct value
+    there are, so it costs O(n) counting, not a new sort. Interval = np.percentile(values,
+    [2.5, 97.5]).
     """
     _check_n_resamples(n_resamples)
     s_in = _as_scores(scores_in, "scores_in")
     s_out = _as_scores(scores_out, "scores_out")
-    (values,) = _resampled([_prepare(s_in, s_out)], n_resamples, seed, legacy)
+    prepared = _prepare(s_in, s_out, paired=False)
+    (values,) = _resampled([prepared], (s_in.size, s_out.size), n_resamples, seed, legacy)
     low, high = np.percentile(values, [2.5, 97.5], axis=0)
     return {name: (float(low[i]), float(high[i])) for i, name in enumerate(METRIC_NAMES)}
 
@@ -745,10 +762,11 @@ def paired_bootstrap(
 
     a_in[k] and b_in[k] must be the two detectors' scores of the same ID sample k (likewise for
     the OOD sets), so both inputs of a set must have equal length. Every resample draws one set
-    of ID and OOD indices (exactly as ``bootstrap`` with the same seed) and applies it to both
-    detectors, so the differences keep the pairing. Returns {metric name: array of
-    n_resamples differences}, in the order of `metrics`; for example a percentile interval of
-    the AUROC difference is np.percentile(result["auroc"], [2.5, 97.5]).
+    of ID and OOD sample indices (the draws of ``bootstrap`` with the same seed, here indices
+    in the given order) and applies it to both detectors, so the differences keep the pairing.
+    Returns {metric name: array of n_resamples differences}, in the order of `metrics`; for
+    example a percentile interval of the AUROC difference is np.percentile(result["auroc"],
+    [2.5, 97.5]).
     """
     _check_n_resamples(n_resamples)
     unknown = [name for name in metrics if name not in METRIC_NAMES]
@@ -766,7 +784,8 @@ def paired_bootstrap(
                 f"{arrays[f'b_{which}'].size} scores; a paired bootstrap needs both detectors' scores of "
                 "the same samples, in the same order."
             )
-    prepared = [_prepare(arrays["a_in"], arrays["a_out"]), _prepare(arrays["b_in"], arrays["b_out"])]
-    values_a, values_b = _resampled(prepared, n_resamples, seed, legacy)
+    prepared = [_prepare(arrays[f"{d}_in"], arrays[f"{d}_out"], paired=True) for d in "ab"]
+    sizes = arrays["a_in"].size, arrays["a_out"].size
+    values_a, values_b = _resampled(prepared, sizes, n_resamples, seed, legacy)
     column = {name: i for i, name in enumerate(METRIC_NAMES)}
     return {name: values_a[:, column[name]] - values_b[:, column[name]] for name in metrics}

@@ -286,11 +286,19 @@ def test_integer_key_merge_matches_sort_and_search(data, pool):
     merged, searched = _both_paths(s_in, s_out)
     assert merged is not None  # these scores always fit the integer keys
     ranks, w_in, w_out = merged
-    full_in = np.ones(ranks.below_in.size, dtype=np.int64) if w_in is None else w_in
-    full_out = np.ones(ranks.upto_out.size, dtype=np.int64) if w_out is None else w_out
-    assert np.array_equal(full_in, searched[1]) and np.array_equal(full_out, searched[2])
-    for a, b in zip(ranks, searched[0], strict=True):
-        assert np.array_equal(a, b)
+    if ranks.shared:
+        # Ties: both lists are the distinct pooled values (-0.0 == 0.0), with each set's count.
+        pooled = np.unique(np.r_[s_in, s_out])
+        assert np.array_equal(w_in, [np.sum(np.array(s_in) == v) for v in pooled])
+        assert np.array_equal(w_out, [np.sum(np.array(s_out) == v) for v in pooled])
+        k = pooled.size
+        assert np.array_equal(ranks.below_in, np.arange(k))
+        assert np.array_equal(ranks.upto_out, np.arange(1, k + 1))
+    else:
+        assert w_in is None and w_out is None
+        assert np.all(searched[1] == 1) and np.all(searched[2] == 1)
+        for a, b in zip(ranks[:3], searched[0][:3], strict=True):
+            assert np.array_equal(a, b)
     fast, slow = compute(s_in, s_out), metrics._metrics_from_ranks(*searched)
     assert fast == pytest.approx(slow, abs=1e-15)  # same counts; sums may round in another order
 
@@ -536,13 +544,19 @@ def test_legacy_precision_uses_rates_not_counts():
 # ---------------------------------------------------------------------------------------------
 
 
+def _draw(rng, n):
+    """bootstrap's draws: n indices in [0, n), uniformly with replacement."""
+    return rng.integers(0, n, size=n)
+
+
 def _bootstrap_naive(s_in, s_out, n_resamples, seed, legacy):
-    """Resample the scores themselves and call compute: the definition, with the same draws."""
+    """Resample the scores themselves and call compute: the definition, with the same draws
+    (positions in the sorted scores)."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(n_resamples):
-        pick_in = s_in[rng.integers(0, s_in.size, size=s_in.size)]
-        pick_out = s_out[rng.integers(0, s_out.size, size=s_out.size)]
+        pick_in = np.sort(s_in)[_draw(rng, s_in.size)]
+        pick_out = np.sort(s_out)[_draw(rng, s_out.size)]
         result = compute(pick_in, pick_out, legacy=legacy)
         values.append([result[name] for name in METRIC_NAMES])
     low, high = np.percentile(np.array(values), [2.5, 97.5], axis=0)
@@ -581,8 +595,8 @@ def _paired_naive(a_in, a_out, b_in, b_out, n_resamples, seed, legacy=False):
     rng = np.random.default_rng(seed)
     diffs = {name: [] for name in METRIC_NAMES}
     for _ in range(n_resamples):
-        pick_in = rng.integers(0, a_in.size, size=a_in.size)
-        pick_out = rng.integers(0, a_out.size, size=a_out.size)
+        pick_in = _draw(rng, a_in.size)
+        pick_out = _draw(rng, a_out.size)
         a = compute(a_in[pick_in], a_out[pick_out], legacy=legacy)
         b = compute(b_in[pick_in], b_out[pick_out], legacy=legacy)
         for name in METRIC_NAMES:
@@ -616,8 +630,10 @@ def test_paired_bootstrap_equals_naive_paired_resampling(legacy):
 
 
 def test_paired_bootstrap_draws_are_bootstraps_draws():
-    # Same seed: the resamples of detector A are those behind bootstrap()'s interval.
+    # Same seed: the resamples of detector A are those behind bootstrap()'s interval (bootstrap
+    # draws positions of the sorted scores, paired_bootstrap samples: the same for sorted input).
     a_in, a_out, b_in, b_out = _two_detectors(np.random.default_rng(9))
+    a_in, a_out = np.sort(a_in), np.sort(a_out)
     zeros_in, zeros_out = np.zeros_like(a_in), np.zeros_like(a_out)  # constant: known metrics
     diffs = metrics.paired_bootstrap(
         a_in, a_out, zeros_in, zeros_out, n_resamples=80, seed=2, metrics=["auroc"]
