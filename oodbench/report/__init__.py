@@ -27,7 +27,6 @@ from oodbench.report.compare import (
     Difference,
     PairedComparison,
     compare,
-    paired_bootstrap,
     render_comparison,
 )
 from oodbench.report.published import (
@@ -60,7 +59,6 @@ __all__ = [
     "higher_is_better",
     "load_baseline",
     "load_published",
-    "paired_bootstrap",
     "prepare_rows",
     "published_comparison",
     "render_comparison",

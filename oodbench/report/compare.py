@@ -28,53 +28,10 @@ import numpy as np
 import pandas as pd
 
 from oodbench.errors import UserInputError
-from oodbench.metrics import METRIC_NAMES, compute
+from oodbench.metrics import METRIC_NAMES, paired_bootstrap
 from oodbench.report.render import Grid, csv_text, render_grid
 from oodbench.report.rows import model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.report.table import row_scores
-
-
-def paired_bootstrap(
-    a_in: np.ndarray,
-    a_out: np.ndarray,
-    b_in: np.ndarray,
-    b_out: np.ndarray,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    metrics: Sequence[str] = METRIC_NAMES,
-    *,
-    legacy: bool = False,
-) -> dict[str, np.ndarray]:
-    """B - A of each metric on `n_resamples` paired resamples (arrays of shape (n_resamples,)).
-
-    Resample r draws ID indices i (len(a_in) of them) and then OOD indices o (len(a_out)) with
-    replacement from ``np.random.default_rng(seed)``, and stores
-    metric(b_in[i], b_out[o]) - metric(a_in[i], a_out[o]).
-    Written here for now; oodbench.metrics is to get a faster `paired_bootstrap` with this
-    signature, which can replace this one.
-    """
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
-    unknown = [name for name in metrics if name not in METRIC_NAMES]
-    if unknown:
-        raise UserInputError(f"Unknown metric {unknown[0]!r}. Available: {', '.join(METRIC_NAMES)}.")
-    a_in, a_out, b_in, b_out = (np.asarray(x, dtype=np.float64) for x in (a_in, a_out, b_in, b_out))
-    if a_in.shape != b_in.shape or a_out.shape != b_out.shape:
-        raise UserInputError(
-            f"Paired scores need the same samples: A has {a_in.size} ID / {a_out.size} OOD scores, "
-            f"B has {b_in.size} / {b_out.size}."
-        )
-    rng = np.random.default_rng(seed)
-    out = {name: np.empty(n_resamples, dtype=np.float64) for name in metrics}
-    n_in, n_out = a_in.size, a_out.size
-    for r in range(n_resamples):
-        i = rng.integers(0, n_in, size=n_in)
-        o = rng.integers(0, n_out, size=n_out)
-        a = compute(a_in[i], a_out[o], legacy=legacy)
-        b = compute(b_in[i], b_out[o], legacy=legacy)
-        for name in metrics:
-            out[name][r] = b[name] - a[name]
-    return out
 
 
 @dataclass
@@ -265,8 +222,9 @@ def compare(
                     f"{row_a['scores_file']} holds {a_in.size} ID / {a_out.size} OOD scores but its row "
                     f"says n_in {row_a['n_in']}, n_out {row_a['n_out']}."
                 )
+            # metrics.paired_bootstrap gives first - second: B first, for B - A.
             diffs = paired_bootstrap(
-                a_in, a_out, b_in, b_out, n_resamples=n_resamples, seed=seed + k, metrics=metrics,
+                b_in, b_out, a_in, a_out, n_resamples=n_resamples, seed=seed + k, metrics=metrics,
                 legacy=legacy,
             )  # fmt: skip
             for name in metrics:
@@ -293,4 +251,4 @@ def compare(
     )
 
 
-__all__ = ["Difference", "PairedComparison", "compare", "paired_bootstrap", "render_comparison"]
+__all__ = ["Difference", "PairedComparison", "compare", "render_comparison"]
