@@ -24,14 +24,14 @@ TPR(d) = share of ID scores s >= d and TNR(d) = share of OOD scores s < d:
 
 How the exact metrics are computed: ID and OOD scores are merged by ONE ``np.sort`` of
 integers (each score's order-preserving integer key, shifted left, with the low bit saying
-ID or OOD; several times cheaper than ``np.argsort``), which gives each set's sorted distinct
-values with their counts and, per value, how many scores of the other set lie below it.
-Every metric is then a sum or maximum over the distinct values with cumulative integer
-counts (``_metrics_from_ranks``; formulas there), so ties are exact and the 95% comparisons
-are integer ones (20 * count >= 19 * n, no float rounding). Scores whose keys do not fit
-(both signs, max |s| >= 2, and a nonzero |s| below about max |s| * 1e-307, which the
-power-of-two rescaling that makes them fit would round) are sorted per set and merged by
-binary search instead; same results.
+ID or OOD; several times cheaper than ``np.argsort``). Without ties it gives, for every
+score, how many scores of the other set lie below it; with ties, the distinct pooled values
+and how many ID and OOD scores each holds. Every metric is then a sum or maximum over the
+distinct values with cumulative integer counts (``_metrics_from_ranks``; formulas there), so
+ties are exact and the 95% comparisons are integer ones (20 * count >= 19 * n, no float
+rounding). Scores whose keys do not fit (both signs, max |s| >= 2, and a nonzero |s| below
+about max |s| * 1e-307, which the power-of-two rescaling that makes them fit would round) are
+sorted per set and merged by binary search instead; same results.
 
 Constant scores (every ID and OOD score equal) have a single threshold that accepts
 everything, plus "accept nothing": auroc = 0.5, tnr_at_tpr95 = 0.0, detection_accuracy =
@@ -418,8 +418,10 @@ def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.n
 def _ranks_merged(
     s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers | None = None
 ) -> tuple[_Ranks, np.ndarray | None, np.ndarray | None] | None:
-    """_Ranks and per-value counts (None when every score is distinct) from one integer sort.
-    With `buffers`, the returned arrays may live in them (valid until their next use)."""
+    """_Ranks and per-value counts from one integer sort, or None when the keys do not fit.
+    Every score distinct: each score is a value, counts None. Ties: shared _Ranks over the
+    distinct pooled values, with each set's count per value (0 where it has none). With
+    `buffers`, the returned arrays may live in them (valid until their next use)."""
     buffers = _Buffers() if buffers is None else buffers
     tagged = _merged_keys(s_in, s_out, buffers)
     if tagged is None:
@@ -685,10 +687,15 @@ def _check_n_resamples(n_resamples: int) -> None:
         raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
 
 
-def _value_counts(picked: np.ndarray, index: np.ndarray | None, m: int) -> np.ndarray:
+def _value_counts(picked: np.ndarray, index: np.ndarray | None, m: int, work: np.ndarray) -> np.ndarray:
     """How often each of m distinct values was drawn, for drawn indices `picked` mapped through
-    `index` (drawn index -> distinct value index; None: the identity)."""
-    return np.bincount(picked if index is None else index[picked], minlength=m)
+    `index` (drawn index -> distinct value index; None: the identity), mapped in `work`."""
+    if index is not None:
+        # Into reused memory: a fresh array here costs page faults on every resample. (np.take
+        # buffers its output unless mode is not "raise"; all indices are in range, so "clip"
+        # changes nothing.)
+        picked = np.take(index, picked, out=work, mode="clip")
+    return np.bincount(picked, minlength=m)
 
 
 def _resampled(
@@ -705,12 +712,13 @@ def _resampled(
     rng = np.random.default_rng(seed)
     values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
     buffers = [_Buffers() for _ in prepared]
+    mapped_in, mapped_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
     for r in range(n_resamples):
         pick_in = rng.integers(0, n_in, size=n_in)
         pick_out = rng.integers(0, n_out, size=n_out)
         for p, out, work in zip(prepared, values, buffers, strict=True):
-            w_in = _value_counts(pick_in, p.index_in, p.values_in.size)
-            w_out = _value_counts(pick_out, p.index_out, p.values_out.size)
+            w_in = _value_counts(pick_in, p.index_in, p.values_in.size, mapped_in)
+            w_out = _value_counts(pick_out, p.index_out, p.values_out.size, mapped_out)
             if legacy:
                 result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
             else:
