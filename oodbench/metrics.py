@@ -652,34 +652,61 @@ def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False
     return _exact(_as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out"))
 
 
+class _ValueCounter(NamedTuple):
+    """How drawn indices of one set become counts per distinct value (m values, sorted).
+
+    `of_sample` (paired draws): the distinct value index of every sample, in the caller's order.
+    Otherwise the draws are positions in the sorted scores: `last` holds, with ties, the last
+    position of every value; None when every score is a distinct value.
+    """
+
+    m: int
+    of_sample: np.ndarray | None = None
+    last: np.ndarray | None = None
+
+    def counts(self, picked: np.ndarray, work: np.ndarray) -> np.ndarray:
+        """How often each value was drawn, given the drawn indices; `work` holds as many int64."""
+        if self.of_sample is not None:
+            # Into reused memory: a fresh array here costs page faults on every resample. (np.take
+            # buffers its output unless mode is not "raise"; all indices are in range, so "clip"
+            # changes nothing.)
+            return np.bincount(np.take(self.of_sample, picked, out=work, mode="clip"), minlength=self.m)
+        if self.last is None:
+            return np.bincount(picked, minlength=self.m)
+        # Ties: count per position, then per value from the running count at each value's last
+        # position (sequential passes; mapping every draw to its value is a random gather).
+        drawn_upto = np.cumsum(np.bincount(picked, minlength=work.size), out=work)
+        return np.diff(drawn_upto[self.last], prepend=0)
+
+
 class _Prepared(NamedTuple):
-    """One detector's scores ready for resampling: the sorted distinct values of each set, the
-    _Ranks of the two value sets, and per set the map from a drawn index to the index of its
-    distinct value (None: the identity, when the draws are positions of sorted distinct scores)."""
+    """One detector's scores ready for resampling: the sorted distinct values of each set, how
+    drawn indices become counts per value, and the _Ranks of the two value sets."""
 
     values_in: np.ndarray
     values_out: np.ndarray
-    index_in: np.ndarray | None
-    index_out: np.ndarray | None
+    counter_in: _ValueCounter
+    counter_out: _ValueCounter
     ranks: _Ranks
 
 
 def _prepare(s_in: np.ndarray, s_out: np.ndarray, *, paired: bool) -> _Prepared:
-    """Sort each set once. Unpaired, a drawn index is a position in the sorted set (so no map
-    is needed unless the set has ties); paired, it is a sample (the caller's order), mapped
-    through an argsort."""
-    values, index = [], []
+    """Sort each set once. Unpaired, a drawn index is a position in the sorted set; paired, it
+    is a sample (the caller's order), mapped to its value through an argsort."""
+    values, counters = [], []
     for s in (s_in, s_out):
-        order = np.argsort(s) if paired else None
-        distinct, _, of_position = _distinct(s[order] if paired else np.sort(s))
-        if order is not None:
+        if paired:
+            order = np.argsort(s)
+            distinct, _, of_position = _distinct(s[order])
             of_sample = np.empty(s.size, dtype=np.int64)
             of_sample[order] = of_position
-            index.append(of_sample)
+            counters.append(_ValueCounter(distinct.size, of_sample=of_sample))
         else:
-            index.append(None if distinct.size == s.size else of_position)
+            distinct, counts, _ = _distinct(np.sort(s))
+            last = None if distinct.size == s.size else np.cumsum(counts) - 1
+            counters.append(_ValueCounter(distinct.size, last=last))
         values.append(distinct)
-    return _Prepared(values[0], values[1], index[0], index[1], _ranks_search(values[0], values[1]))
+    return _Prepared(values[0], values[1], counters[0], counters[1], _ranks_search(values[0], values[1]))
 
 
 def _check_n_resamples(n_resamples: int) -> None:
@@ -687,24 +714,13 @@ def _check_n_resamples(n_resamples: int) -> None:
         raise UserInputError(f"'n_resamples' must be an integer >= 1. Got {n_resamples!r} instead.")
 
 
-def _value_counts(picked: np.ndarray, index: np.ndarray | None, m: int, work: np.ndarray) -> np.ndarray:
-    """How often each of m distinct values was drawn, for drawn indices `picked` mapped through
-    `index` (drawn index -> distinct value index; None: the identity), mapped in `work`."""
-    if index is not None:
-        # Into reused memory: a fresh array here costs page faults on every resample. (np.take
-        # buffers its output unless mode is not "raise"; all indices are in range, so "clip"
-        # changes nothing.)
-        picked = np.take(index, picked, out=work, mode="clip")
-    return np.bincount(picked, minlength=m)
-
-
 def _resampled(
     prepared: Sequence[_Prepared], sizes: tuple[int, int], n_resamples: int, seed: int, legacy: bool
 ) -> list[np.ndarray]:
     """Metric values (n_resamples x len(METRIC_NAMES)) per prepared detector, all on the same draws.
 
-    Resample r draws n_in ID indices, then n_out OOD indices, with replacement
-    (``rng.integers`` of ``rng = np.random.default_rng(seed)``). A resample of sorted data is just a count per
+    Resample r draws n_in ID indices, then n_out OOD indices, with replacement (``rng.integers``
+    of ``rng = np.random.default_rng(seed)``). A resample of sorted data is just a count per
     distinct value, so no resample is sorted again: the metrics come from the precomputed
     ranks and the counts.
     """
@@ -712,17 +728,16 @@ def _resampled(
     rng = np.random.default_rng(seed)
     values = [np.empty((n_resamples, len(METRIC_NAMES))) for _ in prepared]
     buffers = [_Buffers() for _ in prepared]
-    mapped_in, mapped_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
+    work_in, work_out = np.empty(n_in, dtype=np.int64), np.empty(n_out, dtype=np.int64)
     for r in range(n_resamples):
         pick_in = rng.integers(0, n_in, size=n_in)
         pick_out = rng.integers(0, n_out, size=n_out)
-        for p, out, work in zip(prepared, values, buffers, strict=True):
-            w_in = _value_counts(pick_in, p.index_in, p.values_in.size, mapped_in)
-            w_out = _value_counts(pick_out, p.index_out, p.values_out.size, mapped_out)
+        for p, out, kept in zip(prepared, values, buffers, strict=True):
+            w_in, w_out = p.counter_in.counts(pick_in, work_in), p.counter_out.counts(pick_out, work_out)
             if legacy:
                 result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
             else:
-                result = _metrics_from_ranks(p.ranks, w_in, w_out, work)
+                result = _metrics_from_ranks(p.ranks, w_in, w_out, kept)
             out[r] = [result[name] for name in METRIC_NAMES]
     return values
 
