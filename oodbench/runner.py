@@ -32,6 +32,7 @@ from oodbench.detectors import create_detector
 from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logits, iter_batches
 from oodbench.errors import UserInputError
 from oodbench.models.external import LoadedModel
+from oodbench.progress import progress_bar
 from oodbench.results import (
     ROWS_FILENAME,
     SCORES_IN,
@@ -114,10 +115,14 @@ def collect_outputs(
     # N (measured on 100,000 28x28 images: +630 MB with per-batch lists, +3 MB without).
     logits: torch.Tensor | None = None
     scores = [np.empty(len(x), dtype=np.float64) for _ in feature_detectors]
-    batches = iter_batches(x, batch_size)
-    if progress_label is not None and len(x) >= PROGRESS_BAR_MIN_IMAGES:
-        total = (len(x) + batch_size - 1) // batch_size
-        batches = tqdm(batches, total=total, desc=progress_label, unit="batch", file=sys.stderr, leave=False)
+    batches = progress_bar(
+        iter_batches(x, batch_size),
+        n_images=len(x),
+        total=(len(x) + batch_size - 1) // batch_size,
+        desc=progress_label or "",
+        unit="batch",
+        show=progress_label is not None,
+    )
     start = 0
     for batch in batches:
         batch = batch.to(device)
@@ -135,10 +140,6 @@ def collect_outputs(
     if logits is None:
         logits = torch.empty((0, 0), dtype=torch.float32)
     return logits, scores
-
-
-# Sets of at least this many images get a progress bar while they are scored (unless quiet).
-PROGRESS_BAR_MIN_IMAGES = 10_000
 
 
 @functools.cache
@@ -394,9 +395,11 @@ def run_suite(
     # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
     # when empty) before any training starts.
     parse_outs(extra_out, taken=SUITES.get(suite_name).out_datasets)
-    data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit)
+    data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit, progress=progress)
     data.test_out.update(
-        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+        load_custom_outs(
+            extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit, progress=progress
+        )
     )
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None

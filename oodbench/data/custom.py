@@ -81,21 +81,29 @@ def parse_outs(texts: Sequence[str], *, taken: Collection[str] = ()) -> list[Out
 
 
 def load_custom_outs(
-    texts: Sequence[str], *, shape: Shape, taken: Collection[str] = (), limit: int | None = None
+    texts: Sequence[str],
+    *,
+    shape: Shape,
+    taken: Collection[str] = (),
+    limit: int | None = None,
+    progress: bool = False,
 ) -> dict[str, LabeledImages]:
     """Every `--out` set by name, checked (names, files, not empty) and capped at `limit` images
     (the first `limit` of a fixed shuffle, like the suite's sets). Names are checked before any
     file is read."""
     specs = parse_outs(texts, taken=taken)
-    return {spec.name: cap(load_custom_out(spec.text, shape=shape), limit) for spec in specs}
+    return {
+        spec.name: cap(load_custom_out(spec.text, shape=shape, progress=progress), limit) for spec in specs
+    }
 
 
-def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
+def load_custom_out(spec: str, *, shape: Shape, progress: bool = False) -> LabeledImages:
     """Load "[NAME=]folder:PATH" or "[NAME=]npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
 
     The set's name is NAME, else "folder:<folder name>" or "npz:<file stem>". uint8 images that
     already have `shape` stay uint8 (4x less memory than float32; batches are converted when
-    used). A set with no images is refused.
+    used). A set with no images is refused. `progress`: a bar on stderr while a large folder is
+    read.
     """
     import torch
 
@@ -105,7 +113,9 @@ def load_custom_out(spec: str, *, shape: Shape) -> LabeledImages:
     if out.kind == "folder":
         if not path.is_dir():
             raise DataNotFoundError(f"Custom OOD folder {path} not found (from {spec!r}).")
-        x = read_image_folder(path, shape=shape, name=f"custom OOD set {spec!r}", keep_uint8=True)
+        x = read_image_folder(
+            path, shape=shape, name=f"custom OOD set {spec!r}", keep_uint8=True, progress=progress
+        )
         return LabeledImages(x, None, out.name, "test")
     if not path.is_file():
         raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")

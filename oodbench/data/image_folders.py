@@ -27,6 +27,7 @@ from oodbench.data import download as dl
 from oodbench.data.convert import to_shape, uint8_to_float
 from oodbench.data.spec import DATASETS, DatasetSpec, LabeledImages, LoadRequest, Shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -80,13 +81,14 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_image_folder(
-    folder: Path, *, shape: Shape | None, name: str, keep_uint8: bool = True
+    folder: Path, *, shape: Shape | None, name: str, keep_uint8: bool = True, progress: bool = False
 ) -> torch.Tensor:
     """Every image below `folder` as (N, C, H, W): uint8 as stored, or float32 in [0, 1] if converted.
 
     With `shape`, each image is converted to it by oodbench.data.convert's rule (images of
     different sizes are fine). Without, all images must share one shape. With `keep_uint8`,
-    images that need no conversion are returned as uint8 (N, C, H, W).
+    images that need no conversion are returned as uint8 (N, C, H, W). `progress`: a bar on
+    stderr while a large folder is read (oodbench.progress).
     """
     import torch
     if not folder.is_dir():
@@ -97,7 +99,10 @@ def read_image_folder(
             f"Folder {folder} has no images ({name}); "
             f"looked for {', '.join(IMAGE_SUFFIXES)} files, also in sub-folders."
         )
-    arrays = [read_image(path) for path in files]
+    shown = progress_bar(
+        files, n_images=len(files), desc=f"reading {folder.name}", unit="image", show=progress
+    )
+    arrays = [read_image(path) for path in shown]
     # Convert same-shaped images together: one batched call per distinct shape.
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, array in enumerate(arrays):
@@ -187,7 +192,7 @@ def _load_odin(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
             f"(linked from https://github.com/facebookresearch/odin) "
             f"and unpack it there, or set --data-dir / OODBENCH_DATA to a folder that has it."
         )
-    x = read_image_folder(req.folder, shape=spec.image_shape, name=title)
+    x = read_image_folder(req.folder, shape=spec.image_shape, name=title, progress=req.progress)
     return LabeledImages(x, None, spec.name, req.split)
 
 

@@ -61,6 +61,7 @@ class LoadRequest:
     shape: Shape | None
     seed: int
     n: int | None
+    progress: bool = False  # a progress bar while reading large sets (oodbench.progress)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def load_dataset(
     shape: Shape | None = None,
     seed: int = 0,
     n: int | None = None,
+    progress: bool = False,
 ) -> LabeledImages:
     """Load one split of a registered data set as (N, C, H, W) images.
 
@@ -209,7 +211,8 @@ def load_dataset(
 
     `shape` converts to (C, H, W) by oodbench.data.convert's rule (noise is generated at it).
     `seed` only matters for generated sets. `n` caps the number of images (the first n after a
-    fixed shuffle; generated sets: exactly n, default 10,000).
+    fixed shuffle; generated sets: exactly n, default 10,000). `progress`: a bar on stderr while
+    a large image folder is read.
     """
     spec = DATASETS.get(name)
     if split not in spec.splits:
@@ -221,7 +224,9 @@ def load_dataset(
     if shape is not None:
         shape = check_shape(shape)
     folder = paths.data_dir(data_dir) / spec.folder if spec.kind == KIND_FILES and spec.folder else None
-    request = LoadRequest(split=split, folder=folder, download=download, shape=shape, seed=seed, n=n)
+    request = LoadRequest(
+        split=split, folder=folder, download=download, shape=shape, seed=seed, n=n, progress=progress
+    )
     images = spec.loader(spec, request)
     if n is not None:
         images = cap(images, n)

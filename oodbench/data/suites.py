@@ -141,6 +141,7 @@ def load_suite(
     download: bool = False,
     limit: int | None = None,
     training_only: bool = False,
+    progress: bool = False,
 ) -> SuiteData:
     """Load every split a suite needs, converted to the in-distribution shape.
 
@@ -149,7 +150,8 @@ def load_suite(
     anything large is read, all in one message. `training_only` loads just what training
     reads (the in-dist train split and the seen OOD set): test and validation OOD sets are
     neither checked nor read (test_in, val_ood are None, test_out is empty; val_in is None
-    unless it is held out of train).
+    unless it is held out of train). `progress`: bars on stderr while large image folders are
+    read.
     """
     suite = SUITES.get(name)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -158,7 +160,9 @@ def load_suite(
     shape = spec.image_shape
 
     def load(dataset: str, split: str, n: int | None = None) -> LabeledImages:
-        images = load_dataset(dataset, split, data_dir=data_dir, download=download, shape=shape, n=n)
+        images = load_dataset(
+            dataset, split, data_dir=data_dir, download=download, shape=shape, n=n, progress=progress
+        )
         return cap(images, limit)
 
     if not download:
@@ -169,7 +173,9 @@ def load_suite(
         if not training_only:
             val_in = load(suite.in_dataset, "val")
     else:
-        full = load_dataset(suite.in_dataset, "train", data_dir=data_dir, download=download, shape=shape)
+        full = load_dataset(
+            suite.in_dataset, "train", data_dir=data_dir, download=download, shape=shape, progress=progress
+        )
         kept, held_out = stratified_holdout(full.y, suite.val_in_size, seed=0)
         train, val_in = cap(full.subset(kept), limit), cap(full.subset(held_out), limit)
         del full
