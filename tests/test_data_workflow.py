@@ -116,3 +116,25 @@ def test_train_needs_no_test_or_tuning_sets(monkeypatch):
     state = read_checkpoint(path)
     assert state["data"] == {"train": "svhn", "n_train": 12, "n_seen_ood": 12}
     assert state["config"]["overrides"] == {"batch_size": 6, "epochs": 1, "train_limit": 12}
+
+
+def test_file_checks_ask_only_for_the_splits_that_are_read():
+    """odin-cifar10 reads SVHN's train split only (seen OOD); training reads no test split."""
+    from test_data_formats import write_cifar_batch
+
+    from oodbench.data import SUITES
+    from oodbench.data.suites import check_files
+    from oodbench.errors import DataNotFoundError
+
+    root = data_root()
+    for i in range(1, 6):
+        write_cifar_batch(root / "cifar-10-batches-py" / f"data_batch_{i}", 4)  # no test_batch
+    write_svhn(root, "train", 4)  # no test_32x32.mat
+    check_files(SUITES.get("cifar10"), training_only=True)  # CIFAR-10 train + SVHN train: all there
+    with pytest.raises(DataNotFoundError) as info:
+        check_files(SUITES.get("odin-cifar10"))
+    message = str(info.value)
+    assert "cifar10: test_batch in cifar-10-batches-py/;" in message  # the test split, nothing else
+    assert "svhn" not in message and "data_batch" not in message
+    with pytest.raises(DataNotFoundError, match="svhn: test_32x32.mat"):
+        check_files(SUITES.get("cifar10"))  # its test OOD sets include SVHN's test split

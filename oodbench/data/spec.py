@@ -9,7 +9,7 @@ $OODBENCH_DATA, else <cache>/data (see oodbench.paths.data_dir). Nothing is down
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,7 +82,8 @@ class DatasetSpec:
     files_hint: str
     kind: str = KIND_FILES
     folder: str | None = None  # sub-folder of the data root holding the files
-    required: tuple[str, ...] = ()  # paths relative to `folder` that must all exist
+    # (split, paths relative to `folder` that split reads): every file that must exist.
+    required: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # missing(folder) -> the names of the missing files (replaces `required`), e.g. for ODIN's
     # folders (any image below the folder) and MNIST (.gz or unpacked).
     missing: Callable[[Path], list[str]] | None = field(default=None, repr=False)
@@ -112,13 +113,18 @@ class DatasetSpec:
         """The first existing file `rel` among `folders()`, or None."""
         return next((f / rel for f in self.folders(data_dir) if (f / rel).is_file()), None)
 
-    def missing_files(self, data_dir: str | os.PathLike | None = None) -> list[str]:
-        """The names of the files this spec needs that are not there (files, not folders)."""
+    def missing_files(
+        self, data_dir: str | os.PathLike | None = None, splits: Iterable[str] | None = None
+    ) -> list[str]:
+        """The names of the files that `splits` (default: all) read and that are not there
+        (files, not folders)."""
         if self.kind != KIND_FILES:
             return []
         if self.missing is not None:
             return self.missing(self.folders(data_dir)[0])
-        return [rel for rel in self.required if self.find(rel, data_dir) is None]
+        wanted = set(self.splits if splits is None else splits)
+        needed = [rel for split, files in self.required if split in wanted for rel in files]
+        return [rel for rel in dict.fromkeys(needed) if self.find(rel, data_dir) is None]
 
     def present(self, data_dir: str | os.PathLike | None = None) -> bool:
         """Whether the files this spec needs exist (always True for embedded and generated sets)."""

@@ -211,25 +211,31 @@ def limit_training(data: SuiteData, n: int, seed: int = 0) -> SuiteData:
     return dataclasses.replace(data, train=train, seen_ood=cap(data.seen_ood, n, seed=seed))
 
 
-def suite_datasets(suite: Suite) -> list[str]:
-    """Every data set a suite reads, without repeats, in order of use."""
-    names = [suite.in_dataset, suite.seen_ood, suite.val_ood, *suite.out_datasets]
-    return list(dict.fromkeys(names))
-
-
-def training_datasets(suite: Suite) -> list[str]:
-    """The data sets training reads: the in-distribution set and the seen OOD set."""
-    return list(dict.fromkeys([suite.in_dataset, suite.seen_ood]))
+def suite_splits(suite: Suite, *, training_only: bool = False) -> dict[str, list[str]]:
+    """Every data set a suite reads (in order of use) with the splits it reads of it, as
+    `load_suite` does; training alone reads the in-distribution training data and the seen OOD
+    set."""
+    in_splits = ["train", "val"] if suite.val_in_from == "val" else ["train"]
+    reads = [(suite.in_dataset, s) for s in in_splits]
+    reads.append((suite.seen_ood, seen_split(DATASETS.get(suite.seen_ood))))
+    if not training_only:
+        reads.append((suite.in_dataset, "test"))
+        reads.append((suite.val_ood, val_split(DATASETS.get(suite.val_ood))))
+        reads += [(out, "test") for out in suite.out_datasets]
+    splits: dict[str, list[str]] = {}
+    for name, split in reads:
+        if split not in splits.setdefault(name, []):
+            splits[name].append(split)
+    return splits
 
 
 def check_files(suite: Suite, data_dir=None, *, training_only: bool = False) -> None:
-    """Raise one DataNotFoundError naming every missing file of the suite, before reading any."""
-    names = training_datasets(suite) if training_only else suite_datasets(suite)
+    """Raise one DataNotFoundError naming every missing file the suite reads, before reading any."""
     root = paths.data_dir(data_dir)
     parts = []
-    for name in names:
+    for name, splits in suite_splits(suite, training_only=training_only).items():
         spec = DATASETS.get(name)
-        missing = spec.missing_files(data_dir)
+        missing = spec.missing_files(data_dir, splits)
         if missing:
             # Folders relative to the data root, named once at the start ("." = the root itself).
             where = " or ".join(f"{f.relative_to(root).as_posix()}/" for f in spec.folders(data_dir))

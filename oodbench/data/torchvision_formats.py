@@ -272,7 +272,7 @@ DATASETS.add(
         f"(--download, or {_SVHN_SOURCE})",
         folder="svhn",
         also_in=("",),
-        required=("train_32x32.mat", "test_32x32.mat"),
+        required=(("train", ("train_32x32.mat",)), ("test", ("test_32x32.mat",))),
         sizes=(("train", 73257), ("test", 26032)),
     ),
 )
@@ -290,7 +290,7 @@ DATASETS.add(
         loader=_load_cifar,
         files_hint="cifar-10-python.tar.gz unpacked as <data root>/cifar-10-batches-py (or --download)",
         folder="cifar-10-batches-py",
-        required=(*_CIFAR["cifar10"][2]["train"], "test_batch"),
+        required=tuple(_CIFAR["cifar10"][2].items()),
         sizes=(("train", 50000), ("test", 10000)),
     ),
 )
@@ -308,7 +308,7 @@ DATASETS.add(
         loader=_load_cifar,
         files_hint="cifar-100-python.tar.gz unpacked as <data root>/cifar-100-python (or --download)",
         folder="cifar-100-python",
-        required=("train", "test"),
+        required=tuple(_CIFAR["cifar100"][2].items()),
         sizes=(("train", 50000), ("test", 10000)),
     ),
 )
