@@ -469,13 +469,6 @@ def _ranks_merged(
     return _Ranks(positions[:k], positions[1:], positions[1:], shared=True), id_count, ood_count
 
 
-def _cumsum_int(flags: np.ndarray, buffers: _Buffers, name: str) -> np.ndarray:
-    """Inclusive running count of True in `flags`, as int64, in the buffer `name`."""
-    out = buffers.get(name, flags.size, np.int64)
-    np.copyto(out, flags)
-    return np.cumsum(out, out=out)
-
-
 def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarray, np.ndarray]:
     """_Ranks and per-value counts by sorting each set and binary search (works for any scores)."""
     values_in, w_in, _ = _distinct(np.sort(s_in))

@@ -7,29 +7,13 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from report_rows import frame_of, make_row
 
 from oodbench import metrics, report
 from oodbench.errors import DataNotFoundError, UserInputError
-from oodbench.results import ResultRow, rows_to_frame, save_scores
+from oodbench.results import save_scores
 
 TOL_LINE = "tolerance 0.010)"
-
-
-def make_row(**overrides) -> ResultRow:
-    values = dict(
-        suite="mnist", in_dataset="mnist", out_dataset="animals", model_source="cross_entropy",
-        model_arch="small_cnn", training_recipe="embedded", detector="msp", seed=0,
-        tnr_at_tpr95=0.5, auroc=0.9, aupr_in=0.8, aupr_out=0.85, detection_accuracy=0.82,
-        fpr95_openood=0.3, classification_accuracy=0.97, n_in=100, n_out=80, device="cpu",
-        oodbench_version="0.1.0", git_commit="abc", torch_version="2.0",
-        created_at="2024-01-01T00:00:00+00:00",
-    )  # fmt: skip
-    values.update(overrides)
-    return ResultRow(**values)
-
-
-def frame_of(*rows: ResultRow) -> pd.DataFrame:
-    return rows_to_frame(list(rows))
 
 
 @pytest.fixture

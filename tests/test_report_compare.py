@@ -12,6 +12,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from report_rows import make_row
 from scipy.stats import norm
 
 from oodbench import metrics, report
@@ -88,19 +89,6 @@ def test_paired_bootstrap_refuses_different_samples_and_bad_arguments():
 
 
 # --- compare() on stored rows --------------------------------------------------------------------
-
-
-def make_row(**overrides) -> ResultRow:
-    values = dict(
-        suite="mnist", in_dataset="mnist", out_dataset="animals", model_source="cross_entropy",
-        model_arch="small_cnn", training_recipe="embedded", detector="msp", seed=0,
-        tnr_at_tpr95=0.5, auroc=0.9, aupr_in=0.8, aupr_out=0.85, detection_accuracy=0.82,
-        fpr95_openood=0.3, classification_accuracy=0.97, n_in=100, n_out=80, device="cpu",
-        oodbench_version="0.1.0", git_commit="abc", torch_version="2.0",
-        created_at="2024-01-01T00:00:00+00:00",
-    )  # fmt: skip
-    values.update(overrides)
-    return ResultRow(**values)
 
 
 def stored_row(root, name: str, s_in: np.ndarray, s_out: np.ndarray, **fields) -> ResultRow:

@@ -6,27 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from report_rows import frame_of, make_row
 
 from oodbench import report
 from oodbench.errors import UserInputError
-from oodbench.results import ResultRow, read_rows, rows_to_frame
-
-
-def make_row(**overrides) -> ResultRow:
-    values = dict(
-        suite="mnist", in_dataset="mnist", out_dataset="animals", model_source="cross_entropy",
-        model_arch="small_cnn", training_recipe="embedded", detector="msp", seed=0,
-        tnr_at_tpr95=0.5, auroc=0.9, aupr_in=0.8, aupr_out=0.85, detection_accuracy=0.82,
-        fpr95_openood=0.3, classification_accuracy=0.97, n_in=100, n_out=80, device="cpu",
-        oodbench_version="0.1.0", git_commit="abc", torch_version="2.0",
-        created_at="2024-01-01T00:00:00+00:00",
-    )  # fmt: skip
-    values.update(overrides)
-    return ResultRow(**values)
-
-
-def frame_of(*rows):
-    return rows_to_frame(list(rows))
+from oodbench.results import read_rows
 
 
 def test_two_external_checkpoints_never_share_a_cell():
