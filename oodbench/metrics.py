@@ -426,13 +426,17 @@ def _merged_keys(
     np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
     np.add(s_out, 0.0, out=floats[n_in:])
     exponent = 0
-    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
+    # Decided before scaling: a negative subnormal minimum scales to -0.0, which is not < 0.0,
+    # and would send signed keys down the one-sign branch (where -0.0 sorts as 0.0 and the lost
+    # bits go unnoticed; found by the property test of issue 16).
+    negative = lo < 0.0
+    if negative and hi > 0.0 and max(-lo, hi) >= 2.0:
         exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent: scale into (-1, 1)
         lo *= 2.0**-exponent
         hi *= 2.0**-exponent
         floats *= 2.0**-exponent  # a power of two: exact unless a result is below 2**-1022
     keys = floats.view(np.int64)
-    if lo < 0.0:
+    if negative:
         # Negative floats sort backwards as integers: flip their 63 value bits.
         sign = np.right_shift(keys, 63, out=scratch.view(np.int64))
         sign &= _LOW63

@@ -198,6 +198,14 @@ def test_negative_zero_ties_with_zero():
     assert compute([0.0], [-0.0])["auroc"] == 0.5
 
 
+def test_negative_subnormal_minimum_stays_below_a_positive_subnormal():
+    # Both signs and |s| >= 2: the merge scales the scores by 2**-2, which turns -5e-324 into
+    # -0.0 and 5e-324 into 0.0; they must still count as -5e-324 < 5e-324, i.e. ID beats one of
+    # four OOD scores (found by the property test below; the fast path used to tie them).
+    assert compute([5e-324], [-5e-324, 0.1, 0.64, 2.3])["auroc"] == 0.25
+    assert compute([-5e-324], [5e-324, 0.1, 0.64, -2.3])["auroc"] == 0.25
+
+
 # ---------------------------------------------------------------------------------------------
 # scikit-learn agreement on data with many ties
 # ---------------------------------------------------------------------------------------------
@@ -209,32 +217,28 @@ def test_agrees_with_sklearn_on_tied_scores(seed):
     n_in, n_out = rng.integers(20, 900, size=2)
     s_in = np.round(rng.normal(1.0, 1.5, n_in))  # integer scores: many ties, across the classes too
     s_out = np.round(rng.normal(0.0, 1.5, n_out))
-    y = np.r_[np.ones(n_in), np.zeros(n_out)]
-    s = np.r_[s_in, s_out]
-    result = compute(s_in, s_out)
-
-    assert result["auroc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert result["aupr_in"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
-    assert result["aupr_out"] == pytest.approx(average_precision_score(1 - y, -s), abs=1e-12)
-
-    # roc_curve with every threshold (thresholds decreasing; fpr counts OOD >= threshold).
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    first = np.argmax(tpr >= 0.95)  # largest threshold with TPR >= 0.95
-    assert result["tnr_at_tpr95"] == pytest.approx(1.0 - fpr[first], abs=1e-12)
-    assert result["detection_accuracy"] == pytest.approx(np.max(0.5 * tpr + 0.5 * (1 - fpr)), abs=1e-12)
-
-    # OpenOOD: roc_curve(OOD indicator, -score), FPR at the first TPR >= 0.95.
-    fpr_o, tpr_o, _ = roc_curve(1 - y, -s, drop_intermediate=False)
-    assert result["fpr95_openood"] == pytest.approx(fpr_o[np.argmax(tpr_o >= 0.95)], abs=1e-12)
+    result, expected = compute(s_in, s_out), _sklearn_reference(s_in, s_out)
+    for name in METRIC_NAMES:
+        assert result[name] == pytest.approx(expected[name], abs=1e-12), name
 
 
 def _sklearn_reference(s_in, s_out) -> dict[str, float]:
+    """All six metrics from scikit-learn: AUROC and AUPR-In / -Out (ID positive with s, OOD
+    positive with -s) directly, the rest read off roc_curve with every threshold."""
     y = np.r_[np.ones(s_in.size), np.zeros(s_out.size)]
     s = np.r_[s_in, s_out]
+    # roc_curve with every threshold (thresholds decreasing; fpr counts OOD >= threshold).
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    first = np.argmax(tpr >= 0.95)  # largest threshold with TPR >= 0.95
+    # OpenOOD: roc_curve(OOD indicator, -score), FPR at the first TPR >= 0.95.
+    fpr_o, tpr_o, _ = roc_curve(1 - y, -s, drop_intermediate=False)
     return {
+        "tnr_at_tpr95": 1.0 - fpr[first],
         "auroc": roc_auc_score(y, s),
         "aupr_in": average_precision_score(y, s),
         "aupr_out": average_precision_score(1 - y, -s),
+        "detection_accuracy": np.max(0.5 * tpr + 0.5 * (1 - fpr)),
+        "fpr95_openood": fpr_o[np.argmax(tpr_o >= 0.95)],
     }
 
 
@@ -436,6 +440,42 @@ def test_buffers_hand_out_each_name_once_per_call():
     assert counting.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="read-only"):
         counting[0] = 7  # shared by every later call: must stay 0, 1, 2, ...
+
+
+# Tie patterns: rounding to a grid (None: continuous), scaled afterwards (scaling keeps ties and
+# order); each set may be constant, take one sign, or hold subnormals, zeros and -0.0.
+_SPECIALS = [5e-324, -5e-324, 2.2e-308, -1e-310, 0.0, -0.0]
+
+
+@st.composite
+def _score_sets(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    digits = draw(st.sampled_from([None, 0, 1, 2]))
+    scale = draw(st.sampled_from([1e-300, 1e-3, 1.0, 7.0, 1e250]))
+    sets = []
+    for shift in (draw(st.sampled_from([-1.0, 0.0, 1.0, 3.0])), 0.0):
+        n = draw(st.integers(1, 3000))
+        s = rng.normal(shift, 1.0, n)
+        s = s if digits is None else np.round(s, digits)
+        sign = draw(st.sampled_from(["mixed", "positive", "negative"]))
+        s = np.abs(s) if sign == "positive" else -np.abs(s) if sign == "negative" else s
+        if draw(st.booleans()):
+            s = np.full(n, s[0])  # a constant set
+        s = s * scale
+        specials = draw(st.lists(st.sampled_from(_SPECIALS), max_size=3))
+        s[: len(specials)] = specials[:n]
+        sets.append(s)
+    return sets
+
+
+@settings(max_examples=80, deadline=None)
+@given(sets=_score_sets(), starved=st.booleans())
+def test_matches_sklearn_and_simple_path_on_random_sizes_and_ties(sets, starved):
+    s_in, s_out = sets
+    with _work_buffers(keep_bytes=0 if starved else None):
+        result = compute(s_in, s_out)
+    _assert_close(result, _reference(s_in, s_out))
+    _assert_close(result, _sklearn_reference(s_in, s_out))
 
 
 # ---------------------------------------------------------------------------------------------
