@@ -478,6 +478,20 @@ def test_matches_sklearn_and_simple_path_on_random_sizes_and_ties(sets, starved)
     _assert_close(result, _sklearn_reference(s_in, s_out))
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [5_800_000, 10_500_000])
+def test_auroc_equals_sklearn_on_millions_of_tied_scores(n):
+    # Issue 16: at these pooled sizes the tie path's work arrays crossed the 96 MiB budget and
+    # AUROC was off by 1.1e-4. A fresh buffer store, as in a new process.
+    rng = np.random.default_rng(16)
+    s_in, s_out = np.round(rng.normal(1.0, 1.0, n // 2), 2), np.round(rng.normal(0.0, 1.0, n - n // 2), 2)
+    with _work_buffers():
+        result = compute(s_in, s_out)
+    y = np.r_[np.ones(s_in.size), np.zeros(s_out.size)]
+    assert abs(result["auroc"] - roc_auc_score(y, np.r_[s_in, s_out])) <= 1e-12
+    _assert_close(result, _reference(s_in, s_out))
+
+
 # ---------------------------------------------------------------------------------------------
 # Brute force: the definitions written out as loops over every threshold
 # ---------------------------------------------------------------------------------------------
