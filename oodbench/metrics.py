@@ -546,6 +546,18 @@ def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
         return _metrics_from_ranks(*merged, buffers=buffers)
 
 
+def _exact_simple(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
+    """_exact by the simple path: each set sorted on its own, ranks by binary search.
+
+    Not dispatched to: ``benchmarks/bench_metrics.py --crossover`` found no size below which it
+    is faster on all data (it wins on few distinct values at every size, loses on distinct
+    scores at every size; benchmarks/README.md). Kept so that the comparison can be repeated.
+    """
+    buffers = _Buffers.for_thread()
+    with buffers.scope():
+        return _metrics_from_ranks(*_ranks_sorted(s_in, s_out), buffers=buffers)
+
+
 def _running_sum(terms: np.ndarray) -> float:
     """terms[0] + terms[1] + ... added one at a time, left to right, as the public code's loops
     do (np.sum adds pairwise, which rounds differently). Zero terms change nothing, so only the

@@ -385,6 +385,7 @@ def test_fast_path_matches_simple_path_past_the_buffer_budget(case, n_in, n_out,
     with _work_buffers(keep_bytes=budget):
         _assert_close(compute(s_in, s_out), expected)
         _assert_close(compute(s_in, s_out), expected)  # the same store again (warm)
+        _assert_close(metrics._exact_simple(s_in, s_out), expected)  # the path bench --crossover times
 
 
 @pytest.mark.parametrize("case", list(BUFFER_DATA))
