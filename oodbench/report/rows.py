@@ -129,6 +129,11 @@ def prepare_rows(
         )
     frame = frame.sort_values("created_at", kind="stable")
     replaced = frame.duplicated(subset=list(_RUN_KEY), keep="last")
+    # Rows written before schema 3 record no data fingerprints: a later row that agrees on all
+    # the rest replaces them (a rerun after an upgrade must not become a second column).
+    unknown_data = (frame["in_fingerprint"] == "") | (frame["out_fingerprint"] == "")
+    without_data = [name for name in _RUN_KEY if name not in ("in_fingerprint", "out_fingerprint")]
+    replaced |= unknown_data & frame.duplicated(subset=without_data, keep="last")
     if replaced.any():
         logger.warning(_rerun_message(frame[replaced]))
     return frame[~replaced].sort_index()
@@ -150,13 +155,10 @@ def _rerun_message(old: pd.DataFrame, shown: int = 3) -> str:
 
 
 def _value_text(value: object) -> str:
-    return (
-        f"{value:g}"
-        if isinstance(value, float)
-        else json.dumps(value)
-        if not isinstance(value, str)
-        else value
-    )
+    """A parameter value as shown in a label: 1000.0 -> "1000", strings bare, the rest as JSON."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _params_label(params_text: str, keys: Sequence[str] | None = None) -> str:
