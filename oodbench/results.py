@@ -7,14 +7,17 @@ Run output folder (default `paths.results_dir()`, i.e. ./runs or $OODBENCH_RESUL
 
     rows.jsonl          one JSON object per line, one line per ResultRow (`append_rows`)
     rows/<job>.jsonl    the same, one shard per sweep job (`write_rows`; see oodbench.store)
-    scores/<...>.npz    raw scores of one row (`save_scores`), path stored in `scores_file`
+    scores/<...>.npz    raw scores of one row (`save_row_scores`), path in `scores_file`
     tables/, plots/     rendered outputs (`oodbench report --output`, `oodbench plot`)
 
 Scores NPZ naming (pinned): a row's NPZ holds the 1-D float arrays "scores_in" (scores of the
 in-distribution test set) and "scores_out" (scores of that row's OOD test set), both with the
 oodbench direction (higher = more in-distribution). Other arrays may be added; readers ignore
 them. `scores_file` is relative to the results folder (the one that holds rows.jsonl and
-rows/), or "" if none was kept.
+rows/), or "" if none was kept. Since schema 3 the file name holds a hash of the row identity
+and of the scores (`default_scores_file`), so no later run overwrites it; the NPZ also holds
+"row_identity" (JSON) and "scores_sha256", and the row records the same digest in
+`scores_sha256`, which readers of scores check (`checked_scores_pair`).
 
 Concurrency: `append_rows` is atomic against crashes (the file is rewritten to a temporary
 file and renamed) and safe with concurrent writers: the read-modify-rename runs under an

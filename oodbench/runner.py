@@ -5,7 +5,12 @@ Work is shared, not repeated:
   (`uses = "logits"` / `"features"`); only gradient-based ones (ODIN, Mahalanobis with input
   pre-processing) run the model again;
 - raw scores are cached as NPZ under a key of (checkpoint hash, data fingerprint, detector and
-  its parameters, the fit/tuning data's fingerprint), so a re-run recomputes nothing.
+  all its attributes, the oodbench source and plug-in code, the fit/tuning data's
+  fingerprint), so a re-run recomputes nothing. A detector's cached sets are used only when
+  all come from one fit; otherwise it is fitted again and every set rescored. Each entry
+  records where it was computed (device, torch version, CPU family, threads); rows copy that.
+- every score array is checked (`check_scores`: 1-D, one per image, real, finite) before
+  anything is written to the cache or the results.
 Hyperparameters are tuned only on the suite's validation split, never on a test set.
 """
 
