@@ -7,14 +7,17 @@ Run output folder (default `paths.results_dir()`, i.e. ./runs or $OODBENCH_RESUL
 
     rows.jsonl          one JSON object per line, one line per ResultRow (`append_rows`)
     rows/<job>.jsonl    the same, one shard per sweep job (`write_rows`; see oodbench.store)
-    scores/<...>.npz    raw scores of one row (`save_scores`), path stored in `scores_file`
+    scores/<...>.npz    raw scores of one row (`save_row_scores`), path in `scores_file`
     tables/, plots/     rendered outputs (`oodbench report --output`, `oodbench plot`)
 
 Scores NPZ naming (pinned): a row's NPZ holds the 1-D float arrays "scores_in" (scores of the
 in-distribution test set) and "scores_out" (scores of that row's OOD test set), both with the
 oodbench direction (higher = more in-distribution). Other arrays may be added; readers ignore
 them. `scores_file` is relative to the results folder (the one that holds rows.jsonl and
-rows/), or "" if none was kept.
+rows/), or "" if none was kept. Since schema 3 the file name holds a hash of the row identity
+and of the scores (`default_scores_file`), so no later run overwrites it; the NPZ also holds
+"row_identity" (JSON) and "scores_sha256", and the row records the same digest in
+`scores_sha256`, which readers of scores check (`checked_scores_pair`).
 
 Concurrency: `append_rows` is atomic against crashes (the file is rewritten to a temporary
 file and renamed) and safe with concurrent writers: the read-modify-rename runs under an
@@ -27,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import json
 import logging
 import numbers
@@ -46,10 +50,12 @@ from oodbench.errors import DataNotFoundError, UserInputError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 rows (oodbench 0.1.0) lack model_label, train_overrides, eval_limit, torch_threads and host_cpu;
-# they are read with those fields' defaults.
-READABLE_SCHEMAS = (1, 2)
+# schema 2 rows lack in_fingerprint, out_fingerprint and scores_sha256. Both are read with those
+# fields' defaults ("" = unknown: such rows are not told apart by data and their score files
+# cannot be verified).
+READABLE_SCHEMAS = (1, 2, 3)
 
 # "external": a user's model; "checkpoint": what schema-1 rows called any --checkpoint.
 MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")
@@ -142,6 +148,8 @@ class ResultRow:
     n_in: int
     n_out: int
     eval_limit: int | None = None  # --limit: at most this many images per set were evaluated
+    in_fingerprint: str = ""  # content hash of the ID test set scored ("" in rows before schema 3)
+    out_fingerprint: str = ""  # content hash of this row's OOD test set
     detector_params: dict[str, Any] = field(default_factory=dict)
     tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
     checkpoint_sha256: str = ""
@@ -153,6 +161,7 @@ class ResultRow:
     host_cpu: str = field(default_factory=_cached_host_cpu)
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
+    scores_sha256: str = ""  # `scores_digest` of the arrays in scores_file ("" = not recorded)
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -191,6 +200,9 @@ class ResultRow:
         limit = self.eval_limit
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
+        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -219,6 +231,8 @@ class ResultRow:
         if data["schema_version"] == 1:
             # Schema-1 rows lack the identity fields added in 2: read them with neutral values.
             data = {**_SCHEMA_1_DEFAULTS, **data}
+        if data["schema_version"] in (1, 2):
+            data = {**_SCHEMA_2_DEFAULTS, **data}
         missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
@@ -234,6 +248,10 @@ _SCHEMA_1_DEFAULTS: dict[str, Any] = {
     "torch_threads": None,
     "host_cpu": "",
 }
+
+
+# Added in schema 3 (score files named by the row's identity and verified by digest).
+_SCHEMA_2_DEFAULTS: dict[str, Any] = {"in_fingerprint": "", "out_fingerprint": "", "scores_sha256": ""}
 
 
 def _schema_message(version: object) -> str:
@@ -444,14 +462,107 @@ def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return arrays[SCORES_IN], arrays[SCORES_OUT]
 
 
+# What decides a row's scores: the model (checkpoint, recipe, overrides), the detector and its
+# parameters, the evaluated data (limit and content) and the seed. Recorded in each row's NPZ.
+SCORES_IDENTITY_FIELDS = (
+    "suite", "model_source", "model_label", "model_arch", "training_recipe", "train_overrides",
+    "checkpoint_sha256", "detector", "detector_params", "in_dataset", "out_dataset",
+    "in_fingerprint", "out_fingerprint", "eval_limit", "seed",
+)  # fmt: skip
+# Extra arrays of a row's NPZ (schema 3): the row identity (JSON text) and `scores_digest`.
+SCORES_IDENTITY = "row_identity"
+SCORES_DIGEST = "scores_sha256"
+
+
+def scores_digest(scores_in: np.ndarray, scores_out: np.ndarray) -> str:
+    """sha256 of a row's two score arrays as little-endian float64, shapes included."""
+    digest = hashlib.sha256()
+    for values in (scores_in, scores_out):
+        array = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def row_identity(row: ResultRow) -> dict[str, Any]:
+    """The fields of `row` that decide its scores (SCORES_IDENTITY_FIELDS)."""
+    return {name: getattr(row, name) for name in SCORES_IDENTITY_FIELDS}
+
+
 def default_scores_file(row: ResultRow) -> str:
-    """A relative NPZ path for a row: scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>.npz."""
+    """A relative NPZ path for a row:
+    scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>-<key>.npz.
+
+    <key> hashes the row identity (checkpoint, detector parameters, overrides, recipe, limit,
+    data fingerprints) and the scores' digest, so rows with other scores never share a file
+    (a later run cannot overwrite the scores an earlier row points at).
+    """
     model = row.model_source
     if row.model_label not in ("", row.model_source):
-        # Two checkpoints with one label must not share a file: the hash tells them apart.
-        model = f"{row.model_source}-{row.model_label}-{row.checkpoint_sha256[:8]}"
-    name = f"{model}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
+        model = f"{row.model_source}-{row.model_label}"
+    identity = json.dumps(row_identity(row), sort_keys=True, default=str) + row.scores_sha256
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    name = f"{model}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}-{key}.npz"
     return str(Path("scores") / row.suite / safe_file_name(name))
+
+
+def save_row_scores(
+    results_dir: str | os.PathLike, row: ResultRow, scores_in: np.ndarray, scores_out: np.ndarray
+) -> None:
+    """Write a row's scores beside its rows file and record the file and digest in the row.
+
+    The NPZ also holds the row identity and the digest, so a file can be traced to its row.
+    """
+    row.scores_sha256 = scores_digest(scores_in, scores_out)
+    row.scores_file = default_scores_file(row)
+    identity = json.dumps(row_identity(row), sort_keys=True, default=str)
+    save_scores(
+        Path(results_dir) / row.scores_file,
+        **{SCORES_IN: scores_in, SCORES_OUT: scores_out},
+        **{SCORES_IDENTITY: np.array(identity), SCORES_DIGEST: np.array(row.scores_sha256)},
+    )
+
+
+def checked_scores_pair(
+    path: str | os.PathLike, row: Any, *, label: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A row's (scores_in, scores_out) from `path`, refused unless they are that row's scores.
+
+    `row` is a ResultRow or a mapping with n_in, n_out and scores_sha256. The sizes must match
+    n_in / n_out and, when the row records a digest, the arrays must match it. Returns the two
+    arrays and whether the digest was verified (False for rows written before schema 3).
+    """
+    get = row.get if hasattr(row, "get") else lambda name, default=None: getattr(row, name, default)
+    scores_in, scores_out = scores_pair(path)
+    fix = (
+        "fix: rerun that row with `oodbench run` (each score file is now named by its row's "
+        "identity) or remove the row from the rows file"
+    )
+    n_in, n_out = get("n_in"), get("n_out")
+    if (scores_in.size, scores_out.size) != (int(n_in), int(n_out)):
+        raise UserInputError(
+            f"{path} holds {scores_in.size} ID / {scores_out.size} OOD scores but the row {label} says "
+            f"n_in {n_in}, n_out {n_out}: the file belongs to another run; {fix}."
+        )
+    expected = get("scores_sha256", "")
+    if not isinstance(expected, str) or not expected:  # rows before schema 3 (or NaN in a frame)
+        return scores_in, scores_out, False
+    if scores_digest(scores_in, scores_out) != expected:
+        raise UserInputError(
+            f"{path} does not hold the scores of the row {label} (digest mismatch: the file was "
+            f"overwritten by another run or edited); {fix}."
+        )
+    return scores_in, scores_out, True
+
+
+def warn_unverified(count: int) -> None:
+    """One warning for rows whose score files could not be verified (no digest recorded)."""
+    if count:
+        logger.warning(
+            "%d row(s) record no scores digest (written before oodbench schema 3): their score files "
+            "were read unverified and may hold a later run's scores; rerun them to record one",
+            count,
+        )
 
 
 def safe_file_name(name: str) -> str:
@@ -465,17 +576,23 @@ __all__ = [
     "METRIC_FIELDS",
     "MODEL_SOURCES",
     "SCHEMA_VERSION",
+    "SCORES_IDENTITY_FIELDS",
     "SCORES_IN",
     "SCORES_OUT",
     "ResultRow",
     "append_rows",
+    "checked_scores_pair",
     "default_scores_file",
     "load_rows",
     "load_scores",
     "provenance_fields",
     "read_rows",
     "rows_to_frame",
+    "row_identity",
+    "save_row_scores",
     "save_scores",
+    "scores_digest",
     "scores_pair",
+    "warn_unverified",
     "write_rows",
 ]

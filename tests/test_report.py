@@ -147,7 +147,7 @@ def test_bootstrap_interval_from_stored_scores(tmp_path):
     s_in, s_out = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 40)
     save_scores(tmp_path / "scores" / "a.npz", scores_in=s_in, scores_out=s_out)
     m = metrics.compute(s_in, s_out)
-    frame = frame_of(make_row(scores_file="scores/a.npz", **m))
+    frame = frame_of(make_row(scores_file="scores/a.npz", n_in=60, n_out=40, **m))
     table = report.comparison_table(frame, ci=True, scores_root=tmp_path, n_resamples=200)
     low, high = metrics.bootstrap(s_in, s_out, n_resamples=200, seed=0)["auroc"]
     cell = table.cell(("mnist->animals",), "cross_entropy / msp")
