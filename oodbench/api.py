@@ -48,11 +48,15 @@ def load_suite(
     data_dir: str | Path | None = None,
     download: bool = False,
     limit: int | None = None,
+    fit_limit: int | None = None,
 ) -> SuiteData:
-    """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`."""
+    """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`.
+
+    `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
+    """
     from oodbench.data import load_suite as _load
 
-    return _load(name, data_dir=data_dir, download=download, limit=limit)
+    return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
 
 
 def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device):
@@ -154,6 +158,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     limit: int | None = None,
+    fit_limit: int | None = None,
     extra_out: Sequence[str] = (),
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
@@ -171,6 +176,10 @@ def evaluate(
     detectors: names (see `oodbench list detectors`), specs ("package.module:Class",
         "path/to/file.py:Class", "pytorch-ood:NAME") or Detector objects; default: all built-in.
     params: {detector name or spec, as given in `detectors`: {hyperparameter: value}}.
+    limit: evaluate at most this many images of the ID test set and of each OOD test set
+        (`extra_out` included); fitting and tuning still use their full splits.
+    fit_limit: fit and tune detectors on at most this many training images (a stratified subset)
+        and validation images per set (fixed seed 0); recorded in each row's `fit_limit`.
     results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     """
@@ -182,7 +191,7 @@ def evaluate(
     from oodbench.runner import evaluate as run_evaluate
 
     torch_device = resolve_device(device)
-    data = load_suite(suite, data_dir=data_dir, limit=limit)
+    data = load_suite(suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit)
     data.test_out.update(
         load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
     )
@@ -215,6 +224,8 @@ def evaluate(
         legacy=legacy,
         eval_limit=limit,
     )
+    for row in rows:
+        row.fit_limit = fit_limit
     if results is not None:
         append_rows(results / ROWS_FILENAME, rows)
     return rows_to_frame(rows)
@@ -262,6 +273,7 @@ def run_benchmark(
     recipe: str | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     limit: int | None = None,
+    fit_limit: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int = 256,
     data_dir: str | Path | None = None,
@@ -279,6 +291,7 @@ def run_benchmark(
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
+    `limit` caps the evaluated test sets; `fit_limit` the splits detectors are fitted and tuned on.
     `on_training_estimate(estimate)` is called before each model is trained (not when a cached
     one is reused) with its estimated duration (oodbench.training.estimate); without it, an
     estimate over 30 minutes is logged as a warning.
@@ -326,6 +339,7 @@ def run_benchmark(
         recipe=recipe,
         train_overrides=dict(train_overrides or {}),
         limit=limit,
+        fit_limit=fit_limit,
         device=resolve_device(device),
         data_dir=data_dir,
         download=download,

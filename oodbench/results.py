@@ -142,6 +142,7 @@ class ResultRow:
     n_in: int
     n_out: int
     eval_limit: int | None = None  # --limit: at most this many images per set were evaluated
+    fit_limit: int | None = None  # --fit-limit: detectors fitted/tuned on at most this many per split
     detector_params: dict[str, Any] = field(default_factory=dict)
     tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
     checkpoint_sha256: str = ""
@@ -188,9 +189,10 @@ class ResultRow:
         if not isinstance(self.train_overrides, dict):
             kind = type(self.train_overrides).__name__
             raise UserInputError(f"train_overrides must be a dict; got {kind}.")
-        limit = self.eval_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
+        for name in ("eval_limit", "fit_limit"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+                raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -219,6 +221,8 @@ class ResultRow:
         if data["schema_version"] == 1:
             # Schema-1 rows lack the identity fields added in 2: read them with neutral values.
             data = {**_SCHEMA_1_DEFAULTS, **data}
+        # fit_limit came later within schema 2; rows without it were fitted on the full splits.
+        data = {"fit_limit": None, **data}
         missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")

@@ -363,6 +363,7 @@ def run_suite(
     recipe: str | None = None,
     train_overrides: dict[str, Any] | None = None,
     limit: int | None = None,
+    fit_limit: int | None = None,
     device: torch.device | str = "cpu",
     data_dir: Path | None = None,
     download: bool = False,
@@ -395,7 +396,10 @@ def run_suite(
     # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
     # when empty) before any training starts.
     parse_outs(extra_out, taken=SUITES.get(suite_name).out_datasets)
-    data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit, progress=progress)
+    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+    data = load_suite(
+        suite_name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit, progress=progress
+    )
     data.test_out.update(
         load_custom_outs(
             extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit, progress=progress
@@ -446,6 +450,8 @@ def run_suite(
                 eval_limit=limit,
                 progress=say,
             )
+            for row in new_rows:
+                row.fit_limit = fit_limit
             append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows
     return rows
