@@ -59,16 +59,18 @@ def load_suite(
     return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
 
 
-def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device):
+def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device, logits=None):
     """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
     from torch import nn
 
-    from oodbench.models.external import wrap_module
+    from oodbench.models.external import parse_logits_key, wrap_module
     from oodbench.runner import ModelUnderTest
 
     normalize, resize = _preprocess_options(preprocess)
     if isinstance(model, LoadedModel):
         loaded = model
+        if logits is not None:
+            loaded.module.logits_key = parse_logits_key(logits)
     elif isinstance(model, (str, Path)):
         loaded = load_model(
             model,
@@ -79,9 +81,12 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
             features=features,
             label=label,
             device=device,
+            logits=logits,
         )
     elif isinstance(model, nn.Module):
-        loaded = wrap_module(model, normalize=normalize, resize=resize, features=features, label=label)
+        loaded = wrap_module(
+            model, normalize=normalize, resize=resize, features=features, label=label, logits=logits
+        )
     else:
         raise UserInputError(
             "evaluate() takes a torch nn.Module, a LoadedModel or a checkpoint path; "
@@ -150,6 +155,7 @@ def evaluate(
     *,
     preprocess: str | Mapping[str, Any] | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     results_dir: str | Path | None = None,
     arch: str | None = None,
@@ -173,6 +179,8 @@ def evaluate(
         dict {"normalize": ..., "resize": N}; applied inside the model, so detectors stay in
         pixel space.
     features: the layer feature-based detectors use (default: see oodbench.models.external).
+    logits: for a model returning a tuple, dict or dataclass, the name or index of its logits
+        (default: the one 2-D float tensor of shape (N, classes); see oodbench.models.external).
     detectors: names (see `oodbench list detectors`), specs ("package.module:Class",
         "path/to/file.py:Class", "pytorch-ood:NAME") or Detector objects; default: all built-in.
     params: {detector name or spec, as given in `detectors`: {hyperparameter: value}}.
@@ -204,6 +212,7 @@ def evaluate(
         label=label,
         in_shape=shape,
         device=torch_device,
+        logits=logits,
     )
     loaded.module.to(torch_device)
     check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device)
@@ -268,6 +277,7 @@ def run_benchmark(
     normalize: str | None = None,
     resize: int | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
@@ -309,9 +319,10 @@ def run_benchmark(
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
-    if checkpoint is None and (arch or normalize or resize or features or label):
+    if checkpoint is None and (arch or normalize or resize or features or label or logits is not None):
         raise UserInputError(
-            "--arch, --normalize, --resize, --features and --label describe a --checkpoint; add one."
+            "--arch, --normalize, --resize, --features, --logits-key and --label describe a --checkpoint; "
+            "add one."
         )
     names = [d for d in detectors if isinstance(d, str)]
     objects = [d for d in detectors if not isinstance(d, str)]
@@ -334,6 +345,7 @@ def run_benchmark(
         normalize=normalize,
         resize=resize,
         features=features,
+        logits=logits,
         label=label,
         extra_out=extra_out,
         recipe=recipe,

@@ -759,6 +759,13 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     "input of the last Linear).",
 )
 @click.option(
+    "--logits-key",
+    default=None,
+    metavar="NAME|INDEX",
+    help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
+    "the one 2-D float tensor of shape (N, classes).",
+)
+@click.option(
     "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
 )
 @_options(_SEEDS_OPTION)
@@ -811,6 +818,7 @@ def run_command(
     normalize,
     resize,
     features,
+    logits_key,
     label,
     seeds,
     extra_out,
@@ -852,6 +860,7 @@ def run_command(
         normalize=normalize,
         resize=resize,
         features=features,
+        logits=logits_key,
         label=label,
         extra_out=extra_out,
         recipe=recipe,

@@ -201,8 +201,12 @@ def evaluate(
     sets = {"in": data.test_in.x, **{f"out:{n}": s.x for n, s in data.test_out.items()}}
     prints = {name: fingerprint(x) for name, x in sets.items()}
     fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
-    # The model's preprocessing and feature layer change its scores: part of the cache key.
-    model_key = json.dumps([model.preprocess.describe(), model.feature_source], sort_keys=True)
+    # The model's preprocessing, feature layer and logits element change its scores: in the cache key.
+    logits_key = getattr(model, "logits_key", None)  # added only when given: older keys stay valid
+    model_key = json.dumps(
+        [model.preprocess.describe(), model.feature_source, *([] if logits_key is None else [logits_key])],
+        sort_keys=True,
+    )
 
     # 1. Each detector: cached scores, or fitted now and scored below.
     plans = []
@@ -358,6 +362,7 @@ def run_suite(
     normalize: str | None = None,
     resize: int | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
@@ -408,7 +413,7 @@ def run_suite(
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     shape = tuple(data.spec.image_shape)
-    model_options = dict(normalize=normalize, resize=resize, features=features)
+    model_options = dict(normalize=normalize, resize=resize, features=features, logits=logits)
     rows: list[ResultRow] = []
     for seed in seeds:
         sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
