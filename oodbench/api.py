@@ -319,6 +319,11 @@ def run_benchmark(
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
+    if checkpoint is not None and seeds is not None:
+        # Even one seed: it would be recorded in the rows as if it had made the given weights.
+        raise UserInputError(
+            "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds."
+        )
     if checkpoint is None and (arch or normalize or resize or features or label or logits is not None):
         raise UserInputError(
             "--arch, --normalize, --resize, --features, --logits-key and --label describe a --checkpoint; "

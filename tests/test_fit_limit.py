@@ -107,3 +107,12 @@ def test_api_evaluate_takes_limit_and_fit_limit(weights, seen):
     assert seen["mahalanobis"] == (N_TRAIN,) and set(frame["n_in"]) == {50}
     frame = oodbench.evaluate(path, arch=factory, detectors=["mahalanobis"], limit=50, fit_limit=200)
     assert seen["mahalanobis"] == (200,) and set(frame["fit_limit"]) == {200}
+
+
+def test_seeds_are_refused_with_a_checkpoint_even_one(weights):
+    path, factory = weights
+    args = ["run", "--checkpoint", str(path), "--arch", factory, "-d", "msp", "--limit", "20",
+            "--plots", "none", "--quiet", "--seeds", "3"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    message = result.output.strip()
+    assert result.exit_code == 2 and "\n" not in message and "drop --seeds" in message, message
