@@ -58,7 +58,7 @@ def _net() -> nn.Module:
     ).eval()  # fmt: skip
 
 
-def _scores(results, frame) -> dict[tuple[str, str], np.ndarray]:
+def _scores(results) -> dict[tuple[str, str], np.ndarray]:
     rows = load_rows(results)
     return {
         (r.detector, r.out_dataset): load_scores(results / r.scores_file)["scores_out"]
@@ -90,7 +90,7 @@ def test_export_with_a_fixed_batch_is_run_in_padded_batches(tmp_path):
     common = dict(detectors=DETECTORS, params=PARAMS, limit=LIMIT, batch_size=64)
     oodbench.evaluate(tmp_path / "fixed.pt2", results_dir=tmp_path / "exported", **common)
     oodbench.evaluate(net, results_dir=tmp_path / "eager", **common)
-    _assert_same_scores(_scores(tmp_path / "exported", None), _scores(tmp_path / "eager", None))
+    _assert_same_scores(_scores(tmp_path / "exported"), _scores(tmp_path / "eager"))
 
 
 def test_cli_runs_a_fixed_batch_export(tmp_path):
@@ -137,16 +137,16 @@ class DataclassOut(TupleOut):
 def test_tuple_dict_and_dataclass_outputs(tmp_path):
     common = dict(detectors=["msp", "energy", "mahalanobis"], limit=LIMIT)
     oodbench.evaluate(_net(), results_dir=tmp_path / "plain", **common)
-    reference = _scores(tmp_path / "plain", None)
+    reference = _scores(tmp_path / "plain")
     oodbench.evaluate(TupleOut(_net()), results_dir=tmp_path / "tuple", **common)
-    _assert_same_scores(_scores(tmp_path / "tuple", None), reference)
+    _assert_same_scores(_scores(tmp_path / "tuple"), reference)
     oodbench.evaluate(DataclassOut(_net()), results_dir=tmp_path / "dataclass", **common)
-    _assert_same_scores(_scores(tmp_path / "dataclass", None), reference)
+    _assert_same_scores(_scores(tmp_path / "dataclass"), reference)
     # Two (N, 10) tensors: refused, naming the elements and the option; named, accepted.
     with pytest.raises(UserInputError, match=r"scaled: float32 3x10, logits: float32 3x10.*--logits-key"):
         oodbench.evaluate(DictOut(_net()), **common)
     oodbench.evaluate(DictOut(_net()), logits="logits", results_dir=tmp_path / "dict", **common)
-    _assert_same_scores(_scores(tmp_path / "dict", None), reference)
+    _assert_same_scores(_scores(tmp_path / "dict"), reference)
     with pytest.raises(UserInputError, match="--logits-key nope names no tensor"):
         oodbench.evaluate(DictOut(_net()), logits="nope", **common)
 
