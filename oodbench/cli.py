@@ -261,7 +261,9 @@ _LIMIT_OPTION = click.option(
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
+    help="Evaluate at most N images of the ID test set and of each OOD test set (--out sets too). "
+    "Detectors are still fitted and tuned on their full splits (see --fit-limit); training is capped "
+    "by --train-limit.",
 )
 _EVAL_BATCH_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 
@@ -757,6 +759,13 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     "input of the last Linear).",
 )
 @click.option(
+    "--logits-key",
+    default=None,
+    metavar="NAME|INDEX",
+    help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
+    "the one 2-D float tensor of shape (N, classes).",
+)
+@click.option(
     "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
 )
 @_options(_SEEDS_OPTION)
@@ -779,7 +788,15 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
     "With --epochs 1: a quick check of the whole pipeline.",
 )
-@_options(_LIMIT_OPTION, _DEVICE_OPTION, _EVAL_BATCH_OPTION)
+@_options(_LIMIT_OPTION)
+@click.option(
+    "--fit-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fit and tune detectors (Mahalanobis, ODIN, pytorch-ood) on at most N training images (a "
+    "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
+)
+@_options(_DEVICE_OPTION, _EVAL_BATCH_OPTION)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @_options(_CONVENTION_OPTION)
 @click.option(
@@ -801,6 +818,7 @@ def run_command(
     normalize,
     resize,
     features,
+    logits_key,
     label,
     seeds,
     extra_out,
@@ -809,6 +827,7 @@ def run_command(
     epochs,
     train_limit,
     limit,
+    fit_limit,
     device,
     batch_size,
     data_dir,
@@ -841,12 +860,14 @@ def run_command(
         normalize=normalize,
         resize=resize,
         features=features,
+        logits=logits_key,
         label=label,
         extra_out=extra_out,
         recipe=recipe,
         train_overrides=overrides or None,
         on_training_estimate=_estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
         limit=limit,
+        fit_limit=fit_limit,
         device=device,
         batch_size=batch_size,
         data_dir=data_dir,

@@ -148,6 +148,7 @@ class ResultRow:
     n_in: int
     n_out: int
     eval_limit: int | None = None  # --limit: at most this many images per set were evaluated
+    fit_limit: int | None = None  # --fit-limit: detectors fitted/tuned on at most this many per split
     in_fingerprint: str = ""  # content hash of the ID test set scored ("" in rows before schema 3)
     out_fingerprint: str = ""  # content hash of this row's OOD test set
     detector_params: dict[str, Any] = field(default_factory=dict)
@@ -197,9 +198,10 @@ class ResultRow:
         if not isinstance(self.train_overrides, dict):
             kind = type(self.train_overrides).__name__
             raise UserInputError(f"train_overrides must be a dict; got {kind}.")
-        limit = self.eval_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
+        for name in ("eval_limit", "fit_limit"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+                raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
         for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):
             if not isinstance(getattr(self, name), str):
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
@@ -232,6 +234,7 @@ class ResultRow:
             # Schema-1 rows lack the identity fields added in 2: read them with neutral values.
             data = {**_SCHEMA_1_DEFAULTS, **data}
         if data["schema_version"] in (1, 2):
+            # Rows before schema 3 were fitted on the full splits and recorded no fingerprints.
             data = {**_SCHEMA_2_DEFAULTS, **data}
         missing = [name for name in names if name not in data]
         if unknown:
@@ -251,7 +254,12 @@ _SCHEMA_1_DEFAULTS: dict[str, Any] = {
 
 
 # Added in schema 3 (score files named by the row's identity and verified by digest).
-_SCHEMA_2_DEFAULTS: dict[str, Any] = {"in_fingerprint": "", "out_fingerprint": "", "scores_sha256": ""}
+_SCHEMA_2_DEFAULTS: dict[str, Any] = {
+    "fit_limit": None,
+    "in_fingerprint": "",
+    "out_fingerprint": "",
+    "scores_sha256": "",
+}
 
 
 def _schema_message(version: object) -> str:
@@ -467,7 +475,7 @@ def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 SCORES_IDENTITY_FIELDS = (
     "suite", "model_source", "model_label", "model_arch", "training_recipe", "train_overrides",
     "checkpoint_sha256", "detector", "detector_params", "in_dataset", "out_dataset",
-    "in_fingerprint", "out_fingerprint", "eval_limit", "seed",
+    "in_fingerprint", "out_fingerprint", "eval_limit", "fit_limit", "seed",
 )  # fmt: skip
 # Extra arrays of a row's NPZ (schema 3): the row identity (JSON text) and `scores_digest`.
 SCORES_IDENTITY = "row_identity"

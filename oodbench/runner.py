@@ -261,6 +261,7 @@ def evaluate(
     batch_size: int = 256,
     legacy: bool = False,
     eval_limit: int | None = None,
+    fit_limit: int | None = None,
     use_cache: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
@@ -282,8 +283,12 @@ def evaluate(
     set_names = {"in": f"{data.suite.in_dataset} (ID test)", **{f"out:{n}": n for n in data.test_out}}
     prints = {name: fingerprint(x) for name, x in sets.items()}
     fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
-    # The model's preprocessing and feature layer change its scores: part of the cache key.
-    model_key = json.dumps([model.preprocess.describe(), model.feature_source], sort_keys=True)
+    # The model's preprocessing, feature layer and logits element change its scores: in the cache key.
+    logits_key = getattr(model, "logits_key", None)  # added only when given: older keys stay valid
+    model_key = json.dumps(
+        [model.preprocess.describe(), model.feature_source, *([] if logits_key is None else [logits_key])],
+        sort_keys=True,
+    )
     # Where fresh scores are computed (stored in each cache entry; rows report the entry's).
     here = {
         "device": str(device),
@@ -407,6 +412,7 @@ def evaluate(
                 n_in=len(s_in),
                 n_out=len(s_out),
                 eval_limit=eval_limit,
+                fit_limit=fit_limit,
                 in_fingerprint=prints["in"],
                 out_fingerprint=prints[f"out:{out_name}"],
                 detector_params=meta["params"],
@@ -502,11 +508,13 @@ def run_suite(
     normalize: str | None = None,
     resize: int | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
     train_overrides: dict[str, Any] | None = None,
     limit: int | None = None,
+    fit_limit: int | None = None,
     device: torch.device | str = "cpu",
     data_dir: Path | None = None,
     download: bool = False,
@@ -539,7 +547,10 @@ def run_suite(
     # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
     # when empty) before any training starts.
     parse_outs(extra_out, taken=SUITES.get(suite_name).out_datasets)
-    data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit, progress=progress)
+    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+    data = load_suite(
+        suite_name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit, progress=progress
+    )
     data.test_out.update(
         load_custom_outs(
             extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit, progress=progress
@@ -548,7 +559,7 @@ def run_suite(
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     shape = tuple(data.spec.image_shape)
-    model_options = dict(normalize=normalize, resize=resize, features=features)
+    model_options = dict(normalize=normalize, resize=resize, features=features, logits=logits)
     rows: list[ResultRow] = []
     for seed in seeds:
         sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
@@ -588,6 +599,7 @@ def run_suite(
                 batch_size=batch_size,
                 legacy=legacy,
                 eval_limit=limit,
+                fit_limit=fit_limit,
                 progress=say,
             )
             append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)

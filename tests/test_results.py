@@ -18,7 +18,8 @@ PINNED_FIELDS = (
     "schema_version", "suite", "in_dataset", "out_dataset", "model_source", "model_label", "model_arch",
     "training_recipe", "train_overrides", "detector", "seed", "tnr_at_tpr95", "auroc", "aupr_in",
     "aupr_out", "detection_accuracy", "fpr95_openood", "metrics_convention", "classification_accuracy",
-    "n_in", "n_out", "eval_limit", "in_fingerprint", "out_fingerprint", "detector_params", "tuning",
+    "n_in", "n_out", "eval_limit", "fit_limit", "in_fingerprint", "out_fingerprint", "detector_params",
+    "tuning",
     "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
     "host_cpu", "created_at", "scores_file", "scores_sha256",
 )  # fmt: skip

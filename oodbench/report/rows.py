@@ -2,7 +2,7 @@
 and each row's model identity and display label.
 
 A MODEL is identified by (model_source, model_label, model_arch, training_recipe,
-train_overrides, eval_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
+train_overrides, eval_limit, fit_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
 result, and the later one (latest `created_at`) replaces the earlier, only when the model, its
 checkpoint hash, the detector AND its parameters, the in/out pair, the data fingerprints of both
 sets, the seed and the metric convention all agree. So two different checkpoints, two
@@ -40,6 +40,7 @@ IDENTITY_FIELDS = (
     "training_recipe",
     "train_overrides",
     "eval_limit",
+    "fit_limit",
 )
 # Columns that older rows lack, with the value they mean.
 _DEFAULTS: dict[str, Any] = {
@@ -47,6 +48,7 @@ _DEFAULTS: dict[str, Any] = {
     "checkpoint_sha256": "",
     "train_overrides": {},
     "eval_limit": None,
+    "fit_limit": None,
     "detector_params": {},
     "in_fingerprint": "",
     "out_fingerprint": "",
@@ -67,7 +69,9 @@ _REQUIRED = (
     "scores_file",
 )
 # Internal string keys (hashable, NaN-free) of the identity columns, added by `prepare_rows`.
-_KEY_COLUMNS = ("model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit")
+_KEY_COLUMNS = (
+    "model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit", "_fit_limit",
+)  # fmt: skip
 _RUN_KEY = (*_KEY_COLUMNS, "checkpoint_sha256", "detector", "_params", "in_dataset", "out_dataset",
             "in_fingerprint", "out_fingerprint", "seed", "metrics_convention")  # fmt: skip
 # Short names of common hyperparameters in column labels, e.g. odin(T=1000).
@@ -84,7 +88,7 @@ def _overrides_text(value: object) -> str:
 
 
 def _limit_text(value: object) -> str:
-    """eval_limit as text: "" for the full test sets (None), else the integer."""
+    """eval_limit / fit_limit as text: "" for the full sets (None), else the integer."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     return str(int(value))
@@ -101,6 +105,7 @@ def with_identity(df: pd.DataFrame) -> pd.DataFrame:
     frame["_overrides"] = frame["train_overrides"].map(_overrides_text)
     frame["_params"] = frame["detector_params"].map(_overrides_text)
     frame["_limit"] = frame["eval_limit"].map(_limit_text)
+    frame["_fit_limit"] = frame["fit_limit"].map(_limit_text)
     return frame
 
 
@@ -207,7 +212,7 @@ def model_keys(frame: pd.DataFrame) -> pd.Series:
 def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Series:
     """Display label of each row's model: the model label if set, else the model source, plus
     in parentheses whatever tells the models of these rows apart (architecture, recipe, training
-    overrides, evaluation limit, and the checkpoint hash where the rest does not). Columns in
+    overrides, evaluation and fit limits, and the checkpoint hash where the rest does not). Columns in
     `always` ("model_arch", "training_recipe") show even when they do not vary.
     """
     keys = model_keys(frame)
@@ -226,6 +231,8 @@ def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Serie
         extras.append(first["_overrides"].map(lambda text: "overrides " + _short_overrides(text)))
     if varies("_limit"):
         extras.append(first["_limit"].map(lambda text: f"limit {text}" if text else "full data"))
+    if varies("_fit_limit"):
+        extras.append(first["_fit_limit"].map(lambda text: f"fit limit {text}" if text else "full fit"))
 
     def compose(parts: list[pd.Series]) -> pd.Series:
         if not parts:
