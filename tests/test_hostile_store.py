@@ -101,7 +101,7 @@ def test_killed_sweep_parent_leaves_no_worker_and_a_rerun_duplicates_nothing(tmp
             workers = [p for p in _children(parent.pid) if "spawn_main" in _cmdline(p)]
             time.sleep(0.2)
         assert len(workers) == 2, "the sweep did not start its 2 workers"
-        time.sleep(3)  # both workers are inside their jobs now (a job takes over 5 s here)
+        time.sleep(2)  # both workers are starting or inside their jobs (a job takes over 5 s here)
         assert len(store.shard_files(tmp_path / "runs")) < 2, "the jobs ended before the kill"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
@@ -183,6 +183,18 @@ def test_a_damaged_shard_is_redone_not_counted_done(tmp_path, fake_run_suite, da
     assert fake_run_suite == [0, 0]  # computed again
     assert shard.read_bytes() == good  # rewritten whole, not appended to
     assert job.is_done() and run_sweep([job])[0].status == "skipped"
+
+
+def test_a_shard_of_an_older_oodbench_without_digest_is_checked_by_its_row_count(tmp_path, fake_run_suite):
+    (job,) = _fake_jobs(tmp_path)
+    run_sweep([job])
+    meta_path = store.job_meta_path(job.results_dir, job.job_id)
+    meta = json.loads(meta_path.read_text())
+    del meta["shard_sha256"]  # as written before the digest existed
+    meta_path.write_text(json.dumps(meta))
+    assert job.is_done()  # not recomputed for nothing after an upgrade
+    job.shard.write_bytes(job.shard.read_bytes()[:-30])
+    assert job.state().startswith("damaged")
 
 
 def test_report_repair_covers_shards_and_the_job_is_then_redone(tmp_path, fake_run_suite):
