@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
+import store_workers
 from click.testing import CliRunner
 from report_rows import frame_of, make_row
 
 import oodbench.runner
 from oodbench import report, store
-from oodbench.atomic import atomic_write_bytes
 from oodbench.cli import cli
 from oodbench.errors import UserInputError
 from oodbench.results import ResultRow, append_rows, load_rows, read_rows, repair_rows
@@ -212,29 +212,6 @@ def test_report_repair_covers_shards_and_the_job_is_then_redone(tmp_path, fake_r
     _assert_rows_once(tmp_path / "runs", 6)
 
 
-def _row(seed: int) -> ResultRow:
-    return make_row(seed=seed, git_commit="abc", torch_version="2.0", host_cpu="cpu", torch_threads=1)
-
-
-def _append_many(path: str, writer: int, count: int, start) -> None:
-    start.wait()
-    for i in range(count):
-        append_rows(path, [_row(writer * 1000 + i)])
-
-
-def _inject_and_repair(path: str, start, stop, counter) -> None:
-    """Add an unreadable line (under the lock, as a well-behaved writer would), then repair."""
-    start.wait()
-    target = Path(path)
-    while not stop.is_set():
-        with store.file_lock(target):
-            old = target.read_bytes() if target.exists() else b""
-            atomic_write_bytes(target, old + b'{"half a row\n')
-        with counter.get_lock():
-            counter.value += 1
-        repair_rows(target)
-
-
 def test_repair_racing_appends_loses_no_row(tmp_path):
     # Before repair_rows took the lock, 300 appends racing repairs lost 38 to 64 rows.
     rows_file = tmp_path / "rows.jsonl"
@@ -242,9 +219,12 @@ def test_repair_racing_appends_loses_no_row(tmp_path):
     context = multiprocessing.get_context("spawn")
     start, stop, counter = context.Event(), context.Event(), context.Value("i", 0)
     writers = [
-        context.Process(target=_append_many, args=(str(rows_file), w, count, start)) for w in range(n_writers)
+        context.Process(target=store_workers.append_many, args=(str(rows_file), w, count, start))
+        for w in range(n_writers)
     ]
-    repairer = context.Process(target=_inject_and_repair, args=(str(rows_file), start, stop, counter))
+    repairer = context.Process(
+        target=store_workers.inject_and_repair, args=(str(rows_file), start, stop, counter)
+    )
     for proc in (*writers, repairer):
         proc.start()
     start.set()
@@ -257,7 +237,7 @@ def test_repair_racing_appends_loses_no_row(tmp_path):
     assert counter.value > 5  # the repairs did race the appends
     seeds = sorted(r.seed for r in read_rows(rows_file))
     assert seeds == sorted(w * 1000 + i for w in range(n_writers) for i in range(count))
-    assert (tmp_path / "rows.jsonl.rejected").read_bytes() == b'{"half a row\n' * counter.value
+    assert (tmp_path / "rows.jsonl.rejected").read_bytes() == store_workers.BAD_LINE * counter.value
 
 
 # --- item 6: read-only folders and a full disk ---------------------------------------------------
