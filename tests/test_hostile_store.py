@@ -250,8 +250,10 @@ def read_only_dir(tmp_path):
     folder.mkdir()
     if os.geteuid() != 0:
         folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)  # so that pytest can delete it
         return
     if shutil.which("mount") is None:
         pytest.skip("needs mount(8) to make a read-only folder as root")
