@@ -335,6 +335,8 @@ def run_benchmark(
     seed_list = list(seeds) if seeds else default_seeds(suite, recipe)
     results = paths.results_dir(results_dir)
     check_writable(results)  # before any work; nothing existing is touched
+    # Checkpoints and score caches are written there: a read-only cache fails now, not after training.
+    check_writable(paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
     rows_file = results / ROWS_FILENAME
     check_rows_appendable(rows_file)  # before any work: a garbage line would break every later report
     for folder in (results, paths.cache_dir(cache_dir)):

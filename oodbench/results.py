@@ -300,15 +300,22 @@ def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
     logger.info("appended %d row(s) to %s", len(rows), target)
 
 
-def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
-    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard)."""
+def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> str:
+    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard).
+
+    Holds the file's lock (the one `append_rows` and `repair_rows` take) so that a repair never
+    interleaves with the write. Returns the sha256 of the bytes written (the job's completion marker).
+    """
     rows = list(rows)
     for row in rows:
         if not isinstance(row, ResultRow):
             raise TypeError(f"write_rows takes ResultRow objects, got {type(row).__name__}")
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write("".join(_row_line(row) for row in rows))
+    data = "".join(_row_line(row) for row in rows).encode("utf-8")
+    with store.file_lock(path):
+        with atomic_open(path, "wb") as handle:
+            handle.write(data)
     logger.info("wrote %d row(s) to %s", len(rows), path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _repair_hint(target: Path) -> str:
@@ -341,9 +348,27 @@ def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str
             yield lineno, raw, f"not a JSON result row ({error.msg})"
             continue
         try:
+            _check_read_fields(data)
             yield lineno, raw, ResultRow.from_dict(data)
         except (UserInputError, TypeError) as error:
             yield lineno, raw, str(error)
+
+
+def _check_read_fields(data: object) -> None:
+    """Checks of stored rows beyond the dataclass's: created_at must be an ISO 8601 timestamp
+    string (reports sort by it; a number there breaks the sort much later)."""
+    if not isinstance(data, dict) or "created_at" not in data:
+        return  # from_dict names what is missing
+    value = data["created_at"]
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise UserInputError(
+            "created_at must be an ISO 8601 timestamp string such as '2024-05-01T12:00:00+00:00'; "
+            f"got {value!r}."
+        ) from None
 
 
 def read_rows(path: str | os.PathLike) -> list[ResultRow]:
@@ -380,20 +405,26 @@ def check_rows_appendable(path: str | os.PathLike) -> None:
 
 def repair_rows(path: str | os.PathLike) -> tuple[int, int, Path]:
     """Move every unreadable line of a rows file to "<file>.rejected" (appended, so nothing is
-    lost) and keep the readable rows, both written atomically. Returns (kept, moved, rejected file)."""
+    lost) and keep the readable rows, both written atomically. Returns (kept, moved, rejected file).
+
+    Holds the file's lock (as `append_rows` and `write_rows` do): without it, rows appended
+    between this read and its rename were lost.
+    """
     target = _rows_target(path)
     if not target.is_file():
         raise DataNotFoundError(f"No result rows at {target} to repair.")
-    kept, rejected = [], []
-    for _, raw, parsed in _parse_row_lines(target):
-        (rejected if isinstance(parsed, str) else kept).append(raw if raw.endswith(b"\n") else raw + b"\n")
     rejected_file = target.with_name(target.name + ".rejected")
-    if rejected:
-        old = rejected_file.read_bytes() if rejected_file.exists() else b""
-        with atomic_open(rejected_file, "wb") as handle:  # first, so a crash loses nothing
-            handle.write(old + b"".join(rejected))
-        with atomic_open(target, "wb") as handle:
-            handle.write(b"".join(kept))
+    with store.file_lock(target):
+        kept, rejected = [], []
+        for _, raw, parsed in _parse_row_lines(target):
+            line = raw if raw.endswith(b"\n") else raw + b"\n"
+            (rejected if isinstance(parsed, str) else kept).append(line)
+        if rejected:
+            old = rejected_file.read_bytes() if rejected_file.exists() else b""
+            with atomic_open(rejected_file, "wb") as handle:  # first, so a crash loses nothing
+                handle.write(old + b"".join(rejected))
+            with atomic_open(target, "wb") as handle:
+                handle.write(b"".join(kept))
     return len(kept), len(rejected), rejected_file
 
 
