@@ -30,8 +30,9 @@ def aggregate_by_key(df: pd.DataFrame, *, convention: str | None = None) -> pd.D
     """One row per (model_source, detector, in_dataset, out_dataset): metrics averaged over seeds.
 
     Adds n_seeds. Refuses keys whose rows come from different models (architecture, recipe,
-    model label, training overrides, evaluation limit, or external checkpoints with different
-    hashes): a baseline value must describe one model.
+    model label, training overrides, evaluation or fit limit, or external checkpoints with
+    different hashes), and keys with two rows of one seed (other detector parameters or other
+    data under the same names): a baseline value must describe one model, detector and data.
     """
     frame = prepare_rows(df, convention=convention)
     frame = frame.assign(_mkey=model_keys(frame))
@@ -44,6 +45,13 @@ def aggregate_by_key(df: pd.DataFrame, *, convention: str | None = None) -> pd.D
             raise UserInputError(
                 f"Rows for {key[0]}/{key[1]} {key[2]}->{key[3]} come from different models ({kinds}); "
                 "keep one model per key in the rows file."
+            )
+        # prepare_rows kept only true reruns apart, so two rows of one seed are two settings.
+        if rows["seed"].duplicated().any():
+            settings = sorted(set(rows["_params"]) | {f"data {p}" for p in set(rows["out_fingerprint"])})
+            raise UserInputError(
+                f"Rows for {key[0]}/{key[1]} {key[2]}->{key[3]} come from different detector "
+                f"parameters or data ({'; '.join(settings)}); keep one setting per key in the rows file."
             )
         record = dict(zip(KEY_FIELDS, key, strict=True))
         record["model_arch"] = rows["model_arch"].iloc[0]
