@@ -82,6 +82,7 @@ class OodbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserInputError as error:
+            _traceback_if_verbose(ctx, error)
             raise _InputError(str(error)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
             raise _InputError(f"{error.strerror or error}: {error.filename}") from None
@@ -107,6 +108,14 @@ class OodbenchGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _traceback_if_verbose(ctx: click.Context, error: BaseException) -> None:
+    """Under -v, the traceback behind a one-line error first (for user code: where it failed)."""
+    if ctx.find_root().params.get("verbose"):
+        import traceback
+
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+
+
 def _one_line_usage(error: click.UsageError) -> str:
     message = error.format_message().strip()
     command = error.ctx.command_path if error.ctx is not None else "oodbench"
@@ -115,7 +124,12 @@ def _one_line_usage(error: click.UsageError) -> str:
 
 @click.group(cls=OodbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="oodbench")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log progress details to stderr, and print the traceback behind an error (e.g. in a plug-in).",
+)
 def cli(verbose: bool) -> None:
     """oodbench: benchmark out-of-distribution detectors on in/out data set pairs."""
     logging.basicConfig(

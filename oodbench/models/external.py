@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.errors import DataNotFoundError, UserInputError, in_user_code, user_code_error
 
 # Per-channel (mean, std) presets for --normalize. ImageNet: the constants torchvision's
 # pretrained weights use. CIFAR-10 and SVHN: per-channel statistics of their training sets, the
@@ -370,17 +370,27 @@ def _call_factory(target: str, *, num_classes: int, in_shape: tuple[int, ...] | 
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            with in_user_code("importing", str(path), file=str(path)):
+                spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
     else:
         try:
             module = importlib.import_module(where)
-        except ImportError as error:
+        except ModuleNotFoundError as error:
+            if not error.name or not (where == error.name or where.startswith(error.name + ".")):
+                raise user_code_error("importing", f"module {where!r} (--arch {target})", error) from error
             raise UserInputError(f"Cannot import {where!r} for --arch {target}: {error}.") from None
+        except Exception as error:  # the factory module's own import-time code failed
+            raise user_code_error("importing", f"module {where!r} (--arch {target})", error) from error
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise UserInputError(f"{where} has no function {func_name!r} (--arch {target}).")
     accepted = _accepted_kwargs(factory, {"num_classes": num_classes, "in_shape": in_shape})
-    model = factory(**accepted)
+    with in_user_code(f"{func_name}()", f"--arch {target}", file=getattr(module, "__file__", None)):
+        model = factory(**accepted)
     if not isinstance(model, nn.Module):
         raise UserInputError(f"--arch {target} returned a {type(model).__name__}, not a torch nn.Module.")
     return model
