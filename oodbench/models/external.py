@@ -32,6 +32,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import math
 import re
 import sys
 import zipfile
@@ -76,10 +77,12 @@ def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         std = tuple(float(v) for v in std_text.split(","))
     except ValueError:
         sep = ""
-    if not sep or len(mean) != len(std) or any(not s > 0 for s in std):
+    # inf or nan would turn every image into nan (or 0) silently: finite values only.
+    finite = sep and all(math.isfinite(v) for v in (*mean, *std))
+    if not finite or len(mean) != len(std) or any(not s > 0 for s in std):
         raise UserInputError(
             f"--normalize takes a preset ({', '.join(NORMALIZE_PRESETS)}) or MEAN/STD per channel, "
-            f"e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (std > 0). Got {text!r}."
+            f"e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (finite numbers, std > 0). Got {text[:80]!r}."
         )
     return mean, std
 
