@@ -735,12 +735,13 @@ def _param_value(item: str, raw: str) -> object:
         return raw
     except UserInputError:
         raise
-    except ValueError as error:  # an integer beyond int64, or too many digits for int()
+    except ValueError as error:  # an integer beyond int64
         raise UserInputError(f"--param {_clip(item)!r}: {error}.") from None
 
 
 def _bounded_int(token: str) -> int:
-    value = int(token)
+    # Digits first: int() of a 5,000-digit literal fails with a message about sys limits.
+    value = int(token) if len(token.lstrip("-")) <= 19 else 2**63
     if abs(value) > 2**63 - 1:  # beyond int64: no hyperparameter, and not storable by numpy or torch
         raise ValueError(f"integer {_clip(token)} is out of range (|value| <= 2^63 - 1)")
     return value

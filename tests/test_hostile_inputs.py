@@ -231,3 +231,229 @@ def test_extra_key_in_state_dict_is_named_not_blamed_on_a_shape(tmp_path, tiny_m
     with pytest.raises(UserInputError) as info:
         load_model(tmp_path / "extra.pt", arch=arch)
     assert "unexpected keys extra.weight" in str(info.value) and "shape" not in str(info.value)
+
+
+# --- item 4: validation at the edges -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("Infinity", "not a finite number"),
+        ("-Infinity", "not a finite number"),
+        ("NaN", "not a finite number"),
+        ("1e999", "not a finite number"),
+        ("[" * 50_000, "levels of nesting"),
+        ("[" * 40 + "]" * 40, "levels of nesting"),
+        ("9" * 5000, "out of range"),
+        ("1" + "0" * 30, "out of range"),
+        ('"' + "x" * 20_000 + '"', "10,000 characters"),
+    ],
+)
+def test_param_values_are_bounded_and_finite(value, message):
+    line = _one_line(_cli(["run", "--param", f"odin.temperature={value}"]))
+    assert message in line and len(line) < 400
+
+
+def test_param_depth_check_ignores_brackets_in_strings():
+    from oodbench.cli import _parse_params
+
+    text = '"' + "[" * 100 + '\\"' + "{" * 100 + '"'
+    assert _parse_params((f"odin.temperature={text}",))["odin"]["temperature"].startswith("[")
+    assert _parse_params(('odin.temperature=[[1, 2], {"a": [3]}]',))["odin"]["temperature"][1] == {"a": [3]}
+
+
+@pytest.mark.parametrize("seeds", ["99999999999999999999", "4294967296", "-1", "0,1," + "9" * 30])
+def test_seeds_outside_32_bits_are_refused(seeds):
+    assert "--seeds takes integers from 0 to 4294967295" in _one_line(_cli(["run", "--seeds", seeds]))
+
+
+def test_largest_seed_is_accepted():
+    from oodbench.cli import _parse_seeds
+
+    assert _parse_seeds("0,4294967295") == [0, 2**32 - 1]
+
+
+def test_train_seed_outside_32_bits_is_refused():
+    line = _one_line(_cli(["train", "cross_entropy", "--seed", str(2**32)]))
+    assert "4294967295" in line
+
+
+def test_report_resamples_is_bounded_with_a_memory_estimate(tmp_path):
+    line = _one_line(_cli(["report", "--results", str(tmp_path / "none"), "--resamples", "1000000000"]))
+    assert "44.7 GiB" in line and "100,000" in line
+
+
+@pytest.mark.parametrize("normalize", ["0.5/inf", "inf/0.5", "nan/0.5", "0.5/nan", "0.5/1e999"])
+def test_normalize_refuses_non_finite_values(tiny_model, normalize):
+    weights, arch = tiny_model
+    with pytest.raises(UserInputError, match="finite numbers"):
+        load_model(weights, arch=arch, normalize=normalize)
+
+
+def test_pytorch_ood_vim_dimension_is_checked():
+    pytest.importorskip("pytorch_ood")
+    for value, message in ((-1, ">= 1"), ("abc", "an integer"), (2.5, "an integer")):
+        with pytest.raises(UserInputError, match=message):
+            create_detector("pytorch-ood:ViM", d=value).validate()
+
+
+def test_pytorch_ood_vim_records_the_dimension_it_used(tiny_model):
+    pytest.importorskip("pytorch_ood")
+    from oodbench.data.spec import LabeledImages
+
+    weights, arch = tiny_model
+    hidden = FACTORY.replace(
+        "nn.Flatten(), nn.Linear(28 * 28, num_classes)",
+        "nn.Flatten(), nn.Linear(28 * 28, 6), nn.Linear(6, num_classes)",
+    )
+    (weights.parent / "hidden.py").write_text(hidden)
+    model = load_model(
+        _save_hidden(weights.parent), arch=f"{weights.parent / 'hidden.py'}:build", in_shape=(1, 28, 28)
+    ).module
+    torch.manual_seed(0)
+    train = LabeledImages(torch.rand(40, 1, 28, 28), torch.arange(40) % 10, "t", "train")
+    detector = create_detector("pytorch-ood:ViM", d=100000)
+    detector.fit(model, train=train, val_in=train.x[:4])
+    assert detector.params()["d"] < 100000  # what pytorch-ood used, not what was asked
+
+
+def _save_hidden(folder: Path) -> Path:
+    net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 6), nn.Linear(6, 10))
+    torch.save(net.state_dict(), folder / "hidden.pt")
+    return folder / "hidden.pt"
+
+
+def _forged_npz(path: Path, shape: tuple[int, ...], dtype: str = "<f4", data: bytes = b"\0" * 100) -> Path:
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    buffer.write(data)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", buffer.getvalue())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: _forged_npz(p, (1_000_000, 1, 1000, 1000)), "declares shape"),  # 3.6 TiB declared
+        (lambda p: _forged_npz(p, (4000, 1, 1000, 1000), "|u1"), "declares shape"),
+        (lambda p: _forged_npz(p, (5, 0, 28), "|u1", b""), "size 0"),
+        (lambda p: _forged_npz(p, (5, 28, 0), "|u1", b""), "size 0"),
+    ],
+)
+def test_npz_headers_are_checked_before_allocating(tmp_path, make, message):
+    from oodbench.data.custom import load_custom_out
+
+    path = make(tmp_path / "bad.npz")
+    with pytest.raises(UserInputError, match=message):
+        load_custom_out(f"npz:{path}", shape=(1, 28, 28))
+
+
+def test_plain_npy_renamed_npz_is_one_line(tmp_path):
+    import numpy as np
+
+    from oodbench.data.custom import load_custom_out
+
+    np.save(tmp_path / "images.npy", np.zeros((3, 28, 28), np.uint8))
+    (tmp_path / "images.npy").rename(tmp_path / "images.npz")
+    with pytest.raises(UserInputError, match="plain .npy file"):
+        load_custom_out(f"npz:{tmp_path / 'images.npz'}", shape=(1, 28, 28))
+
+
+def test_npz_memory_budget(tmp_path):
+    import numpy as np
+
+    from oodbench.data.custom import check_npz_header
+
+    np.savez(tmp_path / "x.npz", x=np.zeros((10, 28, 28), np.uint8))
+    assert check_npz_header(tmp_path / "x.npz")[0] == (10, 28, 28)
+    with pytest.raises(UserInputError, match="GiB in memory"):
+        check_npz_header(tmp_path / "x.npz", budget=10 * 28 * 28)  # the float32 copy does not fit
+
+
+def test_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from oodbench.data.image_folders import read_image
+
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "bomb.png")
+    for limit in (6000, 9000):  # above 2x the limit PIL raises, between 1x and 2x it only warns
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+        with pytest.raises(UserInputError, match="too large to decode safely"):
+            read_image(tmp_path / "bomb.png")
+
+
+def test_float_and_32_bit_images_are_scaled_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from oodbench.data.image_folders import read_image
+
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "float01.tif")
+    got = read_image(tmp_path / "float01.tif")[0]
+    assert got.min() == 0 and got.max() == 255 and got[4, 4] == round(ramp[4, 4] * 255)
+    wide = (ramp * 2000.0 - 1000.0).astype(np.float32)  # not in [0, 1]: scaled from its own range
+    Image.fromarray(wide, mode="F").save(tmp_path / "float_wide.tif")
+    got = read_image(tmp_path / "float_wide.tif")[0]
+    assert got.min() == 0 and got.max() == 255 and len(np.unique(got)) > 32
+    sixteen = (ramp * 65535).astype(np.int32)  # 16-bit values in a 32-bit image
+    Image.fromarray(sixteen, mode="I").save(tmp_path / "sixteen.tif")
+    got = read_image(tmp_path / "sixteen.tif")[0]
+    assert np.array_equal(got, (sixteen >> 8).astype(np.uint8))
+    big = (ramp.astype(np.int64) * 0 + np.arange(64).reshape(8, 8) * 10_000_000).astype(np.int32)
+    Image.fromarray(big, mode="I").save(tmp_path / "int32.tif")
+    got = read_image(tmp_path / "int32.tif")[0]
+    assert got.min() == 0 and got.max() == 255 and len(np.unique(got)) == 64
+
+
+# --- item 6 (part): outputs that cannot be written are refused before any work ------------------------
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder the test cannot write to (root writes anywhere chmod allows: use /sys then)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("option", ["--output", "--write-baseline"])
+def test_report_outputs_into_a_read_only_folder_or_under_a_file(tmp_path, option):
+    (tmp_path / "a.csv").write_text("x")
+    missing_rows = ["report", "--results", str(tmp_path / "no-rows")]  # refused before rows are read
+    line = _one_line(_cli([*missing_rows, option, str(tmp_path / "a.csv" / "t.md")]))
+    assert "a.csv is a file, not a folder" in line
+    line = _one_line(_cli([*missing_rows, option, str(_read_only_folder(tmp_path) / "sub" / "t.md")]))
+    assert "cannot write" in line or "not writable" in line
+
+
+def test_plot_into_a_read_only_folder(tmp_path):
+    (tmp_path / "a.csv").write_text("x")
+    line = _one_line(
+        _cli(
+            [
+                "plot",
+                "--results",
+                str(tmp_path / "nope"),
+                "--output-dir",
+                str(_read_only_folder(tmp_path) / "plots"),
+            ]
+        )
+    )
+    assert "cannot write" in line or "not writable" in line
+    line = _one_line(
+        _cli(["plot", "--results", str(tmp_path / "nope"), "--output-dir", str(tmp_path / "a.csv" / "plots")])
+    )
+    assert "is a file, not a folder" in line
