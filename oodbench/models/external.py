@@ -541,10 +541,9 @@ _EXPORT_REFUSED_MEMBERS = (
 # Names in TorchScript code that reach Python itself (modules, builtins, the interpreter); a model's
 # forward never names them, and torch.jit.load would only fail on them with a traceback.
 _TORCHSCRIPT_FORBIDDEN = re.compile(
-    r"\b(builtins|posix|nt|os|sys|subprocess|importlib|shutil|socket|pickle|marshal|ctypes"
-    r"|__import__|__builtins__|eval|exec|compile|getattr|setattr|globals|locals|open)\s*[.(]"
+    r"(?<![\w.])(builtins|posix|nt|os|sys|subprocess|importlib|shutil|socket|pickle|marshal|ctypes"
+    r"|__builtins__)\s*\.|(?<![\w.])(__import__|eval|exec)\s*\("
 )
-_TORCH_LOGGERS = ("torch", "torch.export", "torch._export", "torch.export.pt2_archive", "torch.jit")
 
 
 class _PickledCode(Exception):
@@ -681,7 +680,7 @@ def _load_torchscript(path: Path) -> nn.Module:
                 if match:
                     raise UserInputError(
                         f"{path} is TorchScript whose code ({member}) calls Python's "
-                        f"{match.group(1)!r}, not a model; oodbench refuses it."
+                        f"{match.group(1) or match.group(2)!r}, not a model; oodbench refuses it."
                     )
     except (zipfile.BadZipFile, OSError) as error:
         raise UserInputError(f"{path} is not a readable TorchScript file ({_one_line(error)}).") from None
