@@ -158,6 +158,36 @@ def test_plugin_guard_keeps_the_class_and_user_input_errors(tmp_path):
         detector.validate()
 
 
+def test_guarded_plugin_instances_stay_plain_and_copyable(tmp_path):
+    import copy
+    import pickle
+
+    path = _plugin(tmp_path, BAD_SCORE)
+    detector = create_detector(f"{path}:Bad")
+    assert not {"fit", "score_outputs"} & set(vars(detector))  # the runner keys objects by vars()
+    clone = copy.deepcopy(detector)
+    clone.fail_fit = True
+    with pytest.raises(UserCodeError, match="missing statistic"):
+        clone.fit(nn.Identity())
+    assert detector.fit(nn.Identity()) is detector  # the clone's state is its own
+    assert type(pickle.loads(pickle.dumps(detector))) is type(detector)
+
+
+def test_in_detector_code_for_objects_given_directly():
+    from oodbench.detectors.base import Detector
+
+    class Local(Detector):
+        def score_outputs(self, outputs):
+            raise ValueError("bad local")
+
+    with pytest.raises(UserCodeError, match=r"score_outputs\(\).*Local.*ValueError: bad local"):
+        with plugins.in_detector_code(Local(), "score_outputs"):
+            Local().score_outputs(None)
+    with pytest.raises(ZeroDivisionError):  # oodbench's own code keeps its traceback: a bug is a bug
+        with plugins.in_detector_code(create_detector("msp"), "fit"):
+            1 / 0  # noqa: B018
+
+
 FACTORY = """
 from torch import nn
 

@@ -19,6 +19,7 @@ cache key of its detector (`runner._detector_key` uses the class's module).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -50,7 +51,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 # name -> where its class comes from, for every plug-in class loaded in this process: two plug-ins
 # with one name would write the same rows and cache files, the second silently replacing the first.
 _CLAIMED: dict[str, str] = {}
-# Methods of a plug-in detector whose exceptions are reported as the plug-in's (one line + -v).
+# Methods of a plug-in class whose exceptions are reported as the plug-in's (one line + -v).
 _USER_METHODS = ("validate", "fit", "score_outputs", "score", "params", "tuned_on_validation")
 
 
@@ -102,20 +103,30 @@ def _claim(name: str, cls: type, source: str) -> None:
         )
 
 
-def guard_user_code(detector: Detector) -> Detector:
-    """Make a plug-in detector's exceptions one line naming its file, method and the exception.
+def guard_user_code(cls: type) -> type:
+    """Make the exceptions of a plug-in class's own methods one line naming its file, method, line.
 
-    The methods are wrapped on the instance (not the class): the class, its source fingerprint
-    and so the score-cache key stay the user's own. A `UserInputError` passes unchanged.
+    The class is patched in place, once: its identity, module and source file (what the score
+    cache key is made of) stay the user's, and instances stay plain (copyable, picklable). A
+    `UserInputError` raised by the plug-in passes unchanged.
     """
-    cls = type(detector)
     file = _source_file(cls)
     where = _class_source(cls)
     for method_name in _USER_METHODS:
-        method = getattr(detector, method_name, None)
-        if callable(method):
-            setattr(detector, method_name, _guarded(method, method_name, where, file))
-    return detector
+        method = cls.__dict__.get(method_name)
+        if inspect.isfunction(method) and not getattr(method, "_oodbench_guarded", False):
+            setattr(cls, method_name, _guarded(method, method_name, where, file))
+    return cls
+
+
+def in_detector_code(detector: Detector, method: str) -> contextlib.AbstractContextManager[None]:
+    """For callers holding a detector OBJECT (e.g. the runner, given instances through the API):
+    `with in_detector_code(detector, "fit"): detector.fit(...)` reports the exceptions of a
+    non-oodbench detector in one line like `guard_user_code`; oodbench's own run bare."""
+    cls = type(detector)
+    if cls.__module__.startswith("oodbench."):
+        return contextlib.nullcontext()
+    return in_user_code(f"{method}()", _class_source(cls), file=_source_file(cls))
 
 
 def _guarded(method: Callable[..., Any], name: str, where: str, file: str | None) -> Callable[..., Any]:
@@ -124,6 +135,7 @@ def _guarded(method: Callable[..., Any], name: str, where: str, file: str | None
         with in_user_code(f"{name}()", where, file=file):
             return method(*args, **kwargs)
 
+    call._oodbench_guarded = True  # type: ignore[attr-defined]
     return call
 
 
@@ -169,7 +181,7 @@ def register_detector(name: str) -> Callable[[type], type]:
         if name in DETECTORS and DETECTORS.get(name) == entry:
             return cls  # the same module imported twice registers the same class again
         DETECTORS.add(name, entry)
-        return cls
+        return guard_user_code(cls)
 
     return add
 
@@ -206,7 +218,7 @@ def load_class(spec: str) -> type[Detector]:
     if cls.name.startswith(PYTORCH_OOD_PREFIX):
         raise UserInputError(f"Detector -d {spec} is named {cls.name!r}: that prefix is pytorch-ood's.")
     _claim(cls.name, cls, source)
-    return cls
+    return guard_user_code(cls)
 
 
 def _import_module(where: str, spec: str) -> Any:
@@ -298,8 +310,7 @@ def create(name: str, **params: Any) -> Detector:
     except ValueError:
         pass  # no signature to check against: the call below tells
     with in_user_code("__init__()", _class_source(cls), file=_source_file(cls)):
-        detector = cls(**params)
-    return guard_user_code(detector)
+        return cls(**params)
 
 
 def _source_file(cls: type) -> str | None:
