@@ -11,6 +11,7 @@ import difflib
 import errno
 import json
 import logging
+import math
 import sys
 import time as _time
 from collections.abc import Callable
@@ -43,6 +44,11 @@ _SHORTHANDS = {
     "baseline": ("cross_entropy", "msp"),
 }
 _TRAINED_SOURCES = ("cross_entropy", "confidence", "joint")  # = runner.TRAINED_SOURCES
+_MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; larger ones overflow
+_PARAM_MAX_CHARS = 10_000  # one --param value
+_PARAM_MAX_DEPTH = 32  # nesting of a --param JSON value ([[...]] / {...})
+_MAX_RESAMPLES = 100_000  # report --resamples: more only narrows the Monte Carlo error further
+_BOOTSTRAP_BYTES_PER_RESAMPLE = 48  # = 6 float64 metric values per resample and detector (metrics.py)
 
 
 def _suite_names() -> list[str]:
@@ -87,6 +93,7 @@ class OodbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserInputError as error:
+            _traceback_if_verbose(ctx, error)
             raise _InputError(str(error)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
             raise _InputError(f"{error.strerror or error}: {error.filename}") from None
@@ -122,6 +129,14 @@ class OodbenchGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _traceback_if_verbose(ctx: click.Context, error: BaseException) -> None:
+    """Under -v, the traceback behind a one-line error first (for user code: where it failed)."""
+    if ctx.find_root().params.get("verbose"):
+        import traceback
+
+        traceback.print_exception(error.__cause__ or error, file=sys.stderr)
+
+
 def _one_line_usage(error: click.UsageError) -> str:
     message = error.format_message().strip()
     command = error.ctx.command_path if error.ctx is not None else "oodbench"
@@ -130,7 +145,12 @@ def _one_line_usage(error: click.UsageError) -> str:
 
 @click.group(cls=OodbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="oodbench")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log progress details to stderr, and print the traceback behind an error (e.g. in a plug-in).",
+)
 def cli(verbose: bool) -> None:
     """oodbench: benchmark out-of-distribution detectors on in/out data set pairs."""
     logging.basicConfig(
@@ -281,6 +301,34 @@ _LIMIT_OPTION = click.option(
     "by --train-limit.",
 )
 _EVAL_BATCH_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+
+
+def _check_writable(path: Path, option: str, *, folder: bool = False) -> None:
+    """Refuse in one line, before any work, an output `path` that cannot be written: under a file
+    (a.csv/t.md), or in a folder the user may not write to. The folder is probed by creating an
+    unnamed temporary file (nothing appears; os.access alone says yes to root on read-only mounts)."""
+    import os
+    import tempfile
+
+    if not folder and path.is_dir():
+        raise UserInputError(f"{option} {path} is a folder; give a file name.")
+    wanted = path if folder else path.parent
+    existing = wanted
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserInputError(f"{option} {path}: {existing} is a file, not a folder.")
+    if folder and path.exists() and not path.is_dir():
+        raise UserInputError(f"{option} {path} is a file, not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserInputError(
+            f"{option} {path}: cannot write in {existing} ({error.strerror or error}); choose another place."
+        ) from None
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"{option} {path}: {existing} is not writable; choose another place.")
 
 
 def _rows_path(results: Path | None) -> Path:
@@ -455,6 +503,16 @@ def report_command(
     from oodbench.atomic import atomic_write_text
     from oodbench.results import load_rows
 
+    # Refusals first: nothing is read, computed or written for a command that cannot finish.
+    if resamples > _MAX_RESAMPLES:
+        gib = resamples * _BOOTSTRAP_BYTES_PER_RESAMPLE / 2**30
+        raise UserInputError(
+            f"--resamples {resamples:,} would hold at least {gib:,.1f} GiB of bootstrap values (and run for "
+            f"hours); use at most {_MAX_RESAMPLES:,} (default 1,000)."
+        )
+    for option, target in (("--output", output), ("--write-baseline", write_baseline)):
+        if target is not None:
+            _check_writable(target, option)
     if repair:
         _repair(_rows_path(results))
         return
@@ -563,10 +621,12 @@ def plot_command(
     from oodbench.results import load_rows
 
     rows_path = _rows_path(results)
+    out_dir = output_dir if output_dir is not None else rows_path.parent / "plots"
+    _check_writable(out_dir, "--output-dir", folder=True)
     written = plot_rows(
         load_rows(rows_path),
         scores_root=rows_path.parent,
-        out_dir=output_dir if output_dir is not None else rows_path.parent / "plots",
+        out_dir=out_dir,
         model_source=model_source,
         detector=detector,
     )
@@ -665,14 +725,74 @@ def list_suites_command() -> None:
 def _parse_seeds(text: str) -> list[int]:
     parts = [part.strip() for part in text.split(",")]
     try:
-        seeds = [int(part) for part in parts]
+        seeds = [int(part) for part in parts] if len(text) <= 10_000 else []
     except ValueError:
         seeds = []
-    if not seeds or any(seed < 0 for seed in seeds):
+    if not seeds or any(not 0 <= seed <= _MAX_SEED for seed in seeds):
         raise UserInputError(
-            f"--seeds takes non-negative integers separated by commas, e.g. 0,1,2. Got {text!r}."
+            f"--seeds takes integers from 0 to {_MAX_SEED} (2^32 - 1, what the random generators accept) "
+            f"separated by commas, e.g. 0,1,2. Got {_clip(text)!r}."
         )
     return list(dict.fromkeys(seeds))
+
+
+def _clip(text: str, width: int = 60) -> str:
+    """`text` shortened for a one-line message (values may be megabytes long)."""
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text, outside strings (checked before parsing, which
+    recurses once per level)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped = char == "\\"
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _param_value(item: str, raw: str) -> object:
+    """A --param value: JSON if it parses (within size and depth limits, finite numbers), else text."""
+    if len(raw) > _PARAM_MAX_CHARS or _json_depth(raw) > _PARAM_MAX_DEPTH:
+        raise UserInputError(
+            f"--param {_clip(item)!r}: values are limited to {_PARAM_MAX_CHARS:,} characters and "
+            f"{_PARAM_MAX_DEPTH} levels of nesting."
+        )
+
+    def not_finite(token: str) -> float:
+        raise UserInputError(f"--param {_clip(item)!r}: {token} is not a finite number; give a finite value.")
+
+    def finite(token: str) -> float:
+        value = float(token)
+        return value if math.isfinite(value) else not_finite(token)
+
+    try:
+        return json.loads(raw, parse_constant=not_finite, parse_float=finite, parse_int=_bounded_int)
+    except json.JSONDecodeError:
+        return raw
+    except UserInputError:
+        raise
+    except ValueError as error:  # an integer beyond int64
+        raise UserInputError(f"--param {_clip(item)!r}: {error}.") from None
+
+
+def _bounded_int(token: str) -> int:
+    # Digits first: int() of a 5,000-digit literal fails with a message about sys limits.
+    value = int(token) if len(token.lstrip("-")) <= 19 else 2**63
+    if abs(value) > 2**63 - 1:  # beyond int64: no hyperparameter, and not storable by numpy or torch
+        raise ValueError(f"integer {_clip(token)} is out of range (|value| <= 2^63 - 1)")
+    return value
 
 
 def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
@@ -680,7 +800,8 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
 
     DETECTOR is split off at the LAST dot before '=' (hyperparameter names have no dots), so it may
     be a spec: odin.temperature=1000, pytorch-ood:ViM.d=64, my/det.py:MyDet.k=3. It must be written
-    exactly as given to -d.
+    exactly as given to -d. JSON values must be finite (Infinity and NaN would be written to the
+    rows, which are JSON) and small (limits on size and nesting depth).
     """
     from oodbench.detectors import DETECTORS
     from oodbench.detectors.plugins import entry_points, is_spec
@@ -692,15 +813,11 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict]:
         if not sep or not dot or not detector or not name.isidentifier():
             raise UserInputError(
                 "--param takes DETECTOR.NAME=VALUE, e.g. odin.temperature=1000 or pytorch-ood:ViM.d=64. "
-                f"Got {item!r}."
+                f"Got {_clip(item)!r}."
             )
         if not is_spec(detector) and detector not in entry_points():
             DETECTORS.get(detector)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        params.setdefault(detector, {})[name] = value
+        params.setdefault(detector, {})[name] = _param_value(item, raw)
     return params
 
 
@@ -970,7 +1087,9 @@ def run_command(
     default=None,
     help="joint only: first N epochs train a plain GAN (beta 0) beside a cross-entropy classifier.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the recipe's).")
+@click.option(
+    "--seed", type=click.IntRange(min=0, max=_MAX_SEED), default=None, help="Seed (default: the recipe's)."
+)
 @_options(_DEVICE_OPTION)
 @click.option(
     "--resume", is_flag=True, help="Continue the checkpoint of this exact config from its last epoch."
@@ -1184,7 +1303,7 @@ def figures_group() -> None:
 @figures_group.command("toy")
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=_MAX_SEED),
     default=0,
     show_default=True,
     help="Seed of the data, the OOD samples and every network.",
@@ -1258,7 +1377,7 @@ def figures_toy(seed, output_dir, confidence_steps, gan_warmup_steps, gan_steps,
 @_suite_option("The in/out suite; mnist is embedded and needs no download.")
 @click.option(
     "--seed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=_MAX_SEED),
     default=0,
     show_default=True,
     help="Training seed of the four models, and the seed of the generator noise.",

@@ -4,6 +4,11 @@ The CLI turns a `UserInputError` into one line on stderr and exit code 2; anythi
 else is a bug and keeps its traceback.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class UserInputError(ValueError):
     """Raised for input the user can correct; the message names the fix."""
@@ -11,3 +16,46 @@ class UserInputError(ValueError):
 
 class DataNotFoundError(UserInputError, FileNotFoundError):
     """A data set's files are not where oodbench looks for them."""
+
+
+class UserCodeError(UserInputError):
+    """An exception raised inside the user's own code (a plug-in, a model factory).
+
+    The message is one line naming the file, the function and the exception; the original
+    exception is kept as `__cause__`, and the CLI prints its traceback under `-v`.
+    """
+
+
+def user_code_error(what: str, where: str, error: BaseException, *, file: str | None = None) -> UserCodeError:
+    """The one-line error for `error` raised by user code: `what` (e.g. "fit") in `where`
+    (e.g. "my_det.py:MyDet"); the line in `file` where it was raised is added when found."""
+    line = None
+    if file is not None:
+        import os
+
+        target = os.path.realpath(file)
+        tb = error.__traceback__
+        while tb is not None:  # the innermost frame in the user's file is the useful one
+            if os.path.realpath(tb.tb_frame.f_code.co_filename) == target:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+    text = str(error).strip().splitlines()
+    detail = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    at = f" (line {line})" if line is not None else ""
+    return UserCodeError(f"{what} in {where}{at} raised {detail}. Run with -v for the traceback.")
+
+
+@contextmanager
+def in_user_code(what: str, where: str, *, file: str | None = None) -> Iterator[None]:
+    """Run user code: a `UserInputError` passes as it is; any other exception becomes one
+    `UserCodeError` line (see `user_code_error`), chained to the original for `-v`.
+
+        with in_user_code("fit", "my_det.py:MyDet", file="my_det.py"):
+            detector.fit(...)
+    """
+    try:
+        yield
+    except UserInputError:
+        raise
+    except Exception as error:
+        raise user_code_error(what, where, error, file=file) from error

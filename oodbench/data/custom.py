@@ -119,6 +119,7 @@ def load_custom_out(spec: str, *, shape: Shape, progress: bool = False) -> Label
         return LabeledImages(x, None, out.name, "test")
     if not path.is_file():
         raise DataNotFoundError(f"Custom OOD file {path} not found (from {spec!r}).")
+    check_npz_header(path)  # before numpy allocates what a (possibly forged) header declares
     on_disk = _on_disk(path)
     if on_disk is not None and len(on_disk) > 0 and tuple(on_disk.shape[1:]) == tuple(shape):
         # Large uncompressed uint8 sets are read one batch at a time from the file.
@@ -140,8 +141,75 @@ def _on_disk(path: Path) -> ImagesOnDisk | None:
         return None  # read_npz_images gives the one-line error
 
 
+def _memory_budget() -> int:
+    """Bytes a user's image array may take in memory: half the machine's physical memory
+    (the array is converted to float32 next to it)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30  # no sysconf (Windows): 8 GiB
+
+
+def check_npz_header(path: Path, *, budget: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a user's .npz image member, read from its header only, after checking it:
+    a zip archive (not a renamed .npy), no object dtype, no zero-sized image axis, no more data
+    declared than the member holds, and (float32 copy included) within the memory `budget`."""
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            is_npy = handle.read(6) == b"\x93NUMPY"
+        what = "a plain .npy file, not an archive" if is_npy else "not a zip archive"
+        raise UserInputError(
+            f"{path} is not a readable .npz file ({what}); save the images with numpy.savez(path, x=images)."
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            key = next((k for k in _KEYS if f"{k}.npy" in archive.namelist()), None)
+            if key is None:
+                names = ", ".join(n.removesuffix(".npy") for n in archive.namelist()) or "nothing"
+                raise UserInputError(f"{path} has no array named 'x' or 'images' (it has: {names}).")
+            info = archive.getinfo(f"{key}.npy")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0  # 2.0 and 3.0 share the layout
+                )
+                shape, _fortran, dtype = read_header(member)
+                header_len = member.tell()
+    except UserInputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise UserInputError(f"{path} is not a readable .npz file ({one_line(error)}).") from None
+    shape = tuple(int(n) for n in shape)
+    if dtype.hasobject:
+        raise UserInputError(f"{path} stores Python objects in {key!r}; oodbench never unpickles them.")
+    if len(shape) >= 3 and any(n == 0 for n in shape[1:]):
+        raise UserInputError(f"Images in {path} have shape {shape}: an image axis has size 0.")
+    count = int(np.prod(shape, dtype=object))
+    declared = count * dtype.itemsize
+    held = info.file_size - header_len
+    if declared > held:
+        raise UserInputError(
+            f"{path}: {key!r} declares shape {shape} ({declared:,} bytes) but holds {max(held, 0):,} bytes; "
+            "the file is truncated or its header is wrong."
+        )
+    needed = declared + count * 4  # the array, then its float32 copy
+    limit = _memory_budget() if budget is None else budget
+    if needed > limit:
+        raise UserInputError(
+            f"{path}: {key!r} of shape {shape} needs about {needed / 2**30:,.1f} GiB in memory, more than "
+            f"the {limit / 2**30:,.1f} GiB oodbench allows (half the memory); give fewer or smaller images "
+            "(uint8 images of the suite's shape, stored uncompressed, are read from disk instead)."
+        )
+    return shape, dtype
+
+
 def read_npz_images(path: Path, *, keep_uint8: bool = False) -> torch.Tensor:
     """The image array of a user's .npz as float32 (N, C, H, W) in [0, 1] (uint8 kept with keep_uint8)."""
+    check_npz_header(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             key = next((k for k in _KEYS if k in archive.files), None)

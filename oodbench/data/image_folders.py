@@ -17,6 +17,7 @@ pytorch-ood (src/pytorch_ood/dataset/img/odin.py) and could not be re-verified o
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,22 +63,63 @@ def has_images(folder: Path) -> bool:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One image file -> uint8 (C, H, W) with C = 1 (grey modes) or 3 (colour; alpha dropped)."""
+    """One image file -> uint8 (C, H, W) with C = 1 (grey modes) or 3 (colour; alpha dropped).
+
+    Grey images with more than 8 bits (see `_wide_grey_to_uint8`): 16-bit ones keep their 8 most
+    significant bits; 32-bit integer images in 0..255 or 0..65535 are read as 8- or 16-bit, others
+    are scaled from their own min..max; float images in [0, 1] are scaled by 255, others from their
+    own min..max. Images over PIL's pixel limit (decompression bombs) are refused.
+    """
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode.startswith("I;16"):
-                # 16-bit grey: keep the 8 most significant bits.
-                array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-            elif image.mode in ("1", "L", "LA", "I", "F"):
-                array = np.asarray(image.convert("L"), dtype=np.uint8)
-            else:
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        with warnings.catch_warnings():
+            # PIL only warns between its limit and twice it; a bomb is refused either way.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                if image.mode.startswith("I;16"):
+                    # 16-bit grey: keep the 8 most significant bits.
+                    array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+                elif image.mode in ("I", "F"):
+                    array = _wide_grey_to_uint8(np.asarray(image), path)
+                elif image.mode in ("1", "L", "LA"):
+                    array = np.asarray(image.convert("L"), dtype=np.uint8)
+                else:
+                    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UserInputError(
+            f"Image file {path} is too large to decode safely ({one_line(error)}); downscale it, or "
+            "remove it if it is not a real image."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise UserInputError(
             f"Image file {path} could not be read ({one_line(error)}); delete or replace it."
         ) from None
     return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _wide_grey_to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
+    """A 32-bit integer ("I") or float ("F") grey image as uint8, by the rule in `read_image`.
+
+    PIL's convert("L") clips these (0..1 floats all become 0, integers above 255 all 255).
+    """
+    if array.size == 0:
+        return array.astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise UserInputError(f"Image file {path} holds NaN or infinite pixel values; replace it.")
+        low, high = float(array.min()), float(array.max())
+        if low >= 0.0 and high <= 1.0:
+            return np.round(array.astype(np.float64) * 255.0).astype(np.uint8)
+    else:
+        low, high = int(array.min()), int(array.max())
+        if low >= 0 and high <= 255:
+            return array.astype(np.uint8)
+        if low >= 0 and high <= 65535:
+            return (array.astype(np.uint32) >> 8).astype(np.uint8)  # as a 16-bit image
+    if high == low:
+        return np.zeros(array.shape, dtype=np.uint8)  # a constant image: no range to scale
+    scaled = (array.astype(np.float64) - low) / (high - low) * 255.0
+    return np.round(scaled).astype(np.uint8)
 
 
 def read_image_folder(

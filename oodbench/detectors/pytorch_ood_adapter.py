@@ -128,6 +128,8 @@ class PytorchOOD(Detector):
                     f"{self.name} needs {UNSUPPORTED[key]} ({key!r}), which oodbench cannot pass through "
                     "-d; use pytorch-ood directly for it."
                 )
+        for key, value in self.kwargs.items():
+            _check_value(self.name, key, value, arguments[key].annotation if key in arguments else None)
         missing = [
             k
             for k, p in arguments.items()
@@ -141,7 +143,13 @@ class PytorchOOD(Detector):
             )
 
     def params(self) -> dict[str, Any]:
-        return {k: v if _is_json(v) else repr(v) for k, v in self.kwargs.items()}
+        """The hyperparameters as used: pytorch-ood may change one while fitting (ViM lowers `d` to
+        the feature dimension), and rows must record the value that made the scores."""
+        impl = getattr(self, "impl_", None)
+        effective = {
+            k: getattr(impl, k, v) if _is_json(getattr(impl, k, v)) else v for k, v in self.kwargs.items()
+        }
+        return {k: v if _is_json(v) else repr(v) for k, v in effective.items()}
 
     def needs_model(self) -> bool:
         return self.uses == "input"
@@ -314,3 +322,32 @@ class _Loader:
 
     def __len__(self) -> int:
         return -(-len(self.x) // self.batch_size)
+
+
+# Declared ranges of pytorch-ood hyperparameters (its code does not check them): name -> (low, high).
+_RANGES: dict[tuple[str, str], tuple[float | None, float | None]] = {
+    ("ViM", "d"): (1, None),  # dimensions of the principal subspace
+}
+
+
+def _check_value(detector: str, key: str, value: Any, annotation: Any) -> None:
+    """Refuse a value whose type contradicts the annotation of pytorch-ood's argument, a
+    non-finite number, or one outside the declared range (`_RANGES`), in one line."""
+    import math
+    import re
+
+    kind = str(annotation)
+    optional = value is None and ("Optional" in kind or "None" in kind)
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_num = is_int or isinstance(value, float)
+    wants_int = re.search(r"\bint\b", kind) is not None and "float" not in kind
+    if wants_int and not is_int and not optional:
+        raise UserInputError(f"{detector}.{key} must be an integer. Got {value!r} instead.")
+    if re.search(r"\bfloat\b", kind) and not is_num and not optional:
+        raise UserInputError(f"{detector}.{key} must be a number. Got {value!r} instead.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserInputError(f"{detector}.{key} must be a finite number. Got {value!r} instead.")
+    low, high = _RANGES.get((detector.removeprefix("pytorch-ood:"), key), (None, None))
+    if is_num and ((low is not None and value < low) or (high is not None and value > high)):
+        bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+        raise UserInputError(f"{detector}.{key} must be {bounds}. Got {value!r} instead.")

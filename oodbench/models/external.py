@@ -37,15 +37,18 @@ output depends only on that image).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
+import math
 import re
 import sys
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.errors import DataNotFoundError, UserInputError, in_user_code, user_code_error
 
 # Per-channel (mean, std) presets for --normalize. ImageNet: the constants torchvision's
 # pretrained weights use. CIFAR-10 and SVHN: per-channel statistics of their training sets, the
@@ -86,10 +89,12 @@ def parse_normalize(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
         std = tuple(float(v) for v in std_text.split(","))
     except ValueError:
         sep = ""
-    if not sep or len(mean) != len(std) or any(not s > 0 for s in std):
+    # inf or nan would turn every image into nan (or 0) silently: finite values only.
+    finite = sep and all(math.isfinite(v) for v in (*mean, *std))
+    if not finite or len(mean) != len(std) or any(not s > 0 for s in std):
         raise UserInputError(
             f"--normalize takes a preset ({', '.join(NORMALIZE_PRESETS)}) or MEAN/STD per channel, "
-            f"e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (std > 0). Got {text!r}."
+            f"e.g. 0.5,0.5,0.5/0.25,0.25,0.25 (finite numbers, std > 0). Got {text[:80]!r}."
         )
     return mean, std
 
@@ -490,6 +495,12 @@ def build_arch(arch: str, *, num_classes: int, in_shape: tuple[int, ...] | None)
 
 def _call_factory(target: str, *, num_classes: int, in_shape: tuple[int, ...] | None) -> nn.Module:
     where, _, func_name = target.rpartition(":")
+    is_module = all(part.isidentifier() for part in where.split("."))
+    if not func_name.isidentifier() or not (where.endswith(".py") or is_module):
+        raise UserInputError(
+            f"--arch {target!r} is not a factory: give path/to/file.py:function or package.module:function "
+            "(or an oodbench name, torchvision:NAME, timm:NAME)."
+        )
     if where.endswith(".py"):
         path = Path(where).expanduser()
         if not path.is_file():
@@ -498,17 +509,27 @@ def _call_factory(target: str, *, num_classes: int, in_shape: tuple[int, ...] | 
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+        try:
+            with in_user_code("importing", str(path), file=str(path)):
+                spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
     else:
         try:
             module = importlib.import_module(where)
-        except ImportError as error:
+        except ModuleNotFoundError as error:
+            if not error.name or not (where == error.name or where.startswith(error.name + ".")):
+                raise user_code_error("importing", f"module {where!r} (--arch {target})", error) from error
             raise UserInputError(f"Cannot import {where!r} for --arch {target}: {error}.") from None
+        except Exception as error:  # the factory module's own import-time code failed
+            raise user_code_error("importing", f"module {where!r} (--arch {target})", error) from error
     factory = getattr(module, func_name, None)
     if not callable(factory):
         raise UserInputError(f"{where} has no function {func_name!r} (--arch {target}).")
     accepted = _accepted_kwargs(factory, {"num_classes": num_classes, "in_shape": in_shape})
-    model = factory(**accepted)
+    with in_user_code(f"{func_name}()", f"--arch {target}", file=getattr(module, "__file__", None)):
+        model = factory(**accepted)
     if not isinstance(model, nn.Module):
         raise UserInputError(f"--arch {target} returned a {type(model).__name__}, not a torch nn.Module.")
     return model
@@ -526,8 +547,20 @@ def _accepted_kwargs(func: Callable[..., Any], candidates: dict[str, Any]) -> di
 
 def _load_weights(net: nn.Module, state: dict[str, torch.Tensor], *, path: Path, arch: str) -> None:
     state = _strip_prefix(state)
+    # Names before shapes: an extra or missing key is the cause, and it also misleads the class-count
+    # guess (the last 2-D weight), which would otherwise be reported as a shape mismatch.
+    expected = set(net.state_dict())
+    unexpected = [k for k in state if k not in expected]
+    missing = [k for k in net.state_dict() if k not in state]
+    if unexpected or missing:
+        named = (("missing keys", missing), ("unexpected keys", unexpected))
+        problems = [f"{label} {_few(keys)}" for label, keys in named if keys]
+        raise UserInputError(
+            f"The weights in {path} do not match --arch {arch}: {'; '.join(problems)}. "
+            "Check --arch (the architecture the weights were saved from)."
+        )
     try:
-        result = net.load_state_dict(state, strict=False)
+        net.load_state_dict(state, strict=True)
     except RuntimeError as error:
         sizes = re.findall(
             r"size mismatch for ([^:]+): copying a param with shape (torch.Size\(\[[^\]]*\]\))"
@@ -543,16 +576,6 @@ def _load_weights(net: nn.Module, state: dict[str, torch.Tensor], *, path: Path,
             f"The weights in {path} do not fit --arch {arch} ({detail}); "
             "check --arch and the number of classes."
         ) from None
-    problems = []
-    if result.missing_keys:
-        problems.append(f"missing keys {_few(result.missing_keys)}")
-    if result.unexpected_keys:
-        problems.append(f"unexpected keys {_few(result.unexpected_keys)}")
-    if problems:
-        raise UserInputError(
-            f"The weights in {path} do not match --arch {arch}: {'; '.join(problems)}. "
-            "Check --arch (the architecture the weights were saved from)."
-        )
 
 
 def _few(keys: list[str]) -> str:
@@ -623,16 +646,11 @@ def _load_model(
         )
     if _is_torchscript(path):
         _refuse_arch(arch, path, "a TorchScript file")
-        net = torch.jit.load(str(path), map_location="cpu")
+        net = _load_torchscript(path)
         return _wrap(net, preprocess, features, "torchscript", "torchscript", common, device)
     if _is_torch_export(path):
         _refuse_arch(arch, path, "a torch.export program")
-        try:
-            program = torch.export.load(str(path))
-        except Exception as error:  # noqa: BLE001 - any failure means "not a readable export"
-            raise UserInputError(
-                f"{path} is not a readable torch.export program ({_one_line(error)})."
-            ) from None
+        program = _load_torch_export(path)
         return _wrap(
             program.module(),
             preprocess,
@@ -667,6 +685,181 @@ def _load_model(
 def _refuse_arch(arch: str | None, path: Path, what: str) -> None:
     if arch is not None:
         raise UserInputError(f"{path} is {what}, which carries its own architecture; drop --arch.")
+
+
+# --- reading archives without running their code ------------------------------------------------
+#
+# torch.export.load unpickles several members of a .pt2 with weights_only=False: pickled weights and
+# tensor constants outright, and the sample inputs as a FALLBACK when the safe load fails (torch only
+# logs "Fallback to weights_only=False succeeded"). A pickle's __reduce__ runs any Python function, so
+# a .pt2 from elsewhere could run code just by being evaluated. oodbench therefore (1) checks every
+# member torch would unpickle with the safe unpickler first, naming the member it refuses, and
+# (2) loads with torch.load forced to weights_only=True and pickle.loads refused, so a member the
+# check missed still cannot reach an unsafe unpickler.
+
+# Members a model oodbench evaluates never needs and torch would run or unpickle unsafely:
+# compiled AOTInductor libraries (dlopen = native code), opaque constants (pickle.loads) and
+# TorchScript custom objects (their own unpickler, which may call registered classes).
+_EXPORT_REFUSED_MEMBERS = (
+    ("data/aotinductor/", "compiled AOTInductor code"),
+    ("data/constants/opaque_obj_", "a pickled Python object"),
+    ("data/constants/custom_obj_", "a TorchScript custom object"),
+)
+# Names in TorchScript code that reach Python itself (modules, builtins, the interpreter); a model's
+# forward never names them, and torch.jit.load would only fail on them with a traceback.
+_TORCHSCRIPT_FORBIDDEN = re.compile(
+    r"(?<![\w.])(builtins|posix|nt|os|sys|subprocess|importlib|shutil|socket|pickle|marshal|ctypes"
+    r"|__builtins__)\s*\.|(?<![\w.])(__import__|eval|exec)\s*\("
+)
+
+
+class _PickledCode(Exception):
+    """A member of an archive is a pickle that names Python objects (refused by the safe unpickler)."""
+
+
+def _archive_members(path: Path) -> dict[str, str]:
+    """{name without torch's top folder: name in the zip} of an archive's members."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return {(n.split("/", 1)[1] if "/" in n else n): n for n in names}
+
+
+def _pickle_members_of_export(archive: zipfile.ZipFile, members: dict[str, str]) -> list[str]:
+    """The members torch.export.load reads with torch.load (pickles or torch.save archives)."""
+    import json
+
+    found = [m for m in members if m.startswith("data/sample_inputs/")]
+    # Legacy layouts: the whole state dict / constants as one torch.save file.
+    found += [m for m in members if re.fullmatch(r"data/(weights|constants)/[^/]+\.pt", m)]
+    for config_name, folder in (
+        (r"data/weights/[^/]+_weights_config\.json", "data/weights/"),
+        (r"data/constants/[^/]+_constants_config\.json", "data/constants/"),
+    ):
+        for member in [m for m in members if re.fullmatch(config_name, m)]:
+            try:
+                config = json.loads(archive.read(members[member])).get("config", {})
+            except (ValueError, AttributeError):
+                continue  # torch refuses a broken config itself
+            for meta in config.values() if isinstance(config, dict) else ():
+                if isinstance(meta, dict) and meta.get("use_pickle"):
+                    found.append(folder + str(meta.get("path_name", "")))
+    # The pre-2.7 layout: torch.save artifacts at the top level.
+    legacy = ("serialized_state_dict", "serialized_constants", "serialized_example_inputs")
+    found += [m for m in members if m.rpartition(".")[0] in legacy]
+    return list(dict.fromkeys(found))
+
+
+def _check_export_members(path: Path) -> None:
+    """Refuse a .pt2 any of whose members could run code when torch.export.load reads it."""
+    import io
+
+    try:
+        members = _archive_members(path)
+        for prefix, what in _EXPORT_REFUSED_MEMBERS:
+            bad = next((m for m in members if m.startswith(prefix)), None)
+            if bad is not None:
+                raise UserInputError(
+                    f"{path} holds {what} ({bad}), which oodbench never loads; export the model with "
+                    "torch.export.save only (weights, constants and graph)."
+                )
+        with zipfile.ZipFile(path) as archive:
+            for member in _pickle_members_of_export(archive, members):
+                if member not in members:
+                    continue  # torch reports a missing member itself
+                try:
+                    _real_torch_load(
+                        io.BytesIO(archive.read(members[member])), map_location="cpu", weights_only=True
+                    )
+                except Exception as error:  # noqa: BLE001 - any failure: refuse before torch's fallback
+                    raise UserInputError(
+                        f"{path} is not a torch.export program oodbench will load: member {member} is "
+                        f"not plain tensor data ({_one_line(error)}); oodbench never unpickles code."
+                    ) from None
+    except (zipfile.BadZipFile, OSError, KeyError) as error:
+        raise UserInputError(f"{path} is not a readable torch.export program ({_one_line(error)}).") from None
+
+
+_real_torch_load = torch.load
+
+
+@contextlib.contextmanager
+def _no_code_from_pickles() -> Iterator[None]:
+    """While torch reads an archive: every torch.load is weights_only=True, pickle.loads and
+    TorchScript's object unpickler refuse, and torch's loggers and warnings are silent.
+
+    Not thread-safe (it swaps module attributes); loading a model is a one-off step.
+    """
+    import pickle
+    import types
+    import warnings
+
+    from torch.export.pt2_archive import _package
+
+    def safe_load(f: Any, map_location: Any = None, pickle_module: Any = None, **kwargs: Any) -> Any:
+        kwargs.pop("weights_only", None)  # torch's fallback asks for False: never granted
+        try:
+            return _real_torch_load(f, map_location=map_location, weights_only=True, **kwargs)
+        except pickle.UnpicklingError as error:
+            raise _PickledCode(_one_line(error)) from None
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise _PickledCode("a pickled Python object (refused)")
+
+    guarded_pickle = types.SimpleNamespace(**{**vars(pickle), "loads": refuse, "load": refuse})
+    saved = (torch.load, _package.pickle, torch._C._pickle_load_obj, logging.root.manager.disable)
+    torch.load, _package.pickle, torch._C._pickle_load_obj = safe_load, guarded_pickle, refuse
+    # torch logs a 12-18 line traceback before it re-raises a broken archive's error; ours is one line.
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch.load, _package.pickle, torch._C._pickle_load_obj = saved[:3]
+        logging.disable(saved[3])
+
+
+def _load_torch_export(path: Path) -> Any:
+    """A .pt2 program, loaded so that no member reaches an unsafe unpickler (see above)."""
+    _check_export_members(path)
+    try:
+        with _no_code_from_pickles():
+            return torch.export.load(str(path))
+    except _PickledCode as error:
+        raise UserInputError(
+            f"{path} holds pickled Python objects ({error}); oodbench never unpickles code."
+        ) from None
+    except UserInputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure means "not a readable export"
+        raise UserInputError(f"{path} is not a readable torch.export program ({_one_line(error)}).") from None
+
+
+def _load_torchscript(path: Path) -> nn.Module:
+    """A TorchScript file whose code names nothing outside torch (no Python modules or builtins)."""
+    try:
+        members = _archive_members(path)
+        with zipfile.ZipFile(path) as archive:
+            for member, name in members.items():
+                if not (member.startswith("code/") and member.endswith(".py")):
+                    continue
+                match = _TORCHSCRIPT_FORBIDDEN.search(archive.read(name).decode("utf-8", "replace"))
+                if match:
+                    raise UserInputError(
+                        f"{path} is TorchScript whose code ({member}) calls Python's "
+                        f"{match.group(1) or match.group(2)!r}, not a model; oodbench refuses it."
+                    )
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UserInputError(f"{path} is not a readable TorchScript file ({_one_line(error)}).") from None
+    try:
+        with _no_code_from_pickles():
+            return torch.jit.load(str(path), map_location="cpu")
+    except _PickledCode as error:
+        raise UserInputError(
+            f"{path} holds pickled Python objects ({error}); oodbench never unpickles code."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - a corrupt or hand-edited file
+        raise UserInputError(f"{path} is not a readable TorchScript file ({_one_line(error)}).") from None
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
