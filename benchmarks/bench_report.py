@@ -11,39 +11,12 @@ load time is measured by tests/test_report_browser.py's helper (`--browser`).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from oodbench.metrics import compute
-from oodbench.results import ResultRow, default_scores_file, save_scores, write_rows
-
-
-def fake_results(folder: Path, *, detectors: int, sets: int, n: int = 1000, seeds: int = 1) -> Path:
-    """A results folder of detectors x sets rows (per seed) with stored scores; returns the folder."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for seed in range(seeds):
-        scores_in = {d: rng.normal(0.0, 1.0, n) for d in range(detectors)}
-        for s in range(sets):
-            for d in range(detectors):
-                shift = 0.2 + 2.5 * ((d * 7 + s * 3) % 11) / 10
-                scores_out = rng.normal(-shift, 1.0 + 0.1 * (s % 3), n)
-                metrics = compute(scores_in[d], scores_out)
-                row = ResultRow(
-                    suite="fake", in_dataset="fake_in", out_dataset=f"ood_set_{s:02d}",
-                    model_source="cross_entropy", model_arch="small_cnn", training_recipe="embedded",
-                    detector=f"detector_{d:02d}", seed=seed, classification_accuracy=0.95,
-                    n_in=n, n_out=n, device="cpu", tuning="none",
-                    **{k: float(metrics[k]) for k in ("tnr_at_tpr95", "auroc", "aupr_in", "aupr_out",
-                                                       "detection_accuracy", "fpr95_openood")},
-                )  # fmt: skip
-                row.scores_file = default_scores_file(row)
-                save_scores(folder / row.scores_file, scores_in=scores_in[d], scores_out=scores_out)
-                rows.append(row)
-    write_rows(folder / "rows.jsonl", rows)
-    return folder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from report_fake import fake_results  # noqa: E402  (shared with the report tests)
 
 
 def main() -> None:

@@ -294,7 +294,8 @@ _RESULTS_HELP = (
     type=_OneLineChoice(_FORMATS),
     default="markdown",
     show_default=True,
-    help="Table format; LaTeX uses booktabs, best value per row in bold.",
+    help="Table format; LaTeX uses booktabs, best value per row in bold. html: the whole report page "
+    "(tables, figures, --compare, published numbers) to --output, default report.html beside the rows.",
 )
 @click.option(
     "--output",
@@ -454,6 +455,14 @@ def report_command(
             click.echo(line)
         if check.failed:
             ctx.exit(1)
+        return
+    if fmt == "html":  # the whole page (oodbench.report.html): tables, figures, comparisons
+        from oodbench.report.html import REPORT_FILENAME, write_page
+
+        target = output if output is not None else rows_path.parent / REPORT_FILENAME
+        write_page(frame, scores_root=rows_path.parent, output=target, convention=convention,
+                   compare=compare, n_resamples=resamples)  # fmt: skip
+        click.echo(f"wrote {target}", err=True)
         return
     if against == "published":
         comparison = report.published_comparison(
@@ -864,6 +873,8 @@ def run_command(
         f"{len(run.rows)} result rows appended to {run.rows_file}; "
         f"tables in {run.tables_dir}; {len(run.plots)} plots in {run.rows_file.parent / 'plots'}."
     )
+    if run.report is not None:
+        click.echo(f"report: {run.report}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1438,6 +1449,11 @@ def sweep_command(
         f"in {_time.perf_counter() - started:.1f} s. Rows: {results / 'rows'}; "
         f"tables: oodbench report --results {results}"
     )
+    from oodbench.report.html import try_write_report
+
+    page = try_write_report(results, convention=convention)
+    if page is not None:
+        click.echo(f"report: {page}")
     if counts["failed"]:
         click.echo("Re-run the same command to retry the failed jobs (training resumes).", err=True)
         ctx.exit(1)

@@ -344,24 +344,32 @@ def render_page(page: ReportPage) -> str:
     return env.get_template(TEMPLATE).render(page=page, isnan=math.isnan)
 
 
+def write_page(
+    df: pd.DataFrame, *, scores_root: str | os.PathLike, output: str | os.PathLike, **options: Any
+) -> Path:
+    """Build the page of rows `df` and write it to `output` atomically; options: see `build_page`."""
+    from oodbench.atomic import atomic_write_text
+
+    target = Path(output)
+    atomic_write_text(target, render_page(build_page(df, scores_root=scores_root, **options)))
+    return target
+
+
 def write_report(
     results: str | os.PathLike,
     output: str | os.PathLike | None = None,
     **options: Any,
 ) -> Path:
-    """Load the rows of a results folder (or rows file), write its report page atomically.
+    """Load the rows of a results folder (or rows file) and write its report page.
 
     output: default <folder of the rows>/report.html. options: see `build_page`.
     """
-    from oodbench.atomic import atomic_write_text
     from oodbench.results import load_rows
 
     source = Path(results)
     folder = source if source.is_dir() else source.parent
-    page = build_page(load_rows(source), scores_root=folder, **options)
     target = Path(output) if output is not None else folder / REPORT_FILENAME
-    atomic_write_text(target, render_page(page))
-    return target
+    return write_page(load_rows(source), scores_root=folder, output=target, **options)
 
 
 def try_write_report(results: str | os.PathLike, **options: Any) -> Path | None:
@@ -374,4 +382,12 @@ def try_write_report(results: str | os.PathLike, **options: Any) -> Path | None:
         return None
 
 
-__all__ = ["REPORT_FILENAME", "ReportPage", "build_page", "render_page", "try_write_report", "write_report"]
+__all__ = [
+    "REPORT_FILENAME",
+    "ReportPage",
+    "build_page",
+    "render_page",
+    "try_write_report",
+    "write_page",
+    "write_report",
+]
