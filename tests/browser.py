@@ -112,3 +112,24 @@ def check_page(page: Path, screenshot: Path | None = None) -> PageCheck:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def main() -> None:
+    """`python tests/browser.py PAGE [SCREENSHOT.png]`: check a page, print what the browser saw."""
+    import sys
+
+    missing = browser_missing()
+    if missing:
+        raise SystemExit(f"Error: {missing}")
+    page = Path(sys.argv[1])
+    check = check_page(page, Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+    broken = sum(width == 0 for _, width in check.images)
+    print(
+        f"{page}: {page.stat().st_size / 1e6:.2f} MB, loaded in {check.load_ms:.0f} ms; "
+        f"{check.n_tables} tables, {len(check.images)} images ({broken} broken), "
+        f"{len(check.console_errors)} console errors, {len(check.resources)} requests"
+    )
+
+
+if __name__ == "__main__":
+    main()
