@@ -20,6 +20,7 @@ import click
 from oodbench import __version__
 from oodbench import paths as _paths
 from oodbench.errors import UserInputError
+from oodbench.export import cli as _export_cli
 
 # Only light modules are imported here (no torch, pandas or scipy), so that `oodbench --help`,
 # `oodbench list ...` and usage errors answer at once; each command imports what it needs.
@@ -800,7 +801,7 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Histograms and ROC curves: auto = the msp rows when msp ran (else all), all, or none. "
     "`oodbench plot` draws any of them later from the stored scores.",
 )
-@_options(_QUIET_OPTION)
+@_options(_QUIET_OPTION, _export_cli.MLFLOW_OPTION, _export_cli.WANDB_OPTION)
 def run_command(
     suite,
     detectors,
@@ -827,6 +828,8 @@ def run_command(
     convention,
     plot_choice,
     quiet,
+    mlflow_uri,
+    wandb_project,
 ) -> None:
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
 
@@ -836,6 +839,7 @@ def run_command(
     # Option text is checked before the library (and torch) is imported: usage errors stay fast.
     detector_params = _parse_params(params)
     seed_list = None if seeds is None else _parse_seeds(seeds)
+    _export_cli.check_trackers(mlflow_uri, wandb_project)
     from oodbench.api import run_benchmark
 
     overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
@@ -875,6 +879,10 @@ def run_command(
     )
     if run.report is not None:
         click.echo(f"report: {run.report}")
+    _export_cli.export_after_run(
+        run.rows_file.parent, mlflow_uri=mlflow_uri, wandb_project=wandb_project, convention=convention,
+        echo=click.echo,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1461,6 +1469,9 @@ def sweep_command(
 
 # End of area "sweep".
 # ---------------------------------------------------------------------------------------------
+
+
+cli.add_command(_export_cli.export_group)  # `oodbench export mlflow|wandb` (oodbench.export.cli)
 
 
 def main() -> None:
