@@ -153,3 +153,20 @@ def test_missing_mlflow_is_one_line(monkeypatch, folder: Path):
     assert result.output == 'Error: This needs MLflow: pip install "oodbench[mlflow]"\n'
     result = CliRunner().invoke(cli, ["run", "--mlflow", "--limit", "5"])
     assert result.exit_code == 2 and "oodbench[mlflow]" in result.output  # before any training
+
+
+def test_run_with_mlflow_exports_the_run(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'run.db'}"
+    args = [
+        "run", "-m", "cross_entropy", "-d", "msp", "--epochs", "1", "--train-limit", "100",
+        "--limit", "30", "--plots", "none", "--quiet", "--results-dir", str(tmp_path / "runs"),
+        "--mlflow", uri,
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "MLflow: 1 run(s): 1 created." in result.output
+    (run,) = _runs(MlflowClient(tracking_uri=uri))
+    assert len(run.data.metrics) == 6 * 5 + 1  # metrics x the embedded suite's 5 OOD sets + accuracy
+    assert run.data.params["eval_limit"] == "30" and run.data.params["training_recipe"] == "embedded"
+    artifacts = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(run.info.run_id)}
+    assert artifacts == {"rows", "report"}  # the run's own report page went along
