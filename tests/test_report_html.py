@@ -101,3 +101,18 @@ def test_cli_report_html_with_compare_and_output(folder: Path, tmp_path: Path):
 def test_cli_report_html_without_rows_is_one_line(tmp_path: Path):
     result = CliRunner().invoke(cli, ["report", "--results", str(tmp_path), "--format", "html"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
+
+
+def test_sweep_writes_the_page_with_mean_and_std_over_seeds(tmp_path: Path):
+    results = tmp_path / "runs"
+    args = [
+        "sweep", "-m", "cross_entropy", "-d", "msp", "--seeds", "0,1", "--epochs", "1", "--limit", "50",
+        "--results-dir", str(results), "--cache-dir", str(tmp_path / "cache"), "--threads", "1",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"report: {results / REPORT_FILENAME}" in result.output
+    page = (results / REPORT_FILENAME).read_text(encoding="utf-8")
+    auroc = _table(page, "t-auroc")
+    assert auroc.count("(n=2)") == 5  # one msp cell per OOD set of the embedded suite, 2 seeds each
+    assert page.count("<img ") == 2 * 5 + 1  # small multiples per seed, + the legend
