@@ -116,3 +116,26 @@ def test_sweep_writes_the_page_with_mean_and_std_over_seeds(tmp_path: Path):
     auroc = _table(page, "t-auroc")
     assert auroc.count("(n=2)") == 5  # one msp cell per OOD set of the embedded suite, 2 seeds each
     assert page.count("<img ") == 2 * 5 + 1  # small multiples per seed, + the legend
+
+
+def test_skipped_files_and_published_numbers_are_shown(tmp_path: Path):
+    from report_rows import make_row
+
+    from oodbench.results import write_rows
+
+    folder = tmp_path / "runs"
+    rows = [
+        make_row(suite="svhn", in_dataset="svhn", out_dataset="cifar10", model_arch="vgg13",
+                 training_recipe="lee2018-svhn", detector=detector, auroc=0.7)
+        for detector in ("msp", "odin")
+    ]  # fmt: skip
+    write_rows(folder / "rows.jsonl", rows)
+    (folder / "rows.jsonl.rejected").write_bytes(b"{broken\n{also broken\n")
+    page = write_report(folder).read_text(encoding="utf-8")
+    assert "skipped file: rows.jsonl.rejected holds 2 unreadable row line(s)" in page
+    published = page[page.index('id="published"') : page.index("</table>", page.index('id="published"'))]
+    # msp: made like the paper except the metric convention; odin: also the tuning protocol.
+    assert "exact metrics, paper legacy grid" in published
+    assert "paper tuned hyperparameters on held-out test-OOD images" in published
+    assert 'class="no"' in published and "not comparable" in page
+    assert "missing scores: cross_entropy / msp svhn-&gt;cifar10" in page  # rows without scores files

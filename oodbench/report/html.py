@@ -344,14 +344,29 @@ def render_page(page: ReportPage) -> str:
     return env.get_template(TEMPLATE).render(page=page, isnan=math.isnan)
 
 
+def skipped_files(folder: str | os.PathLike) -> list[str]:
+    """Warnings about result files the page does not show: lines moved aside by `--repair`."""
+    notes = []
+    for rejected in sorted(Path(folder).glob("*.rejected")) + sorted(Path(folder).glob("rows/*.rejected")):
+        with open(rejected, "rb") as handle:
+            lines = sum(1 for _ in handle)
+        notes.append(f"skipped file: {rejected.name} holds {lines} unreadable row line(s), not shown")
+    return notes
+
+
 def write_page(
     df: pd.DataFrame, *, scores_root: str | os.PathLike, output: str | os.PathLike, **options: Any
 ) -> Path:
-    """Build the page of rows `df` and write it to `output` atomically; options: see `build_page`."""
+    """Build the page of rows `df` and write it to `output` atomically; options: see `build_page`.
+
+    Files skipped in the rows' folder (`skipped_files`) are added to the page's warnings.
+    """
     from oodbench.atomic import atomic_write_text
 
+    notes = [*options.pop("notes", ()), *skipped_files(scores_root)]
+    page = build_page(df, scores_root=scores_root, notes=notes, **options)
     target = Path(output)
-    atomic_write_text(target, render_page(build_page(df, scores_root=scores_root, **options)))
+    atomic_write_text(target, render_page(page))
     return target
 
 
