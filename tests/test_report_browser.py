@@ -32,24 +32,20 @@ SMALL_RUN = [
 ]  # fmt: skip
 
 
-def test_report_of_a_real_run_loads_offline_in_chromium(tmp_path: Path):
-    results = tmp_path / "runs"
-    result = CliRunner().invoke(cli, [*SMALL_RUN, "--results-dir", str(results)])
-    assert result.exit_code == 0, result.output
+def _check_report(results: Path, screenshot: Path, *, n_models: int) -> None:
+    """Every section and table, every image decoded, no console error, no request, a screenshot."""
     page = results / "report.html"
-    assert f"report: {page}" in result.output
     rows = load_rows(results)
-    n_models, n_detectors = rows["model_source"].nunique(), rows["detector"].nunique()
-    assert n_models == 2 and n_detectors == 6
-
+    assert rows["model_source"].nunique() == n_models
     text = page.read_text(encoding="utf-8")
     assert not re.search(r"https?://", text)  # no external URL anywhere in the file
-    screenshot = tmp_path / "report.png"
     check = check_page(page, screenshot)
 
     assert check.section_ids == ["summary", "tables", "figures", "comparisons", "provenance"]
-    # accuracy + one per metric + 2 provenance tables (no published rows for the embedded suite)
-    assert check.n_tables == 1 + len(METRIC_NAMES) + 2
+    # accuracy + one per metric + 2 provenance tables (+ the paired comparison when asked for;
+    # no published rows exist for the embedded suite)
+    paired = 'id="paired"' in text
+    assert check.n_tables == 1 + len(METRIC_NAMES) + 2 + paired
     n_figures = len(rows)  # one small multiple per row (model, detector, pair; one seed)
     assert len(check.images) == n_figures + 1  # + the legend
     assert all(width > 0 for _, width in check.images), [alt for alt, w in check.images if w == 0]
@@ -59,6 +55,30 @@ def test_report_of_a_real_run_loads_offline_in_chromium(tmp_path: Path):
     keep = os.environ.get("OODBENCH_SCREENSHOT")
     if keep:
         shutil.copyfile(screenshot, keep)
+
+
+def test_report_of_a_real_run_loads_offline_in_chromium(tmp_path: Path):
+    results = tmp_path / "runs"
+    result = CliRunner().invoke(cli, [*SMALL_RUN, "--results-dir", str(results)])
+    assert result.exit_code == 0, result.output
+    assert f"report: {results / 'report.html'}" in result.output
+    assert load_rows(results)["detector"].nunique() == 6
+    _check_report(results, tmp_path / "report.png", n_models=2)
+
+
+STORED = os.environ.get("OODBENCH_REPORT_RESULTS")
+
+
+@pytest.mark.skipif(not STORED, reason="set OODBENCH_REPORT_RESULTS to a results folder of `oodbench run`")
+def test_report_of_a_stored_embedded_run(tmp_path: Path):
+    """The page of the full embedded reference run (made once, minutes): docs/report.png is
+    OODBENCH_REPORT_RESULTS=<its folder> OODBENCH_SCREENSHOT=docs/report.png pytest -k stored."""
+    results = tmp_path / "runs"
+    shutil.copytree(STORED, results)
+    args = ["report", "--results", str(results), "--format", "html", "--compare", "cross_entropy", "joint"]
+    result = CliRunner().invoke(cli, [*args, "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    _check_report(results, tmp_path / "report.png", n_models=3)
 
 
 def test_a_blocked_request_would_show(tmp_path: Path):

@@ -163,7 +163,7 @@ def _degenerate_picks(frame: pd.DataFrame) -> list[str]:
         if params.get("epsilon") == 0:
             notes.append("epsilon 0: the tuned input perturbation is off")
         if row["detector"] == "odin" and params.get("temperature") in _ODIN_T:
-            notes.append(f"temperature {params['temperature']} is at the edge of the grid")
+            notes.append(f"temperature {params['temperature']:g} is at the edge of the grid")
         if notes:
             out.append(f"{row['_model']} / {row['detector']} (seed {row['seed']}): " + "; ".join(notes))
     return out
