@@ -104,7 +104,7 @@ def check_page(page: Path, screenshot: Path | None = None) -> PageCheck:
             height = int(driver.execute_script("return document.body.scrollHeight"))
             driver.set_window_size(1400, min(max(height, 600), 2400))
             driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = false)")
-            driver.execute_script("document.querySelector('details.pair').open = true")
+            driver.execute_script("document.querySelector('details.pair')?.setAttribute('open', '')")
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(screenshot))
             check.screenshot = screenshot

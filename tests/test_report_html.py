@@ -93,6 +93,12 @@ def test_cli_report_html_with_compare_and_output(folder: Path, tmp_path: Path):
     assert result.exit_code == 0, result.output
     paired = _table(out.read_text(encoding="utf-8"), "paired")
     assert "95% interval excludes 0" in paired and "[" in paired
+    # Every marked (significant) cell carries the *, and its interval excludes 0.
+    marked = re.findall(r'class="num best"[^>]*><strong>([^<]*)</strong>', paired)
+    assert marked and all(text.endswith(" *") for text in marked)
+    for text in marked:
+        low, high = (float(v) for v in re.search(r"\[([-+0-9.]+), ([-+0-9.]+)\]", text).groups())
+        assert low >= 0 or high <= 0, text  # >=: the shown bounds are rounded
     result = runner.invoke(cli, [*args, "--compare", "msp", "nope"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert result.output.startswith("Error: --compare msp nope")
