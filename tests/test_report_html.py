@@ -94,8 +94,12 @@ def test_cli_report_html_with_compare_and_output(folder: Path, tmp_path: Path):
     paired = _table(out.read_text(encoding="utf-8"), "paired")
     assert "95% interval excludes 0" in paired and "[" in paired
     # Every marked (significant) cell carries the *, and its interval excludes 0.
-    marked = re.findall(r'class="num best"[^>]*><strong>([^<]*)</strong>', paired)
-    assert marked and all(text.endswith(" *") for text in marked)
+    marked = re.findall(r'class="num best (better|worse)"[^>]*><strong>([^<]*)</strong>', paired)
+    assert marked and all(text.endswith(" *") for _, text in marked)
+    # energy is the better detector in these rows (larger shifts): green in every metric but
+    # fpr95_openood, where its lower (better) value is a negative difference, still "better".
+    assert {kind for kind, _ in marked} == {"better"}
+    marked = [text for _, text in marked]
     for text in marked:
         low, high = (float(v) for v in re.search(r"\[([-+0-9.]+), ([-+0-9.]+)\]", text).groups())
         assert low >= 0 or high <= 0, text  # >=: the shown bounds are rounded

@@ -85,6 +85,7 @@ class ReportPage:
     legend_uri: str
     comparison: Grid | None
     comparison_note: str
+    comparison_classes: list[list[str]]  # per body cell: "better" / "worse" (B vs A) / ""
     published: list[dict[str, Any]]
     published_note: str
     provenance: list[tuple[str, Grid]]
@@ -288,11 +289,19 @@ def build_page(
     if nan_rows:
         warnings.append(f"{nan_rows} row(s) lack a metric value (shown as —).")
 
-    comparison, comparison_note = None, ""
+    comparison, comparison_note, comparison_classes = None, "", []
     if compare is not None:
         paired = paired_compare(frame, *compare, scores_root=root, convention=conv, n_resamples=n_resamples)
         comparison = paired.grid()
         comparison_note = paired.caption()
+        # Significant cells are coloured by whether B is better than A in that metric's direction.
+        for key in paired.row_keys:
+            line = [""] * len(key)
+            for metric in paired.metrics:
+                cell = paired.cells[(key, metric)]
+                better = (cell.mean > 0) == higher_is_better(metric)
+                line.append(("better" if better else "worse") if cell.significant else "")
+            comparison_classes.append(line)
 
     seeds = frame["seed"].nunique()
     figure_note = (
@@ -316,6 +325,7 @@ def build_page(
         legend_uri=data_uri(legend_figure()),
         comparison=comparison,
         comparison_note=comparison_note,
+        comparison_classes=comparison_classes,
         published=published,
         published_note=(
             "Our cells beside published numbers for the same in/out pair, training and detector. "
