@@ -460,6 +460,8 @@ def report_command(
     if fmt == "html":  # the whole page (oodbench.report.html): tables, figures, comparisons
         from oodbench.report.html import REPORT_FILENAME, write_page
 
+        if ci:
+            raise UserInputError("--ci is for the text tables; the HTML page shows --compare intervals.")
         target = output if output is not None else rows_path.parent / REPORT_FILENAME
         write_page(frame, scores_root=rows_path.parent, output=target, convention=convention,
                    compare=compare, n_resamples=resamples)  # fmt: skip

@@ -108,9 +108,11 @@ def test_cli_report_html_with_compare_and_output(folder: Path, tmp_path: Path):
     assert result.output.startswith("Error: --compare msp nope")
 
 
-def test_cli_report_html_without_rows_is_one_line(tmp_path: Path):
+def test_cli_report_html_without_rows_is_one_line(tmp_path: Path, folder: Path):
     result = CliRunner().invoke(cli, ["report", "--results", str(tmp_path), "--format", "html"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
+    result = CliRunner().invoke(cli, ["report", "--results", str(folder), "--format", "html", "--ci"])
+    assert result.exit_code == 2 and result.output.startswith("Error: --ci is for the text tables")
 
 
 def test_sweep_writes_the_page_with_mean_and_std_over_seeds(tmp_path: Path):
