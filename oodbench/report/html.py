@@ -121,7 +121,7 @@ def _summary(frame: pd.DataFrame) -> list[tuple[str, str]]:
             if row["_overrides"] != "{}":
                 how += f", overrides {row['_overrides']}"
         described.append(f"{row['_model']} ({how})")
-    limits = sorted({text for text in frame["_limit"]})
+    limits = sorted({text or "all" for text in frame["_limit"]}, key=lambda t: (t == "all", t.zfill(12)))
     return [
         ("Suite", _join(sorted(frame["suite"].astype(str).unique()))),
         ("In-distribution", _join(sorted(frame["in_dataset"].astype(str).unique()))),
@@ -130,7 +130,7 @@ def _summary(frame: pd.DataFrame) -> list[tuple[str, str]]:
         ("Detectors", _join(list(dict.fromkeys(frame["detector"].astype(str))))),
         ("Seeds", _join(sorted(int(s) for s in frame["seed"].unique()))),
         ("Metric convention", _join(sorted(frame["metrics_convention"].unique()))),
-        ("Evaluated images", "full test sets" if limits == [""] else "at most " + _join(limits) + " per set"),
+        ("Evaluated images", "full test sets" if limits == ["all"] else f"at most {_join(limits)} per set"),
         ("Result rows", str(len(frame))),
     ]
 
@@ -233,16 +233,14 @@ def _provenance(frame: pd.DataFrame) -> list[tuple[str, Grid]]:
     ]
 
 
-def best_rule(metric_directions: bool = True) -> str:
+def best_rule() -> str:
     """The rule for the marked cells, stated on the page."""
-    text = (
+    return (
         "Marked cells (bold, shaded): the best value of their row, i.e. the best detector for one "
         "model on one in/out pair, compared at the shown precision (ties are all marked; a row "
-        "with one value marks nothing). Models are never compared with each other by the mark."
+        "with one value marks nothing). Models are never compared with each other by the mark. "
+        "Higher is better for every metric except FPR at 95% TPR."
     )
-    if metric_directions:
-        text += " Higher is better for every metric except FPR at 95% TPR."
-    return text
 
 
 def build_page(
