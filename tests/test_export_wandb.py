@@ -27,10 +27,12 @@ def _offline(monkeypatch, tmp_path):
 
 
 def _offline_runs(directory: Path) -> dict[str, Path]:
-    """run id -> its newest offline run folder."""
+    """run id -> its newest offline run folder (the id read from the folder's run-<id>.wandb:
+    the folder name gets a -1 suffix when two runs start in the same second)."""
     found: dict[str, Path] = {}
     for folder in sorted((directory / "wandb").glob("offline-run-*")):
-        found[folder.name.split("-", 3)[3]] = folder
+        (run_file,) = folder.glob("run-*.wandb")
+        found[run_file.name.removeprefix("run-").removesuffix(".wandb")] = folder
     return found
 
 
@@ -63,9 +65,11 @@ def test_offline_run_files_hold_the_same_content(tmp_path: Path):
     assert (files / "report.html").is_file()
     assert len((files / "rows.jsonl").read_text(encoding="utf-8").splitlines()) == 4
 
-    # Exporting again logs into the same run id (resume), no second run.
+    # Exporting again logs into the same run id (resume="allow"): a second offline folder,
+    # of the same run id, not a new run.
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 2
     assert set(_offline_runs(out)) == {run_id}
 
 
