@@ -2,6 +2,8 @@
 
     python benchmarks/bench_metrics.py [--sizes 10000 100000 1000000] [--repeats 7] [--seed 0]
         [--baseline OLD/oodbench/metrics.py] [--full-bootstrap 1000] [--peers]
+    python benchmarks/bench_metrics.py --crossover [--sizes 10 100 1000 ...] [--repeats 9]
+    python benchmarks/bench_metrics.py --tied-auroc --sizes 5800000 10500000 [--baseline OLD.py]
 
 Data: n/2 ID scores ~ N(1, 1) and n/2 OOD scores ~ N(0, 1) (float64, no ties), or with
 ``--data saturated`` float32 max-softmax scores of random logits (many ties at 1.0). For every
@@ -22,6 +24,12 @@ extracted with ``git show OLD:oodbench/metrics.py > /tmp/metrics_old.py``) and t
 compute, legacy compute and resample in the same rounds ("before" rows). ``--full-bootstrap N``
 then times one N-resample ``bootstrap`` and ``paired_bootstrap`` on the largest size (current
 version only). ``--peers`` adds scikit-learn and pytorch-ood (optional: skipped if missing).
+
+``--crossover`` (issue 16) times only the simple exact path (each set sorted, binary search)
+against the fast one (one integer sort of the pooled keys), side by side per size, on distinct
+and on rounded (tied) scores, to find the size below which the simple path would be faster.
+``--tied-auroc`` checks AUROC against scikit-learn on many tied scores of each size (the data of
+the slow test; with ``--baseline``, that version too).
 """
 
 from __future__ import annotations
@@ -161,6 +169,50 @@ def _report(n: int, times: dict[str, list[float]], labels: list[str]) -> None:
             )
 
 
+def _crossover(sizes: list[int], repeats: int, seed: int) -> None:
+    """Simple path (_exact_simple: sort each set + binary search) against the fast path (_exact:
+    one integer sort), side by side: per size and data, both run once per round (interleaved; at
+    least `repeats` rounds, more for short calls), median / min seconds and their ratio simple /
+    fast (< 1: the simple path is faster)."""
+    rng = np.random.default_rng(seed)
+    print("| pooled n | data | fast median s | simple median s | simple / fast (median) | (min) |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for n in sizes:
+        s_in, s_out = rng.normal(1.0, 1.0, n // 2), rng.normal(0.0, 1.0, n - n // 2)
+        # Distinct scores, and ties: rounded to 3 decimals and to 1 (at 10**6 scores 7,849 and 100
+        # distinct values; at 10**4, 4,031 and 77).
+        for data, digits in (("distinct", None), ("round 3", 3), ("round 1", 1)):
+            a, b = (s_in, s_out) if digits is None else (np.round(s_in, digits), np.round(s_out, digits))
+            rounds = max(repeats, min(2001, 2_000_000 // n))  # more rounds where a call is short
+            paths = {
+                "fast": lambda a=a, b=b: metrics._exact(a, b),
+                "simple": lambda a=a, b=b: metrics._exact_simple(a, b),
+            }
+            times = _seconds(paths, rounds)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            low = {k: min(v) for k, v in times.items()}
+            print(
+                f"| {n:,} | {data} | {med['fast']:.2e} | {med['simple']:.2e} "
+                f"| {med['simple'] / med['fast']:.2f} | {low['simple'] / low['fast']:.2f} |"
+            )
+
+
+def _tied_auroc(sizes: list[int], baseline: ModuleType | None) -> None:
+    """AUROC on many tied scores (ID round(N(1, 1), 2), OOD round(N(0, 1), 2), half each, seed 16:
+    the data of the slow test) against scikit-learn, for this module and the baseline."""
+    from sklearn.metrics import roc_auc_score
+
+    modules = {"this": metrics} | ({"baseline": baseline} if baseline is not None else {})
+    for n in sizes:
+        rng = np.random.default_rng(16)
+        s_in, s_out = np.round(rng.normal(1.0, 1.0, n // 2), 2), np.round(rng.normal(0.0, 1.0, n - n // 2), 2)
+        reference = roc_auc_score(np.r_[np.ones(s_in.size), np.zeros(s_out.size)], np.r_[s_in, s_out])
+        print(f"n = {n:,}: scikit-learn AUROC {reference!r}")
+        for name, module in modules.items():
+            auroc = module.compute(s_in, s_out)["auroc"]
+            print(f"  {name}: {auroc!r}, |difference| {abs(auroc - reference):.1e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -170,9 +222,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="path of another metrics.py to time side by side")
     parser.add_argument("--full-bootstrap", type=int, default=0, metavar="N")
     parser.add_argument("--peers", action="store_true", help="add scikit-learn and pytorch-ood")
+    parser.add_argument(
+        "--crossover", action="store_true", help="only time the simple path against the fast path per size"
+    )
+    parser.add_argument(
+        "--tied-auroc", action="store_true", help="only check AUROC against scikit-learn on tied scores"
+    )
     args = parser.parse_args(argv)
     if min(args.sizes) < 4 or args.repeats < 1:
         parser.error("--sizes must be >= 4 and --repeats >= 1")
+    if args.tied_auroc:  # first, while this process's work buffers are fresh
+        _tied_auroc(args.sizes, _load(args.baseline) if args.baseline else None)
+        return 0
+    if args.crossover:
+        print(f"numpy {np.__version__}, {os.cpu_count()} CPU cores, load {os.getloadavg()}")
+        _crossover(args.sizes, args.repeats, args.seed)
+        print(f"load at the end {os.getloadavg()}")
+        return 0
     baseline = _load(args.baseline) if args.baseline else None
 
     print(

@@ -1,11 +1,12 @@
 """Every pytorch-ood detector through `-d pytorch-ood:NAME` on the embedded suite: works or not, AUROC.
 
-    python benchmarks/bench_pytorch_ood.py [--limit 500] [--epochs N] [--output table.md]
+    python benchmarks/bench_pytorch_ood.py [--limit 500] [--fit-limit N] [--epochs N] [--output table.md]
 
 The model is the embedded suite's cross-entropy classifier (tiny_cnn, recipe `embedded`, seed 0),
 taken from the cache or trained first (`--epochs` overrides the recipe's 4). Each detector is
-evaluated on its own with `oodbench.evaluate` (fitted on the training split, scored on at most
-`--limit` images of the ID test set and of each OOD set), beside oodbench's msp, energy and
+evaluated on its own with `oodbench.evaluate` (fitted on the whole training split, or on
+`--fit-limit` images of it, and scored on at most `--limit` images of the ID test set and of each
+OOD set), beside oodbench's msp, energy and
 mahalanobis for comparison. A refusal or failure is recorded with its message; "seconds" is the
 wall time of the whole evaluate call (loading the suite, fitting, scoring 6 sets). Prints a
 Markdown table (and writes it to `--output`).
@@ -39,6 +40,7 @@ BUILT_IN = ("msp", "energy", "mahalanobis")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=500)
+    parser.add_argument("--fit-limit", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
@@ -61,7 +63,8 @@ def main() -> None:
         params = PARAMS[short](dim, classes) if short in PARAMS and from_pytorch_ood else {}
         start = time.perf_counter()
         try:
-            frame = oodbench.evaluate(checkpoint, detectors=[name], params={name: params}, limit=args.limit)
+            limits = dict(limit=args.limit, fit_limit=args.fit_limit)
+            frame = oodbench.evaluate(checkpoint, detectors=[name], params={name: params}, **limits)
         except UserInputError as error:  # oodbench refuses it, in one line: keep its first clause
             reason = str(error).removeprefix(name).split(";")[0].strip().replace("|", "/")
             lines.append((name, params, f"refused: {reason}", None, None))
@@ -86,7 +89,9 @@ def main() -> None:
             cells = [f"{100 * mean:.1f}", *(f"{100 * per_set[s]:.1f}" for s in out_sets), f"{seconds:.1f}"]
         table.append("| " + " | ".join([f"`{name}`", shown, status, *cells]) + " |")
     text = "\n".join(table) + "\n"
-    print(f"model: {checkpoint.name} (features {dim}, classes {classes}); limit {args.limit} per set")
+    fitted = "the whole training split" if args.fit_limit is None else f"{args.fit_limit} training images"
+    print(f"model: {checkpoint.name} (features {dim}, classes {classes})")
+    print(f"scored on at most {args.limit} images per set; fitted on {fitted}")
     print(text)
     if args.output:
         args.output.write_text(text)

@@ -48,23 +48,29 @@ def load_suite(
     data_dir: str | Path | None = None,
     download: bool = False,
     limit: int | None = None,
+    fit_limit: int | None = None,
 ) -> SuiteData:
-    """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`."""
+    """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`.
+
+    `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
+    """
     from oodbench.data import load_suite as _load
 
-    return _load(name, data_dir=data_dir, download=download, limit=limit)
+    return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
 
 
-def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device):
+def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device, logits=None):
     """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
     from torch import nn
 
-    from oodbench.models.external import wrap_module
+    from oodbench.models.external import parse_logits_key, wrap_module
     from oodbench.runner import ModelUnderTest
 
     normalize, resize = _preprocess_options(preprocess)
     if isinstance(model, LoadedModel):
         loaded = model
+        if logits is not None:
+            loaded.module.logits_key = parse_logits_key(logits)
     elif isinstance(model, (str, Path)):
         loaded = load_model(
             model,
@@ -75,9 +81,12 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
             features=features,
             label=label,
             device=device,
+            logits=logits,
         )
     elif isinstance(model, nn.Module):
-        loaded = wrap_module(model, normalize=normalize, resize=resize, features=features, label=label)
+        loaded = wrap_module(
+            model, normalize=normalize, resize=resize, features=features, label=label, logits=logits
+        )
     else:
         raise UserInputError(
             "evaluate() takes a torch nn.Module, a LoadedModel or a checkpoint path; "
@@ -146,6 +155,7 @@ def evaluate(
     *,
     preprocess: str | Mapping[str, Any] | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     results_dir: str | Path | None = None,
     arch: str | None = None,
@@ -154,6 +164,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     limit: int | None = None,
+    fit_limit: int | None = None,
     extra_out: Sequence[str] = (),
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
@@ -168,9 +179,15 @@ def evaluate(
         dict {"normalize": ..., "resize": N}; applied inside the model, so detectors stay in
         pixel space.
     features: the layer feature-based detectors use (default: see oodbench.models.external).
+    logits: for a model returning a tuple, dict or dataclass, the name or index of its logits
+        (default: the one 2-D float tensor of shape (N, classes); see oodbench.models.external).
     detectors: names (see `oodbench list detectors`), specs ("package.module:Class",
         "path/to/file.py:Class", "pytorch-ood:NAME") or Detector objects; default: all built-in.
     params: {detector name or spec, as given in `detectors`: {hyperparameter: value}}.
+    limit: evaluate at most this many images of the ID test set and of each OOD test set
+        (`extra_out` included); fitting and tuning still use their full splits.
+    fit_limit: fit and tune detectors on at most this many training images (a stratified subset)
+        and validation images per set (fixed seed 0); recorded in each row's `fit_limit`.
     results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     """
@@ -182,7 +199,7 @@ def evaluate(
     from oodbench.runner import evaluate as run_evaluate
 
     torch_device = resolve_device(device)
-    data = load_suite(suite, data_dir=data_dir, limit=limit)
+    data = load_suite(suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit)
     data.test_out.update(
         load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
     )
@@ -195,6 +212,7 @@ def evaluate(
         label=label,
         in_shape=shape,
         device=torch_device,
+        logits=logits,
     )
     loaded.module.to(torch_device)
     check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device)
@@ -214,6 +232,7 @@ def evaluate(
         batch_size=batch_size,
         legacy=legacy,
         eval_limit=limit,
+        fit_limit=fit_limit,
     )
     if results is not None:
         append_rows(results / ROWS_FILENAME, rows)
@@ -258,11 +277,13 @@ def run_benchmark(
     normalize: str | None = None,
     resize: int | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     limit: int | None = None,
+    fit_limit: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int = 256,
     data_dir: str | Path | None = None,
@@ -280,6 +301,7 @@ def run_benchmark(
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
+    `limit` caps the evaluated test sets; `fit_limit` the splits detectors are fitted and tuned on.
     `on_training_estimate(estimate)` is called before each model is trained (not when a cached
     one is reused) with its estimated duration (oodbench.training.estimate); without it, an
     estimate over 30 minutes is logged as a warning.
@@ -297,9 +319,15 @@ def run_benchmark(
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
-    if checkpoint is None and (arch or normalize or resize or features or label):
+    if checkpoint is not None and seeds is not None:
+        # Even one seed: it would be recorded in the rows as if it had made the given weights.
         raise UserInputError(
-            "--arch, --normalize, --resize, --features and --label describe a --checkpoint; add one."
+            "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds."
+        )
+    if checkpoint is None and (arch or normalize or resize or features or label or logits is not None):
+        raise UserInputError(
+            "--arch, --normalize, --resize, --features, --logits-key and --label describe a --checkpoint; "
+            "add one."
         )
     names = [d for d in detectors if isinstance(d, str)]
     objects = [d for d in detectors if not isinstance(d, str)]
@@ -308,6 +336,8 @@ def run_benchmark(
     seed_list = list(seeds) if seeds else default_seeds(suite, recipe)
     results = paths.results_dir(results_dir)
     check_writable(results)  # before any work; nothing existing is touched
+    # Checkpoints and score caches are written there: a read-only cache fails now, not after training.
+    check_writable(paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
     rows_file = results / ROWS_FILENAME
     check_rows_appendable(rows_file)  # before any work: a garbage line would break every later report
     for folder in (results, paths.cache_dir(cache_dir)):
@@ -322,11 +352,13 @@ def run_benchmark(
         normalize=normalize,
         resize=resize,
         features=features,
+        logits=logits,
         label=label,
         extra_out=extra_out,
         recipe=recipe,
         train_overrides=dict(train_overrides or {}),
         limit=limit,
+        fit_limit=fit_limit,
         device=resolve_device(device),
         data_dir=data_dir,
         download=download,

@@ -25,7 +25,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
         raise ValueError(f"atomic_open writes whole files; mode must be 'w' or 'wb', got {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _naming(error, target) from error
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
@@ -36,10 +39,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(error, OSError):
+            # A write to an open file (ENOSPC) names no file: name the target, which is intact.
+            raise _naming(error, target) from error
         raise
+
+
+def _naming(error: OSError, target: Path) -> OSError:
+    """`error` as the same OSError subclass with `target` as its file name (when it had none)."""
+    if error.filename is not None or error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror, str(target))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

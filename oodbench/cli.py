@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses as _dataclasses
 import difflib
+import errno
 import json
 import logging
 import sys
@@ -76,6 +77,10 @@ class _InputError(click.ClickException):
     exit_code = 2
 
 
+# Write failures the user fixes outside oodbench: no space, over quota, read-only file system.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
 class OodbenchGroup(click.Group):
     """A click group that turns user-fixable errors into one-line messages."""
 
@@ -86,6 +91,16 @@ class OodbenchGroup(click.Group):
             raise _InputError(str(error)) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
             raise _InputError(f"{error.strerror or error}: {error.filename}") from None
+        except OSError as error:
+            if error.errno not in _WRITE_ERRNOS:
+                raise
+            # A full disk or a read-only file system: files are written atomically, so what
+            # was there before is intact; say so in one line instead of a traceback.
+            where = f": {error.filename}" if error.filename else ""
+            raise _InputError(
+                f"{error.strerror or error}{where}; nothing written earlier was damaged "
+                "(free some space or choose another folder, then run again)."
+            ) from None
         except click.UsageError as error:
             # click prints usage, a hint and the error on three lines; ours is one line with the fix.
             raise _InputError(_one_line_usage(error)) from None
@@ -262,7 +277,9 @@ _LIMIT_OPTION = click.option(
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Evaluate at most N images per set (training is capped by --train-limit, not by this).",
+    help="Evaluate at most N images of the ID test set and of each OOD test set (--out sets too). "
+    "Detectors are still fitted and tuned on their full splits (see --fit-limit); training is capped "
+    "by --train-limit.",
 )
 _EVAL_BATCH_OPTION = click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 
@@ -278,6 +295,30 @@ _RESULTS_HELP = (
     f"Result rows (JSONL) written by `oodbench run`, or their folder. Default: "
     f"$OODBENCH_RESULTS/{_ROWS_FILENAME}, else runs/{_ROWS_FILENAME}."
 )
+
+
+def _repair(rows_path: Path) -> None:
+    """`report --repair`: rows.jsonl and every sweep shard of its folder (or the one other file given)."""
+    from oodbench.errors import DataNotFoundError
+    from oodbench.results import repair_rows
+    from oodbench.store import SHARDS_DIRNAME, rows_files
+
+    files = [file for file in rows_files(rows_path) if file.is_file()]
+    if not files:
+        raise DataNotFoundError(f"No result rows at {rows_path} (nor sweep shards beside it) to repair.")
+    kept_all = moved_all = 0
+    for file in files:
+        kept, moved, rejected = repair_rows(file)
+        kept_all, moved_all = kept_all + kept, moved_all + moved
+        if moved:
+            # A shard's digest no longer matches its job meta: the next sweep recomputes the job.
+            shard = file.parent.name == SHARDS_DIRNAME and file.name != _ROWS_FILENAME
+            redo = " The next run of its sweep recomputes that job." if shard else ""
+            click.echo(
+                f"{file}: {kept} readable row(s) kept; {moved} unreadable line(s) moved to {rejected}.{redo}"
+            )
+    if not moved_all:
+        click.echo(f"{kept_all} readable row(s) kept in {len(files)} file(s); nothing to repair.")
 
 
 @cli.command("report")
@@ -378,9 +419,15 @@ _RESULTS_HELP = (
     help="Write the current rows (averaged over seeds) as a baseline CSV and exit.",
 )
 @click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="With --baseline: rows in only one of baseline and current rows are listed but do not fail.",
+)
+@click.option(
     "--repair",
     is_flag=True,
-    help="Move unreadable lines of the rows file to <file>.rejected (nothing is lost) and exit.",
+    help="Move unreadable lines of the rows file and of every sweep shard to <file>.rejected "
+    "(nothing is lost) and exit; a repaired shard's job is redone by the next sweep.",
 )
 @click.pass_context
 def report_command(
@@ -401,20 +448,17 @@ def report_command(
     baseline: Path | None,
     tolerance: str,
     write_baseline: Path | None,
+    allow_missing: bool,
     repair: bool,
 ) -> None:
     """Comparison tables from stored rows, paired comparisons (--compare), the published
     comparison (--against published), or the CI regression check (--baseline)."""
     from oodbench import report
     from oodbench.atomic import atomic_write_text
-    from oodbench.results import load_rows, repair_rows
+    from oodbench.results import load_rows
 
     if repair:
-        kept, moved, rejected = repair_rows(_rows_path(results))
-        click.echo(
-            f"{kept} readable row(s) kept; "
-            + (f"{moved} unreadable line(s) moved to {rejected}." if moved else "nothing to repair.")
-        )
+        _repair(_rows_path(results))
         return
 
     try:
@@ -440,6 +484,8 @@ def report_command(
     if (comparable_only or as_training) and against is None:
         flag = "--comparable-only" if comparable_only else "--as"
         raise UserInputError(f"{flag} works with --against published only.")
+    if allow_missing and baseline is None:
+        raise UserInputError("--allow-missing works with --baseline only.")
     if labels and (baseline is not None or write_baseline is not None):
         raise UserInputError("--label selects rows for tables; the baseline check takes every row.")
 
@@ -451,7 +497,9 @@ def report_command(
         click.echo(f"wrote baseline of {len(text.splitlines()) - 1} rows to {write_baseline}")
         return
     if baseline is not None:
-        check = report.compare_to_baseline(frame, baseline, tol, convention=convention)
+        check = report.compare_to_baseline(
+            frame, baseline, tol, convention=convention, allow_missing=allow_missing
+        )
         for line in check.lines():
             click.echo(line)
         if check.failed:
@@ -769,6 +817,13 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     "input of the last Linear).",
 )
 @click.option(
+    "--logits-key",
+    default=None,
+    metavar="NAME|INDEX",
+    help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
+    "the one 2-D float tensor of shape (N, classes).",
+)
+@click.option(
     "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
 )
 @_options(_SEEDS_OPTION)
@@ -791,7 +846,15 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
     "With --epochs 1: a quick check of the whole pipeline.",
 )
-@_options(_LIMIT_OPTION, _DEVICE_OPTION, _EVAL_BATCH_OPTION)
+@_options(_LIMIT_OPTION)
+@click.option(
+    "--fit-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fit and tune detectors (Mahalanobis, ODIN, pytorch-ood) on at most N training images (a "
+    "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
+)
+@_options(_DEVICE_OPTION, _EVAL_BATCH_OPTION)
 @_options(_DATA_DIR_OPTION, _DOWNLOAD_OPTION, _CACHE_DIR_OPTION, _RESULTS_DIR_OPTION)
 @_options(_CONVENTION_OPTION)
 @click.option(
@@ -813,6 +876,7 @@ def run_command(
     normalize,
     resize,
     features,
+    logits_key,
     label,
     seeds,
     extra_out,
@@ -821,6 +885,7 @@ def run_command(
     epochs,
     train_limit,
     limit,
+    fit_limit,
     device,
     batch_size,
     data_dir,
@@ -856,12 +921,14 @@ def run_command(
         normalize=normalize,
         resize=resize,
         features=features,
+        logits=logits_key,
         label=label,
         extra_out=extra_out,
         recipe=recipe,
         train_overrides=overrides or None,
         on_training_estimate=_estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
         limit=limit,
+        fit_limit=fit_limit,
         device=device,
         batch_size=batch_size,
         data_dir=data_dir,
@@ -1302,8 +1369,10 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
     "-d",
     "detectors",
     multiple=True,
-    type=_OneLineChoice(lambda: [*_detector_names(), *_SHORTHANDS], metavar="DETECTOR"),
-    help="Detector(s), or the shorthands joint/confidence/baseline, as in `oodbench run`. Default: all.",
+    type=_DetectorChoice(_detector_choices, metavar="DETECTOR"),
+    help="Detector(s) as in `oodbench run`: names, entry-point plug-ins, package.module:Class, "
+    "path/to/file.py:Class, pytorch-ood:NAME, or the shorthands joint/confidence/baseline. "
+    "Default: all built-in.",
 )
 @_options(_SEEDS_OPTION, _PARAM_OPTION)
 @_recipe_option("Training recipe (default: each suite's; see `oodbench list recipes`).")
@@ -1347,6 +1416,7 @@ def figures_samples(suite, seed, recipe, device, output_dir, data_dir, limit, n_
 @click.option("--time", "time_limit", default=None, help="slurm: time limit per job, e.g. 90 or 2:00:00.")
 @click.option("--gpus-per-job", type=click.IntRange(min=0), default=None, help="slurm: GPUs per job.")
 @click.option("--dry-run", is_flag=True, help="List the jobs and whether each is done; run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only failed jobs and the summary.")
 @click.pass_context
 def sweep_command(
     ctx: click.Context,
@@ -1375,6 +1445,7 @@ def sweep_command(
     time_limit,
     gpus_per_job,
     dry_run,
+    quiet,
 ) -> None:
     """Run a grid of independent jobs, one per (suite, model, seed); finished jobs are skipped.
 
@@ -1382,6 +1453,7 @@ def sweep_command(
     scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
     `oodbench report --results <results>` reads them all.
     """
+    from oodbench.atomic import remove_stale_temp_files
     from oodbench.store import check_writable
     from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep, threads_per_job
 
@@ -1409,8 +1481,9 @@ def sweep_command(
             raise UserInputError(f"Unknown device {device!r}. Use 'auto', 'cpu' or 'cuda[:N]'.") from None
     torch_threads = threads or (threads_per_job(workers) if executor == "local" else 1)
     results = _paths.results_dir(results_dir)
-    if not dry_run:
+    if not dry_run:  # before any work: a read-only folder fails now, not after training
         check_writable(results)
+        check_writable(_paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
     jobs = expand_jobs(
         list(suites) or ["mnist"],
         models=models,
@@ -1429,16 +1502,23 @@ def sweep_command(
         data_dir=data_dir,
     )
     if dry_run:
-        for job in jobs:
-            click.echo(f"{'done' if job.is_done() else 'to run':<7} {job.describe()}")
-        n_done = sum(job.is_done() for job in jobs)
+        states = [job.state() for job in jobs]
+        for job, state in zip(jobs, states, strict=True):
+            why = f" (redo: shard {state})" if state.startswith("damaged") else ""
+            click.echo(f"{'done' if state == 'done' else 'to run':<7} {job.describe()}{why}")
+        n_done = states.count("done")
         click.echo(f"{len(jobs)} job(s): {n_done} done, {len(jobs) - n_done} to run. Results: {results}")
         return
     check_executor(executor)
+    for folder in (results, _paths.cache_dir(cache_dir)):
+        remove_stale_temp_files(folder)  # left by killed writes
     where = f"{workers} worker(s), " if executor == "local" else ""
-    click.echo(f"{len(jobs)} job(s) on {executor} ({where}{torch_threads} torch thread(s) per job)")
+    if not quiet:
+        click.echo(f"{len(jobs)} job(s) on {executor} ({where}{torch_threads} torch thread(s) per job)")
 
     def show(outcome) -> None:
+        if quiet and outcome.status != "failed":
+            return
         detail = f"{outcome.n_rows} rows, {outcome.seconds:.1f} s" if outcome.status == "done" else ""
         click.echo(f"{outcome.status:<7} {outcome.job_id}  {outcome.error or detail}".rstrip())
 

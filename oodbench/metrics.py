@@ -86,11 +86,12 @@ distinct value (``np.bincount`` of the drawn indices), so no resample is sorted 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -166,13 +167,26 @@ class _Buffers:
     to the largest seen, and a set keeps at most _KEEP_BYTES in all (after ``compute`` on 10**6
     scores: 42 MB if all are distinct, about 90 MB with many ties); arrays beyond that are
     handed out fresh each time.
+
+    Contract (issue 16): ``get`` hands out UNINITIALISED memory (what an earlier call left,
+    or a fresh array past the budget, so whether two ``get``s of a name share memory depends
+    on sizes and history), and hands out each name at most ONCE per call: a second ``get`` of
+    a name raises RuntimeError until ``release`` declares that name's contents dead. Code
+    that needs an array again keeps the array object, never asks for its name twice. A call
+    is a ``scope()`` (a fresh set used once needs none). ``arange`` arrays are filled once,
+    kept and read-only.
     """
 
     _KEEP_BYTES = 96 * 2**20
+    # Tests set a byte value here: every array handed out is first filled with it, so code
+    # that reads memory it did not write fails at once, even while the memory is kept.
+    _POISON: int | None = None
     _local = threading.local()
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
+        self._issued: set[str] = set()
+        self._in_scope = False
 
     @classmethod
     def for_thread(cls) -> _Buffers:
@@ -182,8 +196,31 @@ class _Buffers:
             buffers = cls._local.buffers = cls()
         return buffers
 
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[_Buffers]:
+        """One call: within it each name is handed out once (unless released)."""
+        if self._in_scope:  # a nested call would hand out memory the outer call still uses
+            raise RuntimeError("_Buffers.scope() entered twice; use a fresh _Buffers() for a nested call")
+        self._in_scope = True
+        self._issued.clear()
+        try:
+            yield self
+        finally:
+            self._issued.clear()
+            self._in_scope = False
+
+    def release(self, *names: str) -> None:
+        """Declare the contents of `names` dead: their memory may be handed out again."""
+        self._issued.difference_update(names)
+
     def get(self, name: str, size: int, dtype: type = np.float64) -> np.ndarray:
         """An uninitialised array of `size` elements of `dtype` in the memory of `name`."""
+        if name in self._issued:
+            raise RuntimeError(
+                f"work array {name!r} requested twice in one call; keep the array object instead "
+                "(a second get may return other, uninitialised memory)"
+            )
+        self._issued.add(name)
         nbytes = size * np.dtype(dtype).itemsize
         raw = self._arrays.get(name)
         if raw is None or raw.size < nbytes:
@@ -191,14 +228,17 @@ class _Buffers:
             raw = np.empty(nbytes, dtype=np.uint8)
             if nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
                 self._arrays[name] = raw
+        if self._POISON is not None:
+            raw[:nbytes] = self._POISON
         return raw[:nbytes].view(dtype)
 
     def arange(self, size: int, dtype: type = np.float64) -> np.ndarray:
-        """0, 1, ..., size - 1 (read only: kept and shared between calls, never written to)."""
+        """0, 1, ..., size - 1, read only (kept and shared between calls, so never written to)."""
         name = f"arange_{np.dtype(dtype).name}"
         kept = self._arrays.get(name + "_filled")
         if kept is None or kept.size < size:
             kept = np.arange(size, dtype=dtype)
+            kept.flags.writeable = False  # a write would corrupt every later call's 0, 1, 2, ...
             if kept.nbytes + sum(a.nbytes for a in self._arrays.values()) <= self._KEEP_BYTES:
                 self._arrays[name + "_filled"] = kept
         return kept[:size]
@@ -278,7 +318,7 @@ def _metrics_from_ranks(
         ood_upto_out = cum_out[1:]
     n = n_in + n_out
     scale = 2.0 * n_in * n_out
-    # Work arrays in memory that the merge (_ranks_merged) no longer needs.
+    # Work arrays in memory that the merge (_ranks_merged) no longer needs (it released them).
     work_in, work_in2 = buffers.get("keys", m_in), buffers.get("scratch", m_in)
     work_out = buffers.get("cum", m_out)
     # Weights as float64 once (products of float64 and int64 convert element by element).
@@ -363,8 +403,12 @@ def _order_key(x: float) -> int:
     return bits ^ (2**63 - 1) if bits < 0 else bits
 
 
-def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.ndarray | None:
+def _merged_keys(
+    s_in: np.ndarray, s_out: np.ndarray, floats: np.ndarray, scratch: np.ndarray
+) -> np.ndarray | None:
     """The pooled scores as one sorted array of keys (order key << 1) | is_ood, or None.
+    `floats` (float64) and `scratch` (uint64) are work memory of n_in + n_out elements; the
+    keys are returned in the memory of `floats`.
 
     The order key is an integer that sorts like the score (its float64 bits, negatives
     mirrored), so one SIMD ``np.sort`` of integers (several times cheaper than
@@ -378,19 +422,21 @@ def _merged_keys(s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers) -> np.n
     """
     lo = min(float(s_in.min()), float(s_out.min()))
     hi = max(float(s_in.max()), float(s_out.max()))
-    n_in, n = s_in.size, s_in.size + s_out.size
-    floats = buffers.get("keys", n)
+    n_in = s_in.size
     np.add(s_in, 0.0, out=floats[:n_in])  # + 0.0 turns -0.0 into 0.0, so they share one key
     np.add(s_out, 0.0, out=floats[n_in:])
-    scratch = buffers.get("scratch", n, np.uint64)
     exponent = 0
-    if lo < 0.0 and hi > 0.0 and max(-lo, hi) >= 2.0:
+    # Decided before scaling: a negative subnormal minimum scales to -0.0, which is not < 0.0,
+    # and would send signed keys down the one-sign branch (where -0.0 sorts as 0.0 and the lost
+    # bits go unnoticed; found by the property test of issue 16).
+    negative = lo < 0.0
+    if negative and hi > 0.0 and max(-lo, hi) >= 2.0:
         exponent = math.frexp(max(-lo, hi))[1]  # max |s| < 2**exponent: scale into (-1, 1)
         lo *= 2.0**-exponent
         hi *= 2.0**-exponent
         floats *= 2.0**-exponent  # a power of two: exact unless a result is below 2**-1022
     keys = floats.view(np.int64)
-    if lo < 0.0:
+    if negative:
         # Negative floats sort backwards as integers: flip their 63 value bits.
         sign = np.right_shift(keys, 63, out=scratch.view(np.int64))
         sign &= _LOW63
@@ -421,20 +467,33 @@ def _ranks_merged(
     """_Ranks and per-value counts from one integer sort, or None when the keys do not fit.
     Every score distinct: each score is a value, counts None. Ties: shared _Ranks over the
     distinct pooled values, with each set's count per value (0 where it has none). With
-    `buffers`, the returned arrays may live in them (valid until their next use)."""
+    `buffers`, the returned arrays may live in them (valid until their next use); its work
+    arrays "keys", "scratch", "cum", "is_ood" and "tied" are released on return (dead), for
+    _metrics_from_ranks to reuse."""
     buffers = _Buffers() if buffers is None else buffers
-    tagged = _merged_keys(s_in, s_out, buffers)
-    if tagged is None:
-        return None
+    merged = _ranks_merged_into(s_in, s_out, buffers)
+    buffers.release("keys", "scratch", "cum", "is_ood", "tied")  # nothing returned lives in them
+    return merged
+
+
+def _ranks_merged_into(
+    s_in: np.ndarray, s_out: np.ndarray, buffers: _Buffers
+) -> tuple[_Ranks, np.ndarray | None, np.ndarray | None] | None:
+    """_ranks_merged's work, in `buffers`."""
     n_in, n_out, n = s_in.size, s_out.size, s_in.size + s_out.size
     scratch = buffers.get("scratch", n, np.uint64)
+    tagged = _merged_keys(s_in, s_out, buffers.get("keys", n), scratch)
+    if tagged is None:
+        return None
     # The low bit, read from each key's lowest byte (one strided pass, no 8-byte temporaries).
     low_byte = tagged.view(np.uint8)[0 if sys.byteorder == "little" else 7 :: 8]
     is_ood = buffers.get("is_ood", n, bool)
     np.bitwise_and(low_byte, 1, out=is_ood.view(np.uint8))
-    tied = np.less(
-        np.bitwise_xor(tagged[1:], tagged[:-1], out=scratch[1:]), 2, out=buffers.get("tied", n, bool)[1:]
-    )
+    # tied[p - 1] (score p equals score p - 1) lives at flags[p]; with ties flags is flipped in
+    # place into the group starts, so the array object is kept (a second get of "tied" may be
+    # other memory: issue 16).
+    flags = buffers.get("tied", n, bool)
+    tied = np.less(np.bitwise_xor(tagged[1:], tagged[:-1], out=scratch[1:]), 2, out=flags[1:])
     if not tied.any():  # (tied[p - 1]: score p equals score p - 1)
         # Every score distinct: position p of the j-th OOD score has p - j ID scores before it.
         upto_out = np.flatnonzero(is_ood)  # (several times faster on booleans than on integers)
@@ -447,7 +506,7 @@ def _ranks_merged(
     # Ties: count the ID and OOD scores of every run of equal scores ("group"). Both value
     # lists are then the list of groups (distinct pooled values), each set counting 0 at the
     # values it lacks; so group g has g groups below it and g + 1 up to it in the other list.
-    is_start = buffers.get("tied", n, bool)  # tied[p - 1] lives at index p: flip it in place
+    is_start = flags  # flip tied[p - 1] (at flags[p]) in place into "score p starts a group"
     np.logical_not(tied, out=tied)
     is_start[0] = True
     starts = np.flatnonzero(is_start)
@@ -479,11 +538,24 @@ def _ranks_sorted(s_in: np.ndarray, s_out: np.ndarray) -> tuple[_Ranks, np.ndarr
 def _exact(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
     """Exact metrics of two validated score arrays (fast integer-key merge, else sort + search)."""
     buffers = _Buffers.for_thread()
-    merged = _ranks_merged(s_in, s_out, buffers)
-    if merged is None:
-        logger.debug("Scores span too wide a float range for the integer-key merge; sorting instead.")
-        merged = _ranks_sorted(s_in, s_out)
-    return _metrics_from_ranks(*merged, buffers=buffers)
+    with buffers.scope():
+        merged = _ranks_merged(s_in, s_out, buffers)
+        if merged is None:
+            logger.debug("Scores span too wide a float range for the integer-key merge; sorting instead.")
+            merged = _ranks_sorted(s_in, s_out)
+        return _metrics_from_ranks(*merged, buffers=buffers)
+
+
+def _exact_simple(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
+    """_exact by the simple path: each set sorted on its own, ranks by binary search.
+
+    Not dispatched to: ``benchmarks/bench_metrics.py --crossover`` found no size below which it
+    is faster on all data (it wins on few distinct values at every size, loses on distinct
+    scores at every size; benchmarks/README.md). Kept so that the comparison can be repeated.
+    """
+    buffers = _Buffers.for_thread()
+    with buffers.scope():
+        return _metrics_from_ranks(*_ranks_sorted(s_in, s_out), buffers=buffers)
 
 
 def _running_sum(terms: np.ndarray) -> float:
@@ -730,7 +802,8 @@ def _resampled(
             if legacy:
                 result = _legacy_metrics(p.values_in, w_in, p.values_out, w_out)
             else:
-                result = _metrics_from_ranks(p.ranks, w_in, w_out, kept)
+                with kept.scope():  # one call: each work array handed out once
+                    result = _metrics_from_ranks(p.ranks, w_in, w_out, kept)
             out[r] = [result[name] for name in METRIC_NAMES]
     return values
 

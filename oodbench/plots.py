@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from oodbench.atomic import atomic_write_bytes  # noqa: E402
 from oodbench.errors import UserInputError  # noqa: E402
 from oodbench.metrics import compute  # noqa: E402
-from oodbench.results import safe_file_name, scores_pair  # noqa: E402
+from oodbench.results import checked_scores_pair, safe_file_name, warn_unverified  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +179,12 @@ def plot_rows(
     """A histogram and a ROC figure per (model, detector, in-dist, seed) of stored result rows.
 
     Scores come from each row's NPZ (`scores_file`, relative to `scores_root`, normally the
-    folder of rows.jsonl). Files: <out_dir>/<model>-<detector>-<in>-seed<seed>-{hist,roc}.png.
+    folder of rows.jsonl), refused when they do not match the row (sizes, digest). Files:
+    <out_dir>/<model>-<detector>-<in>-seed<seed>-{hist,roc}.png; the detector is labelled with
+    its parameters where one model holds several settings of it (`odin(T=1000)`).
     """
+    from oodbench.report.rows import detector_labels, prepare_rows
+
     frame = rows
     if model_source is not None:
         frame = frame[frame["model_source"] == model_source]
@@ -193,7 +197,9 @@ def plot_rows(
             "(or check --model-source / --detector)."
         )
     written = []
-    frame = frame.copy()
+    # Reruns de-duplicated (the latest counts) and parameter settings told apart, as in tables.
+    frame = prepare_rows(frame, one_convention=False)
+    frame["_det"] = detector_labels(frame)
     # One figure per model: rows of another label or checkpoint never share a file.
     labels = frame["model_label"] if "model_label" in frame else frame["model_source"]
     hashes = frame["checkpoint_sha256"] if "checkpoint_sha256" in frame else [""] * len(frame)
@@ -201,14 +207,18 @@ def plot_rows(
         src if lab in ("", src) else f"{src}-{lab}-{str(sha)[:8]}" if src == "external" else f"{src}-{lab}"
         for src, lab, sha in zip(frame["model_source"], labels, hashes, strict=True)
     ]
-    group_fields = ["_model", "model_arch", "training_recipe", "detector", "in_dataset", "seed"]
+    group_fields = ["_model", "model_arch", "training_recipe", "_det", "in_dataset", "seed"]
+    unverified = 0
     for (source, _arch, _recipe, det, in_ds, seed), group in frame.groupby(group_fields, sort=False):
         ins: dict[str, np.ndarray] = {}
         outs: dict[str, np.ndarray] = {}
         for _, row in group.iterrows():
             path = Path(row["scores_file"])
             name = str(row["out_dataset"])  # a later rerun of the same pair wins
-            ins[name], outs[name] = scores_pair(path if path.is_absolute() else Path(scores_root) / path)
+            label = f"{source}/{det} {in_ds}->{name} seed {seed}"
+            path = path if path.is_absolute() else Path(scores_root) / path
+            ins[name], outs[name], verified = checked_scores_pair(path, row, label=label)
+            unverified += not verified
         # The runner stores the same ID scores with every OOD set; the histogram shows the first.
         first_in = next(iter(ins.values()))
         if any(not np.array_equal(first_in, other) for other in ins.values()):
@@ -225,6 +235,7 @@ def plot_rows(
         stem = safe_file_name(f"{source}-{det}-{in_ds}-seed{seed}")
         written.append(plot_histograms(first_in, outs, title=title, path=Path(out_dir) / f"{stem}-hist.png"))
         written.append(plot_roc(ins, outs, title=title, path=Path(out_dir) / f"{stem}-roc.png"))
+    warn_unverified(unverified)
     return written
 
 

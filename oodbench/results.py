@@ -7,14 +7,17 @@ Run output folder (default `paths.results_dir()`, i.e. ./runs or $OODBENCH_RESUL
 
     rows.jsonl          one JSON object per line, one line per ResultRow (`append_rows`)
     rows/<job>.jsonl    the same, one shard per sweep job (`write_rows`; see oodbench.store)
-    scores/<...>.npz    raw scores of one row (`save_scores`), path stored in `scores_file`
+    scores/<...>.npz    raw scores of one row (`save_row_scores`), path in `scores_file`
     tables/, plots/     rendered outputs (`oodbench report --output`, `oodbench plot`)
 
 Scores NPZ naming (pinned): a row's NPZ holds the 1-D float arrays "scores_in" (scores of the
 in-distribution test set) and "scores_out" (scores of that row's OOD test set), both with the
 oodbench direction (higher = more in-distribution). Other arrays may be added; readers ignore
 them. `scores_file` is relative to the results folder (the one that holds rows.jsonl and
-rows/), or "" if none was kept.
+rows/), or "" if none was kept. Since schema 3 the file name holds a hash of the row identity
+and of the scores (`default_scores_file`), so no later run overwrites it; the NPZ also holds
+"row_identity" (JSON) and "scores_sha256", and the row records the same digest in
+`scores_sha256`, which readers of scores check (`checked_scores_pair`).
 
 Concurrency: `append_rows` is atomic against crashes (the file is rewritten to a temporary
 file and renamed) and safe with concurrent writers: the read-modify-rename runs under an
@@ -27,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import json
 import logging
 import numbers
@@ -46,10 +50,12 @@ from oodbench.errors import DataNotFoundError, UserInputError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 rows (oodbench 0.1.0) lack model_label, train_overrides, eval_limit, torch_threads and host_cpu;
-# they are read with those fields' defaults.
-READABLE_SCHEMAS = (1, 2)
+# schema 2 rows lack in_fingerprint, out_fingerprint and scores_sha256. Both are read with those
+# fields' defaults ("" = unknown: such rows are not told apart by data and their score files
+# cannot be verified).
+READABLE_SCHEMAS = (1, 2, 3)
 
 # "external": a user's model; "checkpoint": what schema-1 rows called any --checkpoint.
 MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")
@@ -142,6 +148,9 @@ class ResultRow:
     n_in: int
     n_out: int
     eval_limit: int | None = None  # --limit: at most this many images per set were evaluated
+    fit_limit: int | None = None  # --fit-limit: detectors fitted/tuned on at most this many per split
+    in_fingerprint: str = ""  # content hash of the ID test set scored ("" in rows before schema 3)
+    out_fingerprint: str = ""  # content hash of this row's OOD test set
     detector_params: dict[str, Any] = field(default_factory=dict)
     tuning: str = "none"  # "none" | "validation split: <id val> + <ood val>" | ...
     checkpoint_sha256: str = ""
@@ -153,6 +162,7 @@ class ResultRow:
     host_cpu: str = field(default_factory=_cached_host_cpu)
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
+    scores_sha256: str = ""  # `scores_digest` of the arrays in scores_file ("" = not recorded)
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -188,9 +198,13 @@ class ResultRow:
         if not isinstance(self.train_overrides, dict):
             kind = type(self.train_overrides).__name__
             raise UserInputError(f"train_overrides must be a dict; got {kind}.")
-        limit = self.eval_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise UserInputError(f"eval_limit must be an integer or None; got {self.eval_limit!r}.")
+        for name in ("eval_limit", "fit_limit"):
+            limit = getattr(self, name)
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+                raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
+        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -219,6 +233,9 @@ class ResultRow:
         if data["schema_version"] == 1:
             # Schema-1 rows lack the identity fields added in 2: read them with neutral values.
             data = {**_SCHEMA_1_DEFAULTS, **data}
+        if data["schema_version"] in (1, 2):
+            # Rows before schema 3 were fitted on the full splits and recorded no fingerprints.
+            data = {**_SCHEMA_2_DEFAULTS, **data}
         missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
@@ -233,6 +250,15 @@ _SCHEMA_1_DEFAULTS: dict[str, Any] = {
     "eval_limit": None,
     "torch_threads": None,
     "host_cpu": "",
+}
+
+
+# Added in schema 3 (score files named by the row's identity and verified by digest).
+_SCHEMA_2_DEFAULTS: dict[str, Any] = {
+    "fit_limit": None,
+    "in_fingerprint": "",
+    "out_fingerprint": "",
+    "scores_sha256": "",
 }
 
 
@@ -274,15 +300,22 @@ def append_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
     logger.info("appended %d row(s) to %s", len(rows), target)
 
 
-def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> None:
-    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard)."""
+def write_rows(path: str | os.PathLike, rows: Iterable[ResultRow]) -> str:
+    """Write rows as a whole new JSONL file in one atomic step (a sweep job's shard).
+
+    Holds the file's lock (the one `append_rows` and `repair_rows` take) so that a repair never
+    interleaves with the write. Returns the sha256 of the bytes written (the job's completion marker).
+    """
     rows = list(rows)
     for row in rows:
         if not isinstance(row, ResultRow):
             raise TypeError(f"write_rows takes ResultRow objects, got {type(row).__name__}")
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        handle.write("".join(_row_line(row) for row in rows))
+    data = "".join(_row_line(row) for row in rows).encode("utf-8")
+    with store.file_lock(path):
+        with atomic_open(path, "wb") as handle:
+            handle.write(data)
     logger.info("wrote %d row(s) to %s", len(rows), path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _repair_hint(target: Path) -> str:
@@ -315,9 +348,27 @@ def _parse_row_lines(target: Path) -> Iterator[tuple[int, bytes, ResultRow | str
             yield lineno, raw, f"not a JSON result row ({error.msg})"
             continue
         try:
+            _check_read_fields(data)
             yield lineno, raw, ResultRow.from_dict(data)
         except (UserInputError, TypeError) as error:
             yield lineno, raw, str(error)
+
+
+def _check_read_fields(data: object) -> None:
+    """Checks of stored rows beyond the dataclass's: created_at must be an ISO 8601 timestamp
+    string (reports sort by it; a number there breaks the sort much later)."""
+    if not isinstance(data, dict) or "created_at" not in data:
+        return  # from_dict names what is missing
+    value = data["created_at"]
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise UserInputError(
+            "created_at must be an ISO 8601 timestamp string such as '2024-05-01T12:00:00+00:00'; "
+            f"got {value!r}."
+        ) from None
 
 
 def read_rows(path: str | os.PathLike) -> list[ResultRow]:
@@ -354,20 +405,26 @@ def check_rows_appendable(path: str | os.PathLike) -> None:
 
 def repair_rows(path: str | os.PathLike) -> tuple[int, int, Path]:
     """Move every unreadable line of a rows file to "<file>.rejected" (appended, so nothing is
-    lost) and keep the readable rows, both written atomically. Returns (kept, moved, rejected file)."""
+    lost) and keep the readable rows, both written atomically. Returns (kept, moved, rejected file).
+
+    Holds the file's lock (as `append_rows` and `write_rows` do): without it, rows appended
+    between this read and its rename were lost.
+    """
     target = _rows_target(path)
     if not target.is_file():
         raise DataNotFoundError(f"No result rows at {target} to repair.")
-    kept, rejected = [], []
-    for _, raw, parsed in _parse_row_lines(target):
-        (rejected if isinstance(parsed, str) else kept).append(raw if raw.endswith(b"\n") else raw + b"\n")
     rejected_file = target.with_name(target.name + ".rejected")
-    if rejected:
-        old = rejected_file.read_bytes() if rejected_file.exists() else b""
-        with atomic_open(rejected_file, "wb") as handle:  # first, so a crash loses nothing
-            handle.write(old + b"".join(rejected))
-        with atomic_open(target, "wb") as handle:
-            handle.write(b"".join(kept))
+    with store.file_lock(target):
+        kept, rejected = [], []
+        for _, raw, parsed in _parse_row_lines(target):
+            line = raw if raw.endswith(b"\n") else raw + b"\n"
+            (rejected if isinstance(parsed, str) else kept).append(line)
+        if rejected:
+            old = rejected_file.read_bytes() if rejected_file.exists() else b""
+            with atomic_open(rejected_file, "wb") as handle:  # first, so a crash loses nothing
+                handle.write(old + b"".join(rejected))
+            with atomic_open(target, "wb") as handle:
+                handle.write(b"".join(kept))
     return len(kept), len(rejected), rejected_file
 
 
@@ -444,14 +501,107 @@ def scores_pair(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return arrays[SCORES_IN], arrays[SCORES_OUT]
 
 
+# What decides a row's scores: the model (checkpoint, recipe, overrides), the detector and its
+# parameters, the evaluated data (limit and content) and the seed. Recorded in each row's NPZ.
+SCORES_IDENTITY_FIELDS = (
+    "suite", "model_source", "model_label", "model_arch", "training_recipe", "train_overrides",
+    "checkpoint_sha256", "detector", "detector_params", "in_dataset", "out_dataset",
+    "in_fingerprint", "out_fingerprint", "eval_limit", "fit_limit", "seed",
+)  # fmt: skip
+# Extra arrays of a row's NPZ (schema 3): the row identity (JSON text) and `scores_digest`.
+SCORES_IDENTITY = "row_identity"
+SCORES_DIGEST = "scores_sha256"
+
+
+def scores_digest(scores_in: np.ndarray, scores_out: np.ndarray) -> str:
+    """sha256 of a row's two score arrays as little-endian float64, shapes included."""
+    digest = hashlib.sha256()
+    for values in (scores_in, scores_out):
+        array = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def row_identity(row: ResultRow) -> dict[str, Any]:
+    """The fields of `row` that decide its scores (SCORES_IDENTITY_FIELDS)."""
+    return {name: getattr(row, name) for name in SCORES_IDENTITY_FIELDS}
+
+
 def default_scores_file(row: ResultRow) -> str:
-    """A relative NPZ path for a row: scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>.npz."""
+    """A relative NPZ path for a row:
+    scores/<suite>/<model>-<detector>-<in>-<out>-seed<seed>-<key>.npz.
+
+    <key> hashes the row identity (checkpoint, detector parameters, overrides, recipe, limit,
+    data fingerprints) and the scores' digest, so rows with other scores never share a file
+    (a later run cannot overwrite the scores an earlier row points at).
+    """
     model = row.model_source
     if row.model_label not in ("", row.model_source):
-        # Two checkpoints with one label must not share a file: the hash tells them apart.
-        model = f"{row.model_source}-{row.model_label}-{row.checkpoint_sha256[:8]}"
-    name = f"{model}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}.npz"
+        model = f"{row.model_source}-{row.model_label}"
+    identity = json.dumps(row_identity(row), sort_keys=True, default=str) + row.scores_sha256
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    name = f"{model}-{row.detector}-{row.in_dataset}-{row.out_dataset}-seed{row.seed}-{key}.npz"
     return str(Path("scores") / row.suite / safe_file_name(name))
+
+
+def save_row_scores(
+    results_dir: str | os.PathLike, row: ResultRow, scores_in: np.ndarray, scores_out: np.ndarray
+) -> None:
+    """Write a row's scores beside its rows file and record the file and digest in the row.
+
+    The NPZ also holds the row identity and the digest, so a file can be traced to its row.
+    """
+    row.scores_sha256 = scores_digest(scores_in, scores_out)
+    row.scores_file = default_scores_file(row)
+    identity = json.dumps(row_identity(row), sort_keys=True, default=str)
+    save_scores(
+        Path(results_dir) / row.scores_file,
+        **{SCORES_IN: scores_in, SCORES_OUT: scores_out},
+        **{SCORES_IDENTITY: np.array(identity), SCORES_DIGEST: np.array(row.scores_sha256)},
+    )
+
+
+def checked_scores_pair(
+    path: str | os.PathLike, row: Any, *, label: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A row's (scores_in, scores_out) from `path`, refused unless they are that row's scores.
+
+    `row` is a ResultRow or a mapping with n_in, n_out and scores_sha256. The sizes must match
+    n_in / n_out and, when the row records a digest, the arrays must match it. Returns the two
+    arrays and whether the digest was verified (False for rows written before schema 3).
+    """
+    get = row.get if hasattr(row, "get") else lambda name, default=None: getattr(row, name, default)
+    scores_in, scores_out = scores_pair(path)
+    fix = (
+        "fix: rerun that row with `oodbench run` (each score file is now named by its row's "
+        "identity) or remove the row from the rows file"
+    )
+    n_in, n_out = get("n_in"), get("n_out")
+    if (scores_in.size, scores_out.size) != (int(n_in), int(n_out)):
+        raise UserInputError(
+            f"{path} holds {scores_in.size} ID / {scores_out.size} OOD scores but the row {label} says "
+            f"n_in {n_in}, n_out {n_out}: the file belongs to another run; {fix}."
+        )
+    expected = get("scores_sha256", "")
+    if not isinstance(expected, str) or not expected:  # rows before schema 3 (or NaN in a frame)
+        return scores_in, scores_out, False
+    if scores_digest(scores_in, scores_out) != expected:
+        raise UserInputError(
+            f"{path} does not hold the scores of the row {label} (digest mismatch: the file was "
+            f"overwritten by another run or edited); {fix}."
+        )
+    return scores_in, scores_out, True
+
+
+def warn_unverified(count: int) -> None:
+    """One warning for rows whose score files could not be verified (no digest recorded)."""
+    if count:
+        logger.warning(
+            "%d row(s) record no scores digest (written before oodbench schema 3): their score files "
+            "were read unverified and may hold a later run's scores; rerun them to record one",
+            count,
+        )
 
 
 def safe_file_name(name: str) -> str:
@@ -465,17 +615,23 @@ __all__ = [
     "METRIC_FIELDS",
     "MODEL_SOURCES",
     "SCHEMA_VERSION",
+    "SCORES_IDENTITY_FIELDS",
     "SCORES_IN",
     "SCORES_OUT",
     "ResultRow",
     "append_rows",
+    "checked_scores_pair",
     "default_scores_file",
     "load_rows",
     "load_scores",
     "provenance_fields",
     "read_rows",
     "rows_to_frame",
+    "row_identity",
+    "save_row_scores",
     "save_scores",
+    "scores_digest",
     "scores_pair",
+    "warn_unverified",
     "write_rows",
 ]

@@ -5,7 +5,12 @@ Work is shared, not repeated:
   (`uses = "logits"` / `"features"`); only gradient-based ones (ODIN, Mahalanobis with input
   pre-processing) run the model again;
 - raw scores are cached as NPZ under a key of (checkpoint hash, data fingerprint, detector and
-  its parameters, the fit/tuning data's fingerprint), so a re-run recomputes nothing.
+  all its attributes, the oodbench source and plug-in code, the fit/tuning data's
+  fingerprint), so a re-run recomputes nothing. A detector's cached sets are used only when
+  all come from one fit; otherwise it is fitted again and every set rescored. Each entry
+  records where it was computed (device, torch version, CPU family, threads); rows copy that.
+- every score array is checked (`check_scores`: 1-D, one per image, real, finite) before
+  anything is written to the cache or the results.
 Hyperparameters are tuned only on the suite's validation split, never on a test set.
 """
 
@@ -17,6 +22,7 @@ import inspect
 import json
 import logging
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +41,11 @@ from oodbench.models.external import LoadedModel
 from oodbench.progress import progress_bar
 from oodbench.results import (
     ROWS_FILENAME,
-    SCORES_IN,
-    SCORES_OUT,
     ResultRow,
+    _cached_host_cpu,
     append_rows,
-    default_scores_file,
     load_scores,
+    save_row_scores,
     save_scores,
 )
 
@@ -93,6 +98,11 @@ def fingerprint(x: torch.Tensor) -> str:
     return digest.hexdigest()[:16]
 
 
+# Checks each detector's scores before anything is stored: (detector, scores, expected length)
+# -> float64 array, or a UserInputError naming the detector, the model and the data set.
+ScoreCheck = Callable[[Detector, Any, int], np.ndarray]
+
+
 @torch.no_grad()
 def collect_outputs(
     model: nn.Module,
@@ -102,12 +112,14 @@ def collect_outputs(
     batch_size: int,
     feature_detectors: Sequence[Detector] = (),
     progress_label: str | None = None,
+    check: ScoreCheck | None = None,
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """ONE streamed pass over `x`: all logits (N, K), and the scores of every feature detector.
 
     Batches are converted to float one at a time (`iter_batches`); features are scored batch by
     batch and dropped, so memory grows with the batch size, not with N, apart from the logits.
     Feature detectors score each row on its own, so batching does not change their scores.
+    `check` validates each batch's scores (see `evaluate`).
     """
     model.eval()
     # Results go into arrays allocated once: small per-batch tensors kept alive between the
@@ -130,7 +142,10 @@ def collect_outputs(
             feats, out = features_and_logits(model, batch)
             outputs = ForwardOutputs(logits=out.float().cpu(), features=feats.float().cpu())
             for detector, store in zip(feature_detectors, scores, strict=True):
-                store[start : start + len(batch)] = detector.score_outputs(outputs)
+                batch_scores = detector.score_outputs(outputs)
+                if check is not None:  # a wrong shape would otherwise fail as a numpy error
+                    batch_scores = check(detector, batch_scores, len(batch))
+                store[start : start + len(batch)] = batch_scores
         else:
             out = model(batch)
         if logits is None:
@@ -142,18 +157,35 @@ def collect_outputs(
     return logits, scores
 
 
+# The oodbench package: built-in detectors depend on all of it (metrics, data conversion, models).
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+@functools.cache
+def _source_tree_digest(root: Path) -> str:
+    """A hash of every .py file under `root` (computed once per process)."""
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @functools.cache
 def code_fingerprint(cls: type) -> str:
-    """A hash of the oodbench version and the source files of `cls` and its base classes:
-    cached scores are reused only while the detector's code is unchanged."""
-    digest = hashlib.sha1(__version__.encode())
+    """A hash of the oodbench version, the whole oodbench source tree and the source files of
+    `cls` and its base classes outside it (a plug-in's own file): cached scores are reused
+    only while the code that made them is unchanged."""
+    digest = hashlib.sha1(__version__.encode() + _source_tree_digest(_PACKAGE_ROOT).encode())
     for klass in cls.__mro__:
         try:
             source = inspect.getsourcefile(klass)
         except TypeError:  # built-in classes (object)
             continue
-        if source and Path(source).is_file():
-            digest.update(Path(source).read_bytes())
+        if not source or not Path(source).is_file():
+            continue
+        if Path(source).resolve().is_relative_to(_PACKAGE_ROOT):
+            continue  # already in the tree digest
+        digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -166,6 +198,49 @@ def _load_cached(path: Path, use_cache: bool) -> dict[str, np.ndarray] | None:
     except UserInputError as error:
         log.warning("ignoring an unreadable cache entry (it will be rebuilt): %s", error)
         return None
+
+
+def _fit_id(entry: dict[str, np.ndarray]) -> str | None:
+    """The fit a cache entry's scores came from (None for entries of older oodbench versions)."""
+    try:
+        return json.loads(str(entry["meta"])).get("fit_id")
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
+def _one_fit(cached: dict[str, dict[str, np.ndarray]], names: Sequence[str]) -> bool:
+    """Whether every set has a cache entry and all come from one fit of the detector."""
+    ids = {_fit_id(cached[name]) if name in cached else None for name in names}
+    return len(ids) == 1 and None not in ids
+
+
+def check_scores(scores: Any, n: int, *, where: str) -> np.ndarray:
+    """A detector's output as float64 of shape (n,), or a one-line UserInputError.
+
+    Refused: None, non-numeric or complex values, not 1-D, another length than the data set,
+    NaN or inf. Integers are cast to float64. `where` names the detector, model and data set.
+    """
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().cpu().numpy()
+    if scores is None:
+        raise UserInputError(f"{where}: the detector returned None instead of one score per image.")
+    try:
+        array = np.asarray(scores)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"{where}: the scores are not an array of numbers ({error}).") from None
+    if array.dtype.kind not in "fiu":
+        raise UserInputError(
+            f"{where}: the scores have dtype {array.dtype}; they must be real numbers (float64)."
+        )
+    if array.ndim != 1:
+        raise UserInputError(f"{where}: the scores have shape {array.shape}; they must be 1-D ({n},).")
+    if len(array) != n:
+        raise UserInputError(f"{where}: {len(array)} scores for {n} images; one score per image is needed.")
+    array = array.astype(np.float64, copy=False)
+    bad = int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise UserInputError(f"{where}: {bad} of {n} scores are NaN or infinite.")
+    return array
 
 
 def _as_eval_model(model: nn.Module) -> nn.Module:
@@ -186,6 +261,7 @@ def evaluate(
     batch_size: int = 256,
     legacy: bool = False,
     eval_limit: int | None = None,
+    fit_limit: int | None = None,
     use_cache: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
@@ -195,32 +271,59 @@ def evaluate(
     `results_dir`, raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
     Detectors are names with parameters (`DetectorRequest`) or ready `Detector` objects.
     With `use_cache=False` nothing is read from or written to the score cache.
+
+    The ID and OOD scores of a detector always come from ONE fit: unless every set has a cache
+    entry of the same fit, the detector is fitted again and every set rescored. Every score
+    array is checked (`check_scores`) before anything is written to the cache or results.
     """
     model = _as_eval_model(model_ut.model).to(device).eval()
+    model_name = model_ut.label or model_ut.source
     score_cache = paths.cache_dir(cache_dir) / "scores" / model_ut.checkpoint_sha256[:16]
     sets = {"in": data.test_in.x, **{f"out:{n}": s.x for n, s in data.test_out.items()}}
+    set_names = {"in": f"{data.suite.in_dataset} (ID test)", **{f"out:{n}": n for n in data.test_out}}
     prints = {name: fingerprint(x) for name, x in sets.items()}
     fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
-    # The model's preprocessing and feature layer change its scores: part of the cache key.
-    model_key = json.dumps([model.preprocess.describe(), model.feature_source], sort_keys=True)
+    # The model's preprocessing, feature layer and logits element change its scores: in the cache key.
+    logits_key = getattr(model, "logits_key", None)  # added only when given: older keys stay valid
+    model_key = json.dumps(
+        [model.preprocess.describe(), model.feature_source, *([] if logits_key is None else [logits_key])],
+        sort_keys=True,
+    )
+    # Where fresh scores are computed (stored in each cache entry; rows report the entry's).
+    here = {
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "host_cpu": _cached_host_cpu(),
+        "torch_threads": int(torch.get_num_threads()),
+    }
 
-    # 1. Each detector: cached scores, or fitted now and scored below.
+    def checker(set_name: str) -> ScoreCheck:
+        def check(detector: Detector, scores: Any, n: int) -> np.ndarray:
+            where = f"detector {detector.name!r} on model {model_name!r}, data set {set_names[set_name]!r}"
+            return check_scores(scores, n, where=where)
+
+        return check
+
+    # 1. Each detector: cached scores of one fit, or fitted now and every set scored below.
     plans = []
     for request in detectors:
         detector = (
             request if isinstance(request, Detector) else create_detector(request.name, **request.params)
         )
         detector.validate()
-        key_text = request.key() if isinstance(request, DetectorRequest) else _detector_key(detector)
+        key_text = (request.name if isinstance(request, DetectorRequest) else "") + _detector_key(detector)
         # Version and code, hyperparameters, fit/tuning data and the model's input pipeline.
         key_text += code_fingerprint(type(detector)) + fit_print + model_key
         key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
         files = {name: score_cache / detector.name / key / f"{prints[name]}.npz" for name in sets}
         loaded = {name: _load_cached(path, use_cache) for name, path in files.items()}
         cached = {name: entry for name, entry in loaded.items() if entry is not None}
-        if len(cached) < len(sets):
+        if not _one_fit(cached, list(sets)):
+            # A partial hit: the cached sets came from another fit; scoring the rest with a new
+            # fit would pair scores of two fits in one row. Refit and rescore every set.
+            cached = {}
             if progress:
-                progress(f"{model_ut.label or model_ut.source}: fitting {detector.name}")
+                progress(f"{model_name}: fitting {detector.name}")
             detector.fit(
                 model,
                 train=data.train,
@@ -229,9 +332,17 @@ def evaluate(
                 device=device,
                 batch_size=batch_size,
             )
-        plans.append((detector, files, cached))
+        meta = {
+            "params": detector.params(),
+            "tuned": detector.tuned_on_validation(),
+            "fit_id": uuid.uuid4().hex,
+            **here,
+        }
+        plans.append((detector, files, cached, meta))
 
     # 2. One forward pass per data set feeds every pending logit/feature detector (and accuracy).
+    # Nothing is written until every score array has passed its check (below, after the loop).
+    to_write: list[tuple[Path, dict[str, np.ndarray]]] = []
     accuracy_file = (
         score_cache
         / "classification"
@@ -240,11 +351,12 @@ def evaluate(
     accuracy_entry = _load_cached(accuracy_file, use_cache)
     accuracy = None if accuracy_entry is None else float(accuracy_entry["accuracy"])
     for name, x in sets.items():
-        pending = [(d, f, c) for d, f, c in plans if name not in c]
+        check = checker(name)
+        pending = [p for p in plans if name not in p[2]]
         from_outputs = [p for p in pending if not p[0].needs_model()]
         if from_outputs or (name == "in" and accuracy is None):
             if progress:
-                progress(f"{model_ut.label or model_ut.source}: scoring {name} ({len(x)} images)")
+                progress(f"{model_name}: scoring {name} ({len(x)} images)")
             feature_plans = [p for p in from_outputs if p[0].uses == "features"]
             logits, feature_scores = collect_outputs(
                 model,
@@ -253,27 +365,32 @@ def evaluate(
                 batch_size=batch_size,
                 feature_detectors=[p[0] for p in feature_plans],
                 progress_label=None if progress is None else f"scoring {name}",
+                check=check,
             )
             if name == "in" and accuracy is None:
                 accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())
-                if use_cache:
-                    save_scores(accuracy_file, accuracy=np.array(accuracy))
+                to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
             outputs = ForwardOutputs(logits=logits)
-            for detector, files, cached in from_outputs:
+            for detector, files, cached, meta in from_outputs:
                 plan_index = next((i for i, p in enumerate(feature_plans) if p[0] is detector), None)
                 scores = (
                     feature_scores[plan_index] if plan_index is not None else detector.score_outputs(outputs)
                 )
-                cached[name] = _store(files[name], scores, detector, save=use_cache)
-        for detector, files, cached in pending:
+                cached[name] = _entry(check(detector, scores, len(x)), meta)
+                to_write.append((files[name], cached[name]))
+        for detector, files, cached, meta in pending:
             if detector.needs_model():
                 scores = detector.score(model, x, device=device, batch_size=batch_size)
-                cached[name] = _store(files[name], scores, detector, save=use_cache)
+                cached[name] = _entry(check(detector, scores, len(x)), meta)
+                to_write.append((files[name], cached[name]))
+    if use_cache:
+        for path, arrays in to_write:
+            save_scores(path, **arrays)
 
     # 3. Rows.
     rows: list[ResultRow] = []
     suite = data.suite
-    for detector, _, cached in plans:
+    for detector, _, cached, _ in plans:
         meta = json.loads(str(cached["in"]["meta"]))
         s_in = cached["in"]["scores"]
         for out_name in data.test_out:
@@ -295,31 +412,64 @@ def evaluate(
                 n_in=len(s_in),
                 n_out=len(s_out),
                 eval_limit=eval_limit,
+                fit_limit=fit_limit,
+                in_fingerprint=prints["in"],
+                out_fingerprint=prints[f"out:{out_name}"],
                 detector_params=meta["params"],
                 tuning=data.tuning if meta["tuned"] else "none",
                 checkpoint_sha256=model_ut.checkpoint_sha256,
-                device=str(device),
+                # Where the scores were computed: the cache entry's record, not this process.
+                device=meta["device"],
+                torch_version=meta["torch_version"],
+                host_cpu=meta["host_cpu"],
+                torch_threads=meta["torch_threads"],
             )
             if results_dir is not None:
-                row.scores_file = default_scores_file(row)
-                save_scores(results_dir / row.scores_file, **{SCORES_IN: s_in, SCORES_OUT: s_out})
+                save_row_scores(results_dir, row, s_in, s_out)
             rows.append(row)
     return rows
 
 
+def _stable(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready, process-independent description of a hyperparameter value (arrays and
+    tensors by content hash; objects by class and attributes, never by a memory address)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return ["array", str(data.dtype), list(data.shape), hashlib.sha1(data.tobytes()).hexdigest()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _stable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_stable(v, depth + 1) for v in value]
+        return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, nn.Module):
+        return ["module", type(value).__qualname__, _stable(dict(value.state_dict()), depth + 1)]
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return ["callable", f"{getattr(value, '__module__', '')}.{value.__qualname__}"]
+    if depth < 4 and hasattr(value, "__dict__"):
+        return ["object", kind, _stable(vars(value), depth + 1)]
+    return ["value", kind, repr(value)]
+
+
 def _detector_key(detector: Detector) -> str:
-    """Cache key of a detector given as an object: its class and its given hyperparameters."""
-    given = {k: v for k, v in vars(detector).items() if not k.endswith("_") and not k.startswith("_")}
-    return f"{type(detector).__module__}.{type(detector).__qualname__}" + json.dumps(
-        given, sort_keys=True, default=repr
-    )
+    """Cache key text of a detector: its class and every attribute set before fitting, whatever
+    its name (plug-ins may keep hyperparameters under `_private` names); learned state (a name
+    ending in `_`, scikit-learn's convention) is left out: the runner fits again anyway."""
+    state = {
+        k: _stable(v) for k, v in vars(detector).items() if not (k.endswith("_") and not k.startswith("_"))
+    }
+    return f"{type(detector).__module__}.{type(detector).__qualname__}" + json.dumps(state, sort_keys=True)
 
 
-def _store(path: Path, scores: np.ndarray, detector: Detector, *, save: bool) -> dict[str, np.ndarray]:
-    meta = np.array(json.dumps({"params": detector.params(), "tuned": detector.tuned_on_validation()}))
-    if save:
-        save_scores(path, scores=scores, meta=meta)
-    return {"scores": scores, "meta": meta}
+def _entry(scores: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A cache entry: checked scores and their meta (parameters, tuning, fit id, provenance)."""
+    return {"scores": scores, "meta": np.array(json.dumps(meta))}
 
 
 # Paper shorthands: `--detector joint` is the joint-trained model scored by max-softmax.
@@ -358,11 +508,13 @@ def run_suite(
     normalize: str | None = None,
     resize: int | None = None,
     features: str | None = None,
+    logits: str | int | None = None,
     label: str | None = None,
     extra_out: Sequence[str] = (),
     recipe: str | None = None,
     train_overrides: dict[str, Any] | None = None,
     limit: int | None = None,
+    fit_limit: int | None = None,
     device: torch.device | str = "cpu",
     data_dir: Path | None = None,
     download: bool = False,
@@ -395,7 +547,10 @@ def run_suite(
     # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
     # when empty) before any training starts.
     parse_outs(extra_out, taken=SUITES.get(suite_name).out_datasets)
-    data = load_suite(suite_name, data_dir=data_dir, download=download, limit=limit, progress=progress)
+    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+    data = load_suite(
+        suite_name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit, progress=progress
+    )
     data.test_out.update(
         load_custom_outs(
             extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit, progress=progress
@@ -404,7 +559,7 @@ def run_suite(
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     shape = tuple(data.spec.image_shape)
-    model_options = dict(normalize=normalize, resize=resize, features=features)
+    model_options = dict(normalize=normalize, resize=resize, features=features, logits=logits)
     rows: list[ResultRow] = []
     for seed in seeds:
         sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
@@ -444,6 +599,7 @@ def run_suite(
                 batch_size=batch_size,
                 legacy=legacy,
                 eval_limit=limit,
+                fit_limit=fit_limit,
                 progress=say,
             )
             append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from oodbench.metrics import compute
-from oodbench.results import ResultRow, default_scores_file, save_scores, write_rows
+from oodbench.results import ResultRow, save_row_scores, write_rows
 
 
 def fake_results(
@@ -48,8 +48,7 @@ def fake_results(
                         **{k: float(metrics[k]) for k in ("tnr_at_tpr95", "auroc", "aupr_in", "aupr_out",
                                                            "detection_accuracy", "fpr95_openood")},
                     )  # fmt: skip
-                    row.scores_file = default_scores_file(row)
-                    save_scores(folder / row.scores_file, scores_in=scores_in[name], scores_out=scores_out)
+                    save_row_scores(folder, row, scores_in[name], scores_out)
                     rows.append(row)
     write_rows(folder / "rows.jsonl", rows)
     return folder

@@ -145,7 +145,8 @@ def test_ci_and_plot_from_stored_scores(tmp_path):
     s_in, s_out = rng.normal(1, 1, 80), rng.normal(0, 1, 60)
     save_scores(tmp_path / "scores" / "a.npz", scores_in=s_in, scores_out=s_out)
     path = tmp_path / "rows.jsonl"
-    append_rows(path, [make_row(scores_file="scores/a.npz", **metrics.compute(s_in, s_out))])
+    rows = [make_row(scores_file="scores/a.npz", n_in=80, n_out=60, **metrics.compute(s_in, s_out))]
+    append_rows(path, rows)
     result = invoke("--results", str(path), "--ci")
     assert result.exit_code == 0, result.output
     low, high = metrics.bootstrap(s_in, s_out)["auroc"]

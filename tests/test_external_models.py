@@ -56,8 +56,6 @@ def user_files(tmp_path_factory):
     batch = {0: torch.export.Dim("batch")}
     program = torch.export.export(net, (torch.rand(2, 1, 28, 28),), dynamic_shapes=(batch,))
     torch.export.save(program, str(folder / "exported.pt2"))
-    fixed = torch.export.export(net, (torch.rand(2, 1, 28, 28),))
-    torch.export.save(fixed, str(folder / "fixed_batch.pt2"))
     return folder, net
 
 
@@ -324,7 +322,6 @@ def test_bad_files_get_one_line_naming_the_fix(user_files, tmp_path):
     assert "Did you mean" in _one_line_error(
         ["run", "--checkpoint", str(folder / "weights.pt"), "--arch", "vgg31"]
     )
-    assert "dynamic batch" in _one_line_error(["run", "--checkpoint", str(folder / "fixed_batch.pt2")])
     assert "drop --arch" in _one_line_error(
         ["run", "--checkpoint", str(folder / "scripted.pt"), "--arch", factory]
     )

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-pytorch_ood = pytest.importorskip("pytorch_ood")
+pytorch_ood = pytest.importorskip(
+    "pytorch_ood", reason="pytorch-ood is not installed (pip install pytorch-ood): adapter tests skipped"
+)
 
 import pytorch_ood.detector as ood  # noqa: E402
 

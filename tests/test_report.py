@@ -147,7 +147,7 @@ def test_bootstrap_interval_from_stored_scores(tmp_path):
     s_in, s_out = rng.normal(1.0, 1.0, 60), rng.normal(0.0, 1.0, 40)
     save_scores(tmp_path / "scores" / "a.npz", scores_in=s_in, scores_out=s_out)
     m = metrics.compute(s_in, s_out)
-    frame = frame_of(make_row(scores_file="scores/a.npz", **m))
+    frame = frame_of(make_row(scores_file="scores/a.npz", n_in=60, n_out=40, **m))
     table = report.comparison_table(frame, ci=True, scores_root=tmp_path, n_resamples=200)
     low, high = metrics.bootstrap(s_in, s_out, n_resamples=200, seed=0)["auroc"]
     cell = table.cell(("mnist->animals",), "cross_entropy / msp")
@@ -258,7 +258,10 @@ def test_regression_improvement_and_missing_rows_exact_lines(tmp_path):
     assert "improved: auroc msp mnist->noise: baseline 0.700, now 0.750 (+0.050, tolerance 0.010)" in lines
     assert "missing now: msp mnist->letters (in the baseline, not in the current rows)" in lines
     assert "not in baseline: msp mnist->shapes (in the current rows, not in the baseline)" in lines
-    assert lines[-1] == "FAILED: 2 regression(s), 1 baseline row(s) missing (2 rows, tolerance 0.010)"
+    assert lines[-1] == (
+        "FAILED: 2 regression(s), 1 baseline row(s) missing, 1 row(s) not in the baseline "
+        "(2 rows, tolerance 0.010); --allow-missing lets rows on one side only pass"
+    )
 
 
 def test_changes_within_tolerance_pass(tmp_path):
@@ -279,9 +282,11 @@ def test_only_missing_current_row_fails(tmp_path):
     assert check.missing_now == ["msp mnist->noise (in the baseline, not in the current rows)"]
 
 
-def test_new_rows_alone_do_not_fail(tmp_path):
+def test_new_rows_alone_fail_unless_allowed(tmp_path):
     baseline = write_baseline(tmp_path, BASE_HEADER + "cross_entropy,msp,mnist,animals,0.9,0.3\n")
-    check = report.compare_to_baseline(frame_of(make_row(), make_row(out_dataset="noise")), baseline)
+    current = frame_of(make_row(), make_row(out_dataset="noise"))
+    assert report.compare_to_baseline(current, baseline).failed  # a row never checked (issue 21, 7)
+    check = report.compare_to_baseline(current, baseline, allow_missing=True)
     assert not check.failed
     assert check.lines()[-1] == "no regressions (1 rows, tolerance 0.010)"
     assert check.not_in_baseline == ["msp mnist->noise (in the current rows, not in the baseline)"]

@@ -66,7 +66,7 @@ def test_best_mark_is_per_model_row_among_detectors(folder: Path):
 
 
 def test_warnings_name_degenerate_picks_and_missing_scores(folder: Path):
-    victim = next((folder / "scores" / "fake").glob("joint-energy-fake_in-ood_set_01-seed1.npz"))
+    victim = next((folder / "scores" / "fake").glob("joint-energy-fake_in-ood_set_01-seed1-*.npz"))
     victim.unlink()
     page = write_report(folder).read_text(encoding="utf-8")
     warnings = page[page.index('id="warnings"') : page.index("</ul>")]
@@ -151,3 +151,16 @@ def test_skipped_files_and_published_numbers_are_shown(tmp_path: Path):
     assert "paper tuned hyperparameters on held-out test-OOD images" in published
     assert 'class="no"' in published and "not comparable" in page
     assert "missing scores: cross_entropy / msp svhn-&gt;cifar10" in page  # rows without scores files
+
+
+def test_rows_without_a_scores_digest_are_drawn_with_a_warning(tmp_path: Path):
+    from oodbench.results import read_rows, write_rows
+
+    folder = fake_results(tmp_path / "runs", detectors=["msp"], sets=2, n=50)
+    rows = read_rows(folder / "rows.jsonl")
+    for row in rows:
+        row.scores_sha256 = ""  # as written before schema 3
+    write_rows(folder / "rows.jsonl", rows)
+    page = write_report(folder).read_text(encoding="utf-8")
+    assert "2 score file(s) read unverified" in page
+    assert page.count("<img ") == 2 + 1  # still drawn

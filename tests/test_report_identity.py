@@ -10,6 +10,7 @@ from report_rows import frame_of, make_row
 
 from oodbench import report
 from oodbench.errors import UserInputError
+from oodbench.report.baseline import aggregate_by_key
 from oodbench.results import read_rows
 
 
@@ -104,6 +105,23 @@ def test_baseline_refuses_two_checkpoints_under_one_key(tmp_path):
     )
     with pytest.raises(UserInputError, match="come from different models"):
         report.export_baseline(frame)
+
+
+def test_baseline_refuses_two_detector_settings_under_one_key():
+    """Two ODIN temperatures of one model and seed are two results, never averaged as seeds."""
+    frame = frame_of(
+        make_row(detector="odin", detector_params={"temperature": 1}, auroc=0.6),
+        make_row(detector="odin", detector_params={"temperature": 1000}, auroc=0.9),
+    )
+    with pytest.raises(UserInputError, match="different detector parameters or data"):
+        report.export_baseline(frame)
+    # Seeds of one setting are still averaged.
+    frame = frame_of(
+        make_row(detector="odin", detector_params={"temperature": 1}, auroc=0.6, seed=0),
+        make_row(detector="odin", detector_params={"temperature": 1}, auroc=0.8, seed=1),
+    )
+    (record,) = aggregate_by_key(frame).to_dict("records")
+    assert (record["n_seeds"], record["auroc"]) == (2, pytest.approx(0.7))
 
 
 def test_select_labels():

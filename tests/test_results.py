@@ -18,8 +18,10 @@ PINNED_FIELDS = (
     "schema_version", "suite", "in_dataset", "out_dataset", "model_source", "model_label", "model_arch",
     "training_recipe", "train_overrides", "detector", "seed", "tnr_at_tpr95", "auroc", "aupr_in",
     "aupr_out", "detection_accuracy", "fpr95_openood", "metrics_convention", "classification_accuracy",
-    "n_in", "n_out", "eval_limit", "detector_params", "tuning", "checkpoint_sha256", "oodbench_version",
-    "git_commit", "torch_version", "device", "torch_threads", "host_cpu", "created_at", "scores_file",
+    "n_in", "n_out", "eval_limit", "fit_limit", "in_fingerprint", "out_fingerprint", "detector_params",
+    "tuning",
+    "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
+    "host_cpu", "created_at", "scores_file", "scores_sha256",
 )  # fmt: skip
 
 
@@ -40,21 +42,37 @@ def make_row(**overrides) -> ResultRow:
 def test_fields_are_the_pinned_schema_and_metric_names_agree():
     assert results.FIELD_NAMES == PINNED_FIELDS
     assert results.METRIC_FIELDS == metrics.METRIC_NAMES
-    assert results.SCHEMA_VERSION == 2
-    assert make_row().schema_version == 2
+    assert results.SCHEMA_VERSION == 3
+    assert make_row().schema_version == 3
 
 
 def test_schema_1_rows_read_with_neutral_identity_fields():
     data = make_row().to_dict()
     for name in ("model_label", "train_overrides", "eval_limit", "torch_threads", "host_cpu"):
         del data[name]
+    for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):  # added in schema 3
+        del data[name]
     row = ResultRow.from_dict({**data, "schema_version": 1})
     assert (row.model_label, row.train_overrides, row.eval_limit, row.torch_threads, row.host_cpu) == (
-        "", {}, None, None, ""
+        "",
+        {},
+        None,
+        None,
+        "",
     )
-    assert row.schema_version == 2  # written back in the current schema
+    assert row.schema_version == 3  # written back in the current schema
     with pytest.raises(UserInputError, match="lacks field"):  # schema 2 rows must have them
         ResultRow.from_dict({**data, "schema_version": 2})
+
+
+def test_schema_2_rows_read_without_fingerprints_and_digest():
+    data = make_row().to_dict()
+    for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):
+        del data[name]
+    row = ResultRow.from_dict({**data, "schema_version": 2})
+    assert (row.in_fingerprint, row.out_fingerprint, row.scores_sha256, row.schema_version) == ("", "", "", 3)
+    with pytest.raises(UserInputError, match="lacks field"):  # schema 3 rows must have them
+        ResultRow.from_dict({**data, "schema_version": 3})
 
 
 def test_row_roundtrips_through_json():
@@ -68,8 +86,10 @@ def test_row_roundtrips_through_json():
 
 def test_unknown_schema_version_is_refused_clearly():
     data = make_row().to_dict()
-    data["schema_version"] = 3
-    with pytest.raises(UserInputError, match="schema_version 3 are not supported.*reads schema_version 1, 2"):
+    data["schema_version"] = 4
+    with pytest.raises(
+        UserInputError, match="schema_version 4 are not supported.*reads schema_version 1, 2, 3"
+    ):
         ResultRow.from_dict(data)
     with pytest.raises(UserInputError, match="schema_version"):
         ResultRow.from_dict({k: v for k, v in data.items() if k != "schema_version"})
@@ -227,11 +247,46 @@ def test_scores_errors(tmp_path):
         results.scores_pair(tmp_path / "one.npz")
 
 
-def test_default_scores_file_is_relative_and_unique_per_key():
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"checkpoint_sha256": "b" * 64},
+        {"detector_params": {"temperature": 1.0, "epsilon": 0.0014}},
+        {"train_overrides": {"epochs": 1}},
+        {"training_recipe": "paper"},
+        {"eval_limit": 100},
+        {"in_fingerprint": "0123abcd"},
+        {"out_fingerprint": "0123abcd"},
+        {"scores_sha256": "f" * 64},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_default_scores_file_differs_for_everything_that_changes_the_scores(change):
+    """Two rows that differ in anything but time must never share (and overwrite) one NPZ."""
     a = results.default_scores_file(make_row())
-    b = results.default_scores_file(make_row(seed=1))
-    assert a == "scores/mnist/joint-odin-mnist-animals-seed0.npz"
-    assert a != b
+    assert a.startswith("scores/mnist/joint-odin-mnist-animals-seed0-") and a.endswith(".npz")
+    assert results.default_scores_file(make_row(**change)) != a
+    assert results.default_scores_file(make_row(created_at="2025-01-01T00:00:00+00:00")) == a
+
+
+def test_row_scores_record_identity_and_digest_and_are_verified(tmp_path):
+    row = make_row(n_in=3, n_out=2)
+    s_in, s_out = np.array([0.1, 0.2, 0.3]), np.array([0.0, 0.5])
+    results.save_row_scores(tmp_path, row, s_in, s_out)
+    stored = results.load_scores(tmp_path / row.scores_file)
+    assert str(stored["scores_sha256"]) == row.scores_sha256 == results.scores_digest(s_in, s_out)
+    assert json.loads(str(stored["row_identity"]))["detector_params"] == row.detector_params
+    a, b, verified = results.checked_scores_pair(tmp_path / row.scores_file, row, label="r")
+    assert verified and np.array_equal(a, s_in) and np.array_equal(b, s_out)
+    # Another run's scores of the same sizes in that file: refused by digest, naming the fix.
+    results.save_scores(tmp_path / row.scores_file, scores_in=s_in[::-1], scores_out=s_out)
+    with pytest.raises(UserInputError, match="digest mismatch.*fix: rerun that row"):
+        results.checked_scores_pair(tmp_path / row.scores_file, row, label="r")
+    with pytest.raises(UserInputError, match="holds 3 ID / 2 OOD scores but the row r says n_in 4"):
+        results.checked_scores_pair(tmp_path / row.scores_file, make_row(n_in=4, n_out=2), label="r")
+    # A row written before schema 3 has no digest: read, but reported as unverified.
+    old = make_row(n_in=3, n_out=2)
+    assert results.checked_scores_pair(tmp_path / row.scores_file, old, label="r")[2] is False
 
 
 def test_row_is_a_plain_dataclass_with_keyword_only_init():

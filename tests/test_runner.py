@@ -1,15 +1,28 @@
 """The runner: one forward pass feeds all logit/feature detectors, scores are cached, rows
 carry provenance and tuning; `oodbench run` end to end on a tiny checkpoint, and its errors."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+import oodbench.runner as runner_module
+from oodbench import metrics
 from oodbench.cli import cli
 from oodbench.data import load_suite
-from oodbench.results import load_rows, load_scores
+from oodbench.data.convert import as_float
+from oodbench.detectors.base import Detector, max_softmax
+from oodbench.detectors.odin import ODIN
+from oodbench.report import comparison_table
+from oodbench.results import load_rows, load_scores, rows_to_frame, save_scores, scores_digest
 from oodbench.runner import DetectorRequest, ModelUnderTest, evaluate, expand_shorthands
 from oodbench.training import load_classifier, train
 
@@ -88,7 +101,12 @@ def test_rows_record_provenance_tuning_and_scores(tiny, tmp_path):
     assert odin.detector_params["temperature"] in (1.0, 1000.0)
     assert rows[-1].tuning == "none" and rows[-1].detector_params == {}
     assert odin.checkpoint_sha256 == model_ut.checkpoint_sha256 and odin.seed == 3
-    assert 0.0 <= odin.classification_accuracy <= 1.0
+    # The accuracy is the model's own on the ID test set (not just any fraction).
+    with torch.no_grad():
+        predicted = model_ut.model.eval()(as_float(data.test_in.x))
+    assert odin.classification_accuracy == pytest.approx(
+        float((predicted.argmax(1) == data.test_in.y).double().mean())
+    )
     stored = load_scores(tmp_path / odin.scores_file)
     assert stored["scores_in"].shape == (odin.n_in,) and stored["scores_out"].shape == (odin.n_out,)
 
@@ -206,11 +224,7 @@ def test_legacy_convention_is_recorded_and_close_to_exact(tiny, tmp_path):
         assert abs(e.auroc - g.auroc) < 0.02
 
 
-def test_cache_key_has_the_detector_code_and_unreadable_entries_are_rebuilt(
-    tiny, tmp_path, monkeypatch, caplog
-):
-    import oodbench.runner as runner_module
-
+def test_unreadable_cache_entry_means_one_new_fit_for_every_set(tiny, tmp_path, monkeypatch, caplog):
     data, _, model_ut = tiny
     rows = evaluate(
         model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r"
@@ -223,12 +237,168 @@ def test_cache_key_has_the_detector_code_and_unreadable_entries_are_rebuilt(
         again = evaluate(
             model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r"
         )
-    assert "unreadable cache entry" in caplog.text and len(calls) == 1  # only that set is scored again
+    # A partial hit is not mixed with a new fit: every set is scored again (issue 16 item 5).
+    assert "unreadable cache entry" in caplog.text and len(calls) == 1 + len(data.test_out)
     assert [r.auroc for r in again] == [r.auroc for r in rows]
-    # Other detector code (or another oodbench version) means other cache keys: nothing reused.
-    runner_module.code_fingerprint.cache_clear()
-    monkeypatch.setattr(runner_module, "__version__", "9.9.9")
-    calls.clear()
-    evaluate(model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r")
-    runner_module.code_fingerprint.cache_clear()
-    assert len(calls) == 1 + len(data.test_out)
+
+
+class _RefitCounter(Detector):
+    """max-softmax plus the number of fits so far: scores of two fits can be told apart."""
+
+    name = "refit_counter"
+    fits = 0
+
+    def fit(self, model, **kwargs):
+        type(self).fits += 1
+        self.shift_ = float(type(self).fits)
+        return self
+
+    def score_outputs(self, outputs):
+        return max_softmax(outputs.logits) + self.shift_
+
+
+def test_partial_cache_hit_pairs_scores_of_one_fit(tiny, tmp_path):
+    """Issue 16 item 5: a lost OOD entry must not pair the cached ID scores of fit 1 with OOD
+    scores of fit 2; ID and OOD scores of every row come from one fit."""
+    data, _, model_ut = tiny
+    kwargs = dict(seed=0, device="cpu", results_dir=tmp_path / "r")
+    evaluate(model_ut, [_RefitCounter()], data, **kwargs)
+    entries = sorted((tmp_path / "cache" / "scores").rglob("refit_counter/*/*.npz"))
+    assert len(entries) == 1 + len(data.test_out)
+    in_print = runner_module.fingerprint(data.test_in.x)
+    next(p for p in entries if p.stem != in_print).unlink()  # one OOD set's entry is gone
+    again = evaluate(model_ut, [_RefitCounter()], data, **kwargs)
+    for row in again:
+        scores = load_scores(tmp_path / "r" / row.scores_file)
+        shifts = {int(np.floor(scores["scores_in"].min())), int(np.floor(scores["scores_out"].min()))}
+        assert len(shifts) == 1, f"{row.out_dataset}: ID and OOD scores of different fits {shifts}"
+
+
+def test_code_fingerprint_covers_the_whole_oodbench_tree(tmp_path):
+    """Issue 16 item 6: editing a module the detector's class does not live in (metrics.py, used
+    by every detector's tuning) changes the fingerprint of a built-in detector."""
+    package = Path(runner_module.__file__).resolve().parent
+    copy = tmp_path / "src" / "oodbench"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "embedded"))
+    probe = (
+        "from oodbench.runner import code_fingerprint; from oodbench.detectors.msp import MaxSoftmax; "
+        "import oodbench, sys; assert oodbench.__file__.startswith(sys.argv[1]); "
+        "print(code_fingerprint(MaxSoftmax))"
+    )
+
+    def fingerprint_of_copy() -> str:
+        env = {**os.environ, "PYTHONPATH": str(tmp_path / "src"), "OMP_NUM_THREADS": "1"}
+        # cwd: not the checkout, whose oodbench would be imported first.
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(copy)], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    before = fingerprint_of_copy()
+    with open(copy / "metrics.py", "a", encoding="utf-8") as handle:
+        handle.write("\n# changed\n")
+    assert fingerprint_of_copy() != before
+
+
+class _PrivateHyper(Detector):
+    """A plug-in that keeps its hyperparameter under a private name."""
+
+    name = "private_hyper"
+
+    def __init__(self, *, sign: float = 1.0) -> None:
+        self._sign = sign
+
+    def score_outputs(self, outputs):
+        return max_softmax(outputs.logits) * self._sign
+
+
+def test_cache_key_has_private_hyperparameters(tiny, tmp_path):
+    data, _, model_ut = tiny
+    kwargs = dict(seed=0, device="cpu", results_dir=None)
+    plus = evaluate(model_ut, [_PrivateHyper(sign=1.0)], data, **kwargs)
+    minus = evaluate(model_ut, [_PrivateHyper(sign=-1.0)], data, **kwargs)  # not plus's cache entries
+    expected = evaluate(model_ut, [_PrivateHyper(sign=-1.0)], data, use_cache=False, **kwargs)
+    assert [r.auroc for r in minus] == [r.auroc for r in expected]
+    assert [r.auroc for r in minus] == [pytest.approx(1 - r.auroc) for r in plus]
+
+
+def test_rows_record_where_cached_scores_were_computed(tiny, tmp_path):
+    """Issue 16 item 6: a cache made on another machine gives rows that say so."""
+    data, _, model_ut = tiny
+    kwargs = dict(seed=0, device="cpu", results_dir=None)
+    evaluate(model_ut, [DetectorRequest("msp")], data, **kwargs)
+    elsewhere = {
+        "device": "cuda:0",
+        "torch_version": "9.9.9",
+        "host_cpu": "OtherVendor/AVX9",
+        "torch_threads": 7,
+    }
+    for path in (tmp_path / "cache" / "scores").rglob("msp/*/*.npz"):
+        entry = load_scores(path)
+        meta = {**json.loads(str(entry["meta"])), **elsewhere}
+        save_scores(path, scores=entry["scores"], meta=np.array(json.dumps(meta)))
+    rows = evaluate(model_ut, [DetectorRequest("msp")], data, **kwargs)
+    for row in rows:
+        assert (row.device, row.torch_version, row.host_cpu, row.torch_threads) == tuple(elsewhere.values())
+
+
+def test_two_parameter_settings_in_one_call_stay_two_columns(tiny, tmp_path):
+    """Issue 16 item 3: ODIN(T=1) and ODIN(T=1000) in one evaluate are two results, not a rerun."""
+    data, _, model_ut = tiny
+    rows = evaluate(
+        model_ut,
+        [ODIN(temperature=1.0, epsilon=0.0), ODIN(temperature=1000.0, epsilon=0.0)],
+        data,
+        seed=0,
+        device="cpu",
+        results_dir=tmp_path / "r",
+    )
+    assert len(rows) == 2 * len(data.test_out)
+    assert len({r.scores_file for r in rows}) == len(rows)
+    table = comparison_table(rows_to_frame(rows), columns="detector")
+    assert table.column_labels == ["odin(T=1)", "odin(T=1000)"]
+    t1 = [r.auroc for r in rows if r.detector_params["temperature"] == 1.0]
+    assert [table.cell(key, "odin(T=1)").mean for key in table.row_keys] == t1
+
+
+def _run_odin(checkpoint, results, temperature):
+    args = [
+        "run", "--checkpoint", str(checkpoint), "-d", "odin", "--param", f"odin.temperature={temperature}",
+        "--param", "odin.epsilon=0", "--limit", "60", "--results-dir", str(results), "--quiet",
+        "--plots", "none",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_two_odin_temperatures_into_one_results_folder(tiny, tmp_path, caplog):
+    """Issue 16 items 2, 3 through the CLI: `-d odin` at T=1 then T=1000 into one folder give two
+    columns, one score file per row that holds that row's scores, and a correct `report --ci`."""
+    _, path, _ = tiny
+    results = tmp_path / "res"
+    _run_odin(path, results, 1)
+    _run_odin(path, results, 1000)
+    frame = load_rows(results)
+    assert len(frame) == 10 and frame["scores_file"].nunique() == 10
+    for _, row in frame.iterrows():
+        stored = load_scores(results / row["scores_file"])
+        assert scores_digest(stored["scores_in"], stored["scores_out"]) == row["scores_sha256"]
+        assert metrics.compute(stored["scores_in"], stored["scores_out"])["auroc"] == row["auroc"]
+    with caplog.at_level("WARNING"):
+        report = CliRunner().invoke(cli, ["report", "--results", str(results), "--ci", "--resamples", "50"])
+    assert report.exit_code == 0, report.output
+    assert "rerun row" not in caplog.text
+    header = next(line for line in report.output.splitlines() if line.startswith("| in->out"))
+    assert "ce / odin(T=1) " in header and "ce / odin(T=1000) " in header
+    # Each column's interval comes from that column's own scores.
+    row = frame[(frame["out_dataset"] == frame["out_dataset"].iloc[0])].iloc[-1]
+    stored = load_scores(results / row["scores_file"])
+    low, high = metrics.bootstrap(stored["scores_in"], stored["scores_out"], n_resamples=50, seed=0)["auroc"]
+    assert f"[{100 * low:.1f}, {100 * high:.1f}]" in report.output
+    # A score file replaced by another row's scores is refused in one line that names the fix.
+    other = frame.iloc[0]["scores_file"]
+    (results / row["scores_file"]).write_bytes((results / other).read_bytes())
+    broken = CliRunner().invoke(cli, ["report", "--results", str(results), "--ci", "--resamples", "50"])
+    assert broken.exit_code == 2 and "digest mismatch" in broken.output and "fix:" in broken.output
+    assert len(broken.output.strip().splitlines()) == 1

@@ -140,30 +140,35 @@ def load_suite(
     data_dir: str | os.PathLike | None = None,
     download: bool = False,
     limit: int | None = None,
+    fit_limit: int | None = None,
     training_only: bool = False,
     progress: bool = False,
 ) -> SuiteData:
     """Load every split a suite needs, converted to the in-distribution shape.
 
-    `limit` caps each split (train, val_in, test_in, seen_ood, val_ood and every test set) at
-    the first `limit` images of a fixed shuffle, for quick runs. Missing files fail before
-    anything large is read, all in one message. `training_only` loads just what training
-    reads (the in-dist train split and the seen OOD set): test and validation OOD sets are
-    neither checked nor read (test_in, val_ood are None, test_out is empty; val_in is None
-    unless it is held out of train). `progress`: bars on stderr while large image folders are
-    read.
+    `limit` caps the EVALUATED sets only (test_in and every OOD test set) at the first `limit`
+    images of a fixed shuffle (seed 0), for quick runs. `fit_limit` caps the sets detectors are
+    fitted and tuned on (train: a stratified subset; val_in and val_ood: a fixed shuffle; seed 0,
+    the same subset for every model); by default they are used whole, so a quick `limit` does not
+    weaken Mahalanobis, ODIN or pytorch-ood's fitted detectors. The seen OOD set is only read by
+    training, which has its own cap (`limit_training`). Missing files fail before anything large
+    is read, all in one message. `training_only` loads just what training reads (the in-dist
+    train split and the seen OOD set): test and validation OOD sets are neither checked nor read
+    (test_in, val_ood are None, test_out is empty; val_in is None unless it is held out of
+    train). `progress`: bars on stderr while large image folders are read.
     """
     suite = SUITES.get(name)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise UserInputError(f"The 'limit' parameter must be an integer >= 1. Got {limit!r} instead.")
+    for option, value in (("limit", limit), ("fit_limit", fit_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserInputError(f"The {option!r} parameter must be an integer >= 1. Got {value!r} instead.")
     spec = DATASETS.get(suite.in_dataset)
     shape = spec.image_shape
 
-    def load(dataset: str, split: str, n: int | None = None) -> LabeledImages:
+    def load(dataset: str, split: str, n: int | None = None, *, at_most: int | None = None) -> LabeledImages:
         images = load_dataset(
             dataset, split, data_dir=data_dir, download=download, shape=shape, n=n, progress=progress
         )
-        return cap(images, limit)
+        return cap(images, at_most)
 
     if not download:
         check_files(suite, data_dir, training_only=training_only)
@@ -171,25 +176,28 @@ def load_suite(
     if suite.val_in_from == "val":
         train = load(suite.in_dataset, "train")
         if not training_only:
-            val_in = load(suite.in_dataset, "val")
+            val_in = load(suite.in_dataset, "val", at_most=fit_limit)
     else:
         full = load_dataset(
             suite.in_dataset, "train", data_dir=data_dir, download=download, shape=shape, progress=progress
         )
         kept, held_out = stratified_holdout(full.y, suite.val_in_size, seed=0)
-        train, val_in = cap(full.subset(kept), limit), cap(full.subset(held_out), limit)
+        train, val_in = full.subset(kept), cap(full.subset(held_out), fit_limit)
         del full
         val_in.split = "val"
+    if fit_limit is not None and not training_only:
+        train = stratified_cap(train, fit_limit)
     seen = load(suite.seen_ood, seen_split(DATASETS.get(suite.seen_ood)))
     if training_only:
         return SuiteData(suite, spec, train, val_in, None, seen, None, {})
-    test_in = load(suite.in_dataset, "test")
+    test_in = load(suite.in_dataset, "test", at_most=limit)
     val_ood = cap(load(suite.val_ood, val_split(DATASETS.get(suite.val_ood))), suite.val_ood_size)
+    val_ood = cap(val_ood, fit_limit)
     noise_n = min(len(test_in), NOISE_SIZE)
     test_out = {}
     for out in suite.out_datasets:
         generated = DATASETS.get(out).kind == KIND_GENERATED
-        test_out[out] = load(out, "test", n=noise_n if generated else None)
+        test_out[out] = load(out, "test", n=noise_n if generated else None, at_most=limit)
     return SuiteData(suite, spec, train, val_in, test_in, seen, val_ood, test_out)
 
 
@@ -201,14 +209,20 @@ def limit_training(data: SuiteData, n: int, seed: int = 0) -> SuiteData:
     seen OOD images are the first n of a fixed shuffle (`cap`). Sets of n images or fewer are
     kept whole.
     """
-    train = data.train
-    if len(train) > n:
-        if train.y is None:
-            train = cap(train, n, seed=seed)
-        else:
-            _, chosen = stratified_holdout(train.y, n, seed=seed)
-            train = train.subset(chosen)
-    return dataclasses.replace(data, train=train, seen_ood=cap(data.seen_ood, n, seed=seed))
+    return dataclasses.replace(
+        data, train=stratified_cap(data.train, n, seed=seed), seen_ood=cap(data.seen_ood, n, seed=seed)
+    )
+
+
+def stratified_cap(images: LabeledImages, n: int, seed: int = 0) -> LabeledImages:
+    """At most `n` images, per-class counts in proportion (`stratified_holdout`, fixed seed), so
+    every class keeps its share; unlabelled sets: the first n of a fixed shuffle (`cap`)."""
+    if len(images) <= n:
+        return images
+    if images.y is None:
+        return cap(images, n, seed=seed)
+    _, chosen = stratified_holdout(images.y, n, seed=seed)
+    return images.subset(chosen)
 
 
 def suite_splits(suite: Suite, *, training_only: bool = False) -> dict[str, list[str]]:

@@ -9,7 +9,8 @@ Detectors that need gradients with respect to the input (`uses = "input"`) score
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -86,12 +87,64 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
 
 
+def _is_stored_uint8(x: Any) -> bool:
+    return getattr(x, "dtype", None) == torch.uint8
+
+
+def _float_images_in_score(score: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """`score` that is given float32 [0, 1] images even when a set is stored as uint8.
+
+    Sets are held as uint8 (4x less memory) and become float only in `iter_batches`. A detector
+    that scores from the model gets the set itself, and a uint8 tensor cannot carry an input
+    gradient (nor be fed to the model), so such a set is passed one float batch at a time: the
+    whole set is never converted, and batch-independent scores (the contract) are unchanged.
+    """
+
+    @functools.wraps(score)
+    def wrapper(self, model, x, *args, **kwargs):
+        if not _is_stored_uint8(x) or len(x) == 0:
+            return score(self, model, x, *args, **kwargs)
+        batch_size = kwargs.get("batch_size", 256)
+        parts = [np.asarray(score(self, model, b, *args, **kwargs)) for b in iter_batches(x, batch_size)]
+        return np.concatenate(parts)
+
+    return wrapper
+
+
+def _float_images_in_fit(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """`fit` that is given float32 [0, 1] validation images (val_in, val_out) even when stored as
+    uint8; validation sets are small (at most a few thousand images), so they are converted whole.
+    `train` stays as stored (it can be large): convert its batches with `iter_batches`."""
+
+    @functools.wraps(fit)
+    def wrapper(self, model, *args, **kwargs):
+        for name in ("val_in", "val_out"):
+            if _is_stored_uint8(kwargs.get(name)):
+                kwargs[name] = as_float(kwargs[name][:])
+        return fit(self, model, *args, **kwargs)
+
+    return wrapper
+
+
 class Detector:
-    """Base class. Subclasses set `name`, `uses`, and implement `score_outputs` or `score`."""
+    """Base class. Subclasses set `name`, `uses`, and implement `score_outputs` or `score`.
+
+    A subclass's own `score` and `fit` receive images as float32 in [0, 1], never uint8 (see
+    `_float_images_in_score`); the training set given to `fit` may be uint8: batch it with
+    `iter_batches`, which converts.
+    """
 
     name: ClassVar[str]
     uses: ClassVar[str] = "logits"  # "logits" | "features" | "input"
     needs_fit: ClassVar[bool] = False  # True when fit() must see training data first
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Wrapped where defined, so a subclass calling super().score gets the float batch as is.
+        if "score" in cls.__dict__:
+            cls.score = _float_images_in_score(cls.__dict__["score"])
+        if "fit" in cls.__dict__:
+            cls.fit = _float_images_in_fit(cls.__dict__["fit"])
 
     def fit(
         self,

@@ -8,6 +8,9 @@ On an easy in/out pair it checks:
 - `score` does not change the detector: its attributes (tensors, arrays, nested objects) are the
   same after scoring as before;
 - shape (N,), dtype float64, finite values, determinism (scoring twice gives identical arrays);
+- fit is deterministic: a second, fresh fit on the same data gives identical scores (the
+  runner caches the scores of one fit and may refit later; ID and OOD scores of a row must
+  not depend on which fit made them);
 - each row is scored on its own: scores in batches of 7 equal scores in one batch, for feature
   and input detectors (the runner scores feature detectors batch by batch; logit detectors get
   all logits of a set at once);
@@ -45,6 +48,7 @@ def check_detector(
     """Fit, score both sets and assert the contract; returns the metrics on the pair."""
     name = getattr(detector, "name", type(detector).__name__)
     _check_unfitted(copy.deepcopy(detector), model, x_in[:4], name)
+    fresh = copy.deepcopy(detector)  # unfitted, for the second fit below
     fitted = detector.fit(model, train=train, val_in=val_in, val_out=val_out)
     assert fitted is detector, f"{name}: fit must return self"
     json.dumps(detector.params())  # stored in every result row
@@ -59,6 +63,10 @@ def check_detector(
         assert scores.dtype == np.float64, f"{name}: dtype {scores.dtype} != float64"
         assert np.isfinite(scores).all(), f"{name}: non-finite scores"
     assert np.array_equal(s_in, detector.score(model, x_in)), f"{name}: not deterministic"
+    refit = fresh.fit(model, train=train, val_in=val_in, val_out=val_out)
+    assert np.array_equal(refit.score(model, x_in), s_in), (
+        f"{name}: fit is not deterministic (a second fit on the same data gives other scores)"
+    )
     if detector.uses != "logits":  # the runner gives logit detectors all logits at once
         assert np.allclose(_scored_in_batches(detector, model, x_in), s_in, rtol=1e-5, atol=1e-6), (
             f"{name}: scores depend on the batch"

@@ -4,8 +4,11 @@ Fit on in-distribution training data: class means mu_c and one tied covariance
     Sigma = (1/N) sum_i (f(x_i) - mu_{y_i}) (f(x_i) - mu_{y_i})^T.
     score(x) = -min_c (f(x) - mu_c)^T Sigma^{-1} (f(x) - mu_c)
 Optional input pre-processing (epsilon > 0): x~ = x - eps * sign(grad_x min_c M_c(x)), the step
-that raises the score; then score(x~). `epsilon=None` chooses it from the paper's list
-{0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01} on the validation split (lowest FPR at 95% TPR).
+that raises the score; then score(x~). The default is epsilon = 0: no pre-processing and nothing
+tuned (rows say tuning "none"). `epsilon=None` (`--param mahalanobis.epsilon=null`) chooses it
+from the paper's list {0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01} on the validation split
+(lowest FPR at 95% TPR). The class statistics use the whole training split unless `--fit-limit`
+caps it (`--limit` caps only the evaluated test sets).
 Not implemented here: the paper's feature ensemble over several layers with a logistic
 regression on top (it needs OOD validation data per layer); this is the last-layer variant.
 
@@ -15,8 +18,10 @@ EmpiricalCovariance, whose precision_ is pinvh of the covariance). pytorch-ood's
 (N Sigma + 1e-6 I)^{-1}, and scores 0.5 * min_c M_c. The factor N and the 0.5 only rescale the
 score; the ridge does not: along directions where Sigma has (near) zero variance, such as dead
 ReLU units of the penultimate layer, pinv gives weight 0, the ridge about 1e6, so any activity
-of a dead unit dominates the distance and the two rank inputs differently (embedded suite:
-benchmarks/README.md, "pytorch-ood detectors"). oodbench's `mahalanobis` keeps the reference
+of a dead unit dominates the distance and the two can rank inputs differently. They do when the
+fit sample is small enough that units silent in it fire on test images: on the embedded suite
+the two agree when fitted on all 3,500 training images and differ when fitted on 500
+(benchmarks/README.md, "pytorch-ood detectors"). oodbench's `mahalanobis` keeps the reference
 reading.
 """
 

@@ -22,10 +22,22 @@ Features (for feature-based detectors) are, in this order of defaults:
 3. otherwise the input of the model's last `nn.Linear` (a forward pre-hook).
 `features="layer.name"` names any submodule instead: its output, global-average-pooled if 4-D,
 then flattened. Features come from the same forward pass as the logits.
+
+Logits (`select_logits`): a network returning one tensor returns its logits. One returning a
+tuple, list, dict (a HuggingFace `ModelOutput` too) or dataclass is accepted when exactly one of
+its top-level elements is a 2-D floating-point tensor with one row per input, counting, once the
+model is checked against a suite (`check_against_suite`), only those with one column per class;
+otherwise `logits=NAME|INDEX` (`--logits-key`) names the element, and none or several matches are
+refused with the list of elements.
+
+A `torch.export` program exported with a fixed batch size runs on batches of exactly that size:
+the last batch is padded with zero images whose outputs are dropped (in eval mode each image's
+output depends only on that image).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -33,7 +45,7 @@ import inspect
 import re
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,17 +153,116 @@ def _last_linear(net: nn.Module) -> str | None:
     return names[-1] if names else None
 
 
+def parse_logits_key(key: str | int | None) -> str | int | None:
+    """--logits-key NAME|INDEX: digits are an index into a tuple or list, anything else a name."""
+    if key is None or (isinstance(key, int) and not isinstance(key, bool)):
+        return key
+    if isinstance(key, str) and key.strip():
+        return int(key) if key.strip().isdigit() else key.strip()
+    raise UserInputError(f"--logits-key takes a name or an index (an integer >= 0); got {key!r}.")
+
+
+def output_elements(out: Any) -> list[tuple[str | int, Any]] | None:
+    """The top-level (key, value) pairs of a model output: a tuple/list (index; a namedtuple's field
+    names), a mapping (its keys) or a dataclass (its fields); None for anything else."""
+    if hasattr(out, "_fields") and isinstance(out, tuple):
+        return list(zip(out._fields, out, strict=True))
+    if isinstance(out, (tuple, list)):
+        return list(enumerate(out))
+    if isinstance(out, Mapping):
+        return list(out.items())
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)]
+    return None
+
+
+def _shape_text(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')} {'x'.join(map(str, value.shape))}"
+    return type(value).__name__
+
+
+def select_logits(
+    out: Any, *, n: int, key: str | int | None = None, num_classes: int | None = None
+) -> torch.Tensor:
+    """The logits in a network's output for `n` inputs, by the rule of the module docstring."""
+    if isinstance(out, torch.Tensor):
+        if key is not None:
+            raise UserInputError(
+                f"--logits-key {key} was given, but the model returns a single tensor (its logits); drop it."
+            )
+        return out
+    elements = output_elements(out)
+    if elements is None:
+        raise UserInputError(
+            f"The model returns a {type(out).__name__}; oodbench needs its logits: a tensor, or a tuple, "
+            "list, dict or dataclass holding them."
+        )
+    listing = ", ".join(f"{k}: {_shape_text(v)}" for k, v in elements) or "nothing"
+    kind = type(out).__name__
+    if key is not None:
+        by_position = isinstance(key, int) and isinstance(out, (tuple, list))
+        found = [v for i, (k, v) in enumerate(elements) if (i == key if by_position else str(k) == str(key))]
+        if not found or not isinstance(found[0], torch.Tensor):
+            raise UserInputError(
+                f"--logits-key {key} names no tensor in the model's output ({kind} of {listing})."
+            )
+        return found[0]
+    matches = [
+        (k, v)
+        for k, v in elements
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and v.ndim == 2 and v.shape[0] == n
+    ]
+    if num_classes is not None and len(matches) > 1:
+        matches = [(k, v) for k, v in matches if v.shape[1] == num_classes]
+    if len(matches) != 1:
+        why = "none" if not matches else "several"
+        raise UserInputError(
+            f"The model returns a {kind} ({listing}) and {why} of its elements look like logits (a 2-D float "
+            f"tensor of {n} rows{'' if num_classes is None else f' and {num_classes} columns'}); name "
+            "the logits with --logits-key NAME|INDEX (API: logits=...)."
+        )
+    return matches[0][1]
+
+
+def export_batch_size(program: Any) -> int | None:
+    """The batch size a torch.export program was exported with, None when its batch is dynamic."""
+    try:
+        name = program.graph_signature.user_inputs[0]
+        node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == name)
+        size = node.meta["val"].shape[0]
+    except (AttributeError, IndexError, KeyError, StopIteration, TypeError):
+        return None  # not an image batch we can read; the trial pass in check_against_suite decides
+    return size if isinstance(size, int) else None
+
+
 class EvalModel(nn.Module):
     """A classifier as oodbench evaluates it: [0, 1] pixels in, logits out, features on request.
 
-    `forward(x)` = net(preprocess(x)). `features_and_logits(x)` gives both from ONE pass.
+    `forward(x)` = the logits in net(preprocess(x)) (`select_logits`; `logits` names them when
+    the network returns several tensors). `features_and_logits(x)` gives both from ONE pass.
+    `fixed_batch`: the network only takes batches of exactly this size (a torch.export program
+    exported without a dynamic batch dimension): inputs are run in such batches, the last one
+    padded with zero images whose outputs are dropped.
     """
 
-    def __init__(self, net: nn.Module, *, preprocess: Preprocess | None = None, features: str | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        preprocess: Preprocess | None = None,
+        features: str | None = None,
+        logits: str | int | None = None,
+        fixed_batch: int | None = None,
+    ):
         super().__init__()
         self.net = net
         self.preprocess = preprocess if preprocess is not None else Preprocess()
         self.feature_layer = features
+        self.logits_key = parse_logits_key(logits)
+        self.fixed_batch = fixed_batch
+        # Set by check_against_suite: it makes the logits of a tuple/dict output unambiguous.
+        self.num_classes: int | None = None
         # (layer name, True = its input / False = its output) when features come from a hook.
         self._hook: tuple[str, bool] | None = None
         if features is not None:
@@ -186,7 +297,30 @@ class EvalModel(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.preprocess(x))
+        return self._run(self.preprocess(x))
+
+    def _chunks(self, n: int) -> list[int]:
+        """How many real images each call of the network gets (one call unless the batch is fixed)."""
+        size = self.fixed_batch
+        if size is None or n == size:
+            return [n]
+        return [min(size, n - start) for start in range(0, n, size)] or [0]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits for preprocessed `x`, in fixed-size batches when it needs them."""
+        if self.fixed_batch is None or len(x) == self.fixed_batch:
+            return self._logits(self.net(x), len(x))
+        parts, start = [], 0
+        for k in self._chunks(len(x)):
+            chunk = x[start : start + k]
+            if k < self.fixed_batch:  # pad; torch.cat keeps the gradient path to the real images
+                chunk = torch.cat([chunk, chunk.new_zeros((self.fixed_batch - k, *chunk.shape[1:]))])
+            parts.append(self._logits(self.net(chunk), len(chunk))[:k])
+            start += k
+        return torch.cat(parts)
+
+    def _logits(self, out: Any, n: int) -> torch.Tensor:
+        return select_logits(out, n=n, key=self.logits_key, num_classes=self.num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[0]
@@ -214,19 +348,21 @@ class EvalModel(nn.Module):
         else:
             handle = layer.register_forward_hook(lambda _m, _args, out: captured.append(out))
         try:
-            logits = self.net(x)
+            logits = self._run(x)
         finally:
             handle.remove()
-        if not captured:
+        chunks = self._chunks(len(x))
+        if len(captured) < len(chunks):
             raise UserInputError(
                 f"Layer {name!r} did not run in the forward pass, so it gives no features "
                 "(TorchScript and torch.export models run compiled code that bypasses layer hooks: load "
                 "their weights with --arch to use feature-based detectors)."
             )
-        feats = captured[-1]
-        if isinstance(feats, (tuple, list)):
-            feats = feats[0]
-        return pool_flatten(feats), logits
+        # One capture per call of the network (the last ones: a layer may run more than once);
+        # padding rows of a fixed-size batch are dropped.
+        pieces = [c[0] if isinstance(c, (tuple, list)) else c for c in captured[-len(chunks) :]]
+        feats = torch.cat([pool_flatten(p)[:k] for p, k in zip(pieces, chunks, strict=True)])
+        return feats, logits
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -436,13 +572,35 @@ def load_model(
     label: str | None = None,
     expect_dataset: str | None = None,
     device: str | torch.device = "cpu",
+    logits: str | int | None = None,
 ) -> LoadedModel:
     """Load any supported checkpoint file and wrap it for evaluation (see the module docstring).
 
     `num_classes`: for `arch` builders; default: read from the weights (the last 2-D weight).
     `in_shape` (C, H, W): the suite's image shape, needed by oodbench's own architectures.
     `expect_dataset`: oodbench checkpoints trained on another data set are refused.
+    `logits`: the name or index of the logits in a tuple/dict/dataclass output (`select_logits`).
     """
+    key = parse_logits_key(logits)  # checked before the file is read
+    loaded = _load_model(
+        path,
+        arch,
+        num_classes=num_classes,
+        in_shape=in_shape,
+        normalize=normalize,
+        resize=resize,
+        features=features,
+        label=label,
+        expect_dataset=expect_dataset,
+        device=device,
+    )
+    loaded.module.logits_key = key
+    return loaded
+
+
+def _load_model(
+    path, arch, *, num_classes, in_shape, normalize, resize, features, label, expect_dataset, device
+) -> LoadedModel:
     from oodbench.provenance import sha256_file
 
     path = Path(path).expanduser()
@@ -475,7 +633,16 @@ def load_model(
             raise UserInputError(
                 f"{path} is not a readable torch.export program ({_one_line(error)})."
             ) from None
-        return _wrap(program.module(), preprocess, features, "torch.export", "torch.export", common, device)
+        return _wrap(
+            program.module(),
+            preprocess,
+            features,
+            "torch.export",
+            "torch.export",
+            common,
+            device,
+            fixed_batch=export_batch_size(program),
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - every failure is reported in one line below
@@ -531,9 +698,21 @@ def _from_weights(state, path, arch, num_classes, in_shape, preprocess, features
 
 
 def _wrap(
-    net, preprocess, features, fmt, arch, common, device, *, source="external", recipe="external", **fields
+    net,
+    preprocess,
+    features,
+    fmt,
+    arch,
+    common,
+    device,
+    *,
+    source="external",
+    recipe="external",
+    fixed_batch=None,
+    **fields,
 ) -> LoadedModel:
-    module = EvalModel(net, preprocess=preprocess, features=features).to(device).eval()
+    module = EvalModel(net, preprocess=preprocess, features=features, fixed_batch=fixed_batch)
+    module = module.to(device).eval()
     return LoadedModel(module=module, source=source, arch=arch, recipe=recipe, format=fmt, **common, **fields)
 
 
@@ -565,10 +744,13 @@ def wrap_module(
     resize: int | None = None,
     features: str | None = None,
     label: str | None = None,
+    logits: str | int | None = None,
 ) -> LoadedModel:
     """A model given as an object (the Python API): wrapped like a loaded file, hashed by its weights."""
     if isinstance(net, EvalModel):
         module = net
+        if logits is not None:
+            module.logits_key = parse_logits_key(logits)
     else:
         mean_std = parse_normalize(normalize) if isinstance(normalize, str) else normalize
         preprocess = Preprocess(
@@ -576,7 +758,7 @@ def wrap_module(
             std=None if mean_std is None else tuple(mean_std[1]),
             resize=resize,
         )
-        module = EvalModel(net, preprocess=preprocess, features=features)
+        module = EvalModel(net, preprocess=preprocess, features=features, logits=logits)
     inner = module.net
     return LoadedModel(
         module=module.eval(),
@@ -592,6 +774,7 @@ def wrap_module(
 def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_classes: int, device) -> None:
     """One trial forward pass at the suite's shape: refuse shape or class-count mismatches in one line."""
     module = loaded.module
+    module.num_classes = num_classes  # picks the logits out of a tuple/dict output (select_logits)
     shape = "x".join(map(str, in_shape))
     try:
         with torch.no_grad():
@@ -607,6 +790,9 @@ def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_c
                 f"Model {loaded.label} was exported with a fixed batch size; export it with a dynamic batch "
                 "dimension (torch.export.export(..., dynamic_shapes=...) with torch.export.Dim)."
             ) from None
+        channels = re.search(r"to have (\d+) channels, but got (\d+) channels", detail)
+        if channels:  # --resize changes height and width, never the channel count
+            raise UserInputError(_channel_message(loaded.label, int(channels.group(1)), in_shape)) from None
         raise UserInputError(
             f"Model {loaded.label} cannot take this suite's {shape} images ({detail}); "
             "check --arch, or resize the inputs with --resize N."
@@ -621,3 +807,20 @@ def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_c
             f"Model {loaded.label} has {logits.shape[1]} classes but this suite's in-distribution set has "
             f"{num_classes}; evaluate it on a suite with {logits.shape[1]} classes."
         )
+
+
+def _channel_message(label: str, wanted: int, in_shape: tuple[int, ...]) -> str:
+    """A model for `wanted`-channel images on a suite of in_shape[0] channels: what fixes it."""
+    from oodbench.data.spec import DATASETS, SUITES
+
+    suites = sorted(
+        n for n in SUITES.names() if DATASETS.get(SUITES.get(n).in_dataset).image_shape[0] == wanted
+    )
+    where = f" ({', '.join(suites)})" if suites else ""
+    have = in_shape[0]
+    return (
+        f"Model {label} takes {wanted}-channel images but this suite's images have {have} "
+        f"({'x'.join(map(str, in_shape))}); --resize changes only height and width. Evaluate it on a "
+        f"suite with {wanted}-channel images{where}, or use a model built for {have} channel"
+        f"{'s' if have != 1 else ''}."
+    )

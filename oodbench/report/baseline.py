@@ -3,6 +3,9 @@
 A baseline has one row per (model_source, detector, in_dataset, out_dataset) and one column per
 metric; current rows with several seeds per key are averaged first. Each metric is compared in
 its own direction; a change worse than the tolerance is a regression (exit code 1 in the CLI).
+The check also fails on a value that is missing (NaN or empty) on either side, and on a key
+present on only one side (unless `allow_missing`): a check that compares nothing must not pass.
+An empty (header-only) baseline is refused.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ def aggregate_by_key(df: pd.DataFrame, *, convention: str | None = None) -> pd.D
     """One row per (model_source, detector, in_dataset, out_dataset): metrics averaged over seeds.
 
     Adds n_seeds. Refuses keys whose rows come from different models (architecture, recipe,
-    model label, training overrides, evaluation limit, or external checkpoints with different
-    hashes): a baseline value must describe one model.
+    model label, training overrides, evaluation or fit limit, or external checkpoints with
+    different hashes), and keys with two rows of one seed (other detector parameters or other
+    data under the same names): a baseline value must describe one model, detector and data.
     """
     frame = prepare_rows(df, convention=convention)
     frame = frame.assign(_mkey=model_keys(frame))
@@ -41,6 +45,13 @@ def aggregate_by_key(df: pd.DataFrame, *, convention: str | None = None) -> pd.D
             raise UserInputError(
                 f"Rows for {key[0]}/{key[1]} {key[2]}->{key[3]} come from different models ({kinds}); "
                 "keep one model per key in the rows file."
+            )
+        # prepare_rows kept only true reruns apart, so two rows of one seed are two settings.
+        if rows["seed"].duplicated().any():
+            settings = sorted(set(rows["_params"]) | {f"data {p}" for p in set(rows["out_fingerprint"])})
+            raise UserInputError(
+                f"Rows for {key[0]}/{key[1]} {key[2]}->{key[3]} come from different detector "
+                f"parameters or data ({'; '.join(settings)}); keep one setting per key in the rows file."
             )
         record = dict(zip(KEY_FIELDS, key, strict=True))
         record["model_arch"] = rows["model_arch"].iloc[0]
@@ -94,11 +105,20 @@ def load_baseline(path: str | os.PathLike) -> pd.DataFrame:
                 "(baselines hold fractions, not percent)."
             )
         frame[name] = values
+    if frame.empty:
+        raise UserInputError(
+            f"Baseline {path} has no rows (a header only): it would check nothing; "
+            f"write one with `oodbench report --write-baseline {path}`."
+        )
     duplicated = frame.duplicated(subset=list(KEY_FIELDS))
     if duplicated.any():
         line = int(np.flatnonzero(duplicated.to_numpy())[0]) + 2
         raise UserInputError(f"{path}:{line}: the key {', '.join(KEY_FIELDS)} appears twice.")
     return frame
+
+
+def _shown(value: float) -> str:
+    return "missing" if pd.isna(value) else f"{value:.3f}"
 
 
 @dataclass
@@ -107,7 +127,9 @@ class BaselineCheck:
 
     tolerance: float
     n_compared: int
+    allow_missing: bool = False
     regressions: list[str] = field(default_factory=list)
+    missing_values: list[str] = field(default_factory=list)
     improvements: list[str] = field(default_factory=list)
     missing_now: list[str] = field(default_factory=list)
     not_in_baseline: list[str] = field(default_factory=list)
@@ -115,21 +137,34 @@ class BaselineCheck:
 
     @property
     def failed(self) -> bool:
-        """Regressions, or baseline rows the current rows lack (a dropped row could hide one)."""
-        return bool(self.regressions or self.missing_now)
+        """Regressions, missing (NaN) values, nothing compared, or, unless `allow_missing`, a key
+        on one side only (a dropped row could hide a regression, an added one was never checked)."""
+        one_sided = not self.allow_missing and bool(self.missing_now or self.not_in_baseline)
+        return bool(self.regressions or self.missing_values or one_sided or self.n_compared == 0)
 
     def summary(self) -> str:
         counts = f"({self.n_compared} rows, tolerance {self.tolerance:.3f})"
         if not self.failed:
             return f"no regressions {counts}"
-        return (
-            f"FAILED: {len(self.regressions)} regression(s), {len(self.missing_now)} baseline row(s) "
-            f"missing {counts}"
+        parts = [f"{len(self.regressions)} regression(s)"]
+        if self.missing_values:
+            parts.append(f"{len(self.missing_values)} missing value(s)")
+        parts.append(f"{len(self.missing_now)} baseline row(s) missing")
+        if self.not_in_baseline:
+            parts.append(f"{len(self.not_in_baseline)} row(s) not in the baseline")
+        one_sided = self.missing_now or self.not_in_baseline
+        hint = (
+            "; --allow-missing lets rows on one side only pass"
+            if one_sided and not self.allow_missing
+            else ""
         )
+        nothing = "; no row compared" if self.n_compared == 0 else ""
+        return f"FAILED: {', '.join(parts)}{nothing} {counts}{hint}"
 
     def lines(self) -> list[str]:
         return [
             *self.regressions,
+            *(f"missing value: {line}" for line in self.missing_values),
             *(f"improved: {line}" for line in self.improvements),
             *(f"missing now: {line}" for line in self.missing_now),
             *(f"not in baseline: {line}" for line in self.not_in_baseline),
@@ -144,6 +179,7 @@ def compare_to_baseline(
     tolerance: float = 0.01,
     *,
     convention: str | None = None,
+    allow_missing: bool = False,
 ) -> BaselineCheck:
     """Compare current rows with a baseline table, metric by metric, in each metric's direction.
 
@@ -152,6 +188,8 @@ def compare_to_baseline(
     better than `tolerance` is listed as an improvement. Keys are (model_source, detector,
     in_dataset, out_dataset); the model source is written as "joint/msp" only when the rows
     hold more than one. Current rows with several seeds per key are averaged first.
+    A NaN value on either side fails (classification_accuracy may be absent on both sides: a
+    model without class labels has none), and so does a key on one side only unless `allow_missing`.
     """
     if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
         raise UserInputError(f"The tolerance must be a number >= 0. Got {tolerance!r} instead.")
@@ -171,7 +209,7 @@ def compare_to_baseline(
         who = f"{source}/{detector}" if len(sources) > 1 else detector
         return f"{who} {in_ds}->{out_ds}"
 
-    check = BaselineCheck(tolerance=float(tolerance), n_compared=0)
+    check = BaselineCheck(tolerance=float(tolerance), n_compared=0, allow_missing=allow_missing)
     for key, brow in base_rows.items():
         if key not in now_rows:
             check.missing_now.append(f"{label(key)} (in the baseline, not in the current rows)")
@@ -185,12 +223,16 @@ def compare_to_baseline(
                     f"current rows use {nrow['metrics_convention']}; compare like with like."
                 )
         for metric in metrics:
-            old = brow[metric]
-            if pd.isna(old):
+            old, new = brow[metric], nrow[metric]
+            if pd.isna(old) and pd.isna(new) and metric == "classification_accuracy":
                 continue
-            new = nrow[metric]
-            if pd.isna(new):
-                check.regressions.append(f"{metric} {label(key)}: baseline {old:.3f}, now missing")
+            if pd.isna(new):  # a value the baseline has and the current rows lost
+                check.regressions.append(f"{metric} {label(key)}: baseline {_shown(old)}, now missing")
+                continue
+            if pd.isna(old):  # an empty baseline cell checks nothing: fail until it is filled in
+                check.missing_values.append(
+                    f"{metric} {label(key)}: baseline {_shown(old)}, now {_shown(new)}"
+                )
                 continue
             delta = float(new) - float(old)
             worse = -delta if higher_is_better(metric) else delta

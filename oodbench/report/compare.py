@@ -30,8 +30,9 @@ import pandas as pd
 from oodbench.errors import UserInputError
 from oodbench.metrics import METRIC_NAMES, paired_bootstrap
 from oodbench.report.render import Grid, csv_text, render_grid
-from oodbench.report.rows import model_keys, model_labels, pair_labels, prepare_rows
+from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.report.table import row_scores
+from oodbench.results import warn_unverified
 
 
 @dataclass
@@ -161,23 +162,26 @@ def compare(
         _model=model_labels(frame),
         _mkey=model_keys(frame),
         _pair=pair_labels(frame),
+        _det=detector_labels(frame),  # e.g. odin(T=1000) where one detector ran with several settings
     )
-    detectors, models = set(frame["detector"]), set(frame["_name"])
-    if a in detectors and b in detectors:
+    labelled, detectors, models = set(frame["_det"]), set(frame["detector"]), set(frame["_name"])
+    if a in labelled and b in labelled:
+        kind, side, group = "detector", "_det", ["_mkey", "_pair"]
+    elif a in detectors and b in detectors:
         kind, side, group = "detector", "detector", ["_mkey", "_pair"]
     elif a in models and b in models:
-        kind, side, group = "model", "_name", ["detector", "_pair"]
+        kind, side, group = "model", "_name", ["_det", "_pair"]
     else:
         raise UserInputError(
-            f"--compare {a} {b}: name two detectors ({', '.join(sorted(detectors))}) or two models "
-            f"({', '.join(sorted(models))}) of these rows."
+            f"--compare {a} {b}: name two detectors ({', '.join(sorted(labelled | detectors))}) or two "
+            f"models ({', '.join(sorted(models))}) of these rows."
         )
     sides = {name: frame[frame[side] == name] for name in (a, b)}
     for name, rows in sides.items():
         repeated = rows[rows.duplicated([*group, "seed"], keep=False)]
         if not repeated.empty:
             what = repeated.iloc[0]
-            clash = sorted(set(repeated["_model"]) if kind == "model" else set(repeated["detector"]))
+            clash = sorted(set(repeated["_model"]) if kind == "model" else set(repeated["_det"]))
             raise UserInputError(
                 f"{name!r} names rows of several models for {what['detector']} {what['_pair']} seed "
                 f"{what['seed']} ({', '.join(clash)}); give them --label names and compare those."
@@ -187,8 +191,8 @@ def compare(
 
     # Row labels: the pair, plus the model (or detector) when the rows hold several.
     several = frame[group[0]].nunique() > 1
-    index = ["_pair", "_model" if kind == "detector" else "detector"] if several else ["_pair"]
-    names = {"_pair": "in->out", "_model": "model", "detector": "detector"}
+    index = ["_pair", "_model" if kind == "detector" else "_det"] if several else ["_pair"]
+    names = {"_pair": "in->out", "_model": "model", "_det": "detector"}
 
     paired: dict[tuple[str, ...], list[tuple[pd.Series, pd.Series]]] = {}
     unpaired = 0
@@ -212,16 +216,13 @@ def compare(
 
     legacy = str(frame["metrics_convention"].iloc[0]) == "legacy"
     cells: dict[tuple[tuple[str, ...], str], Difference] = {}
+    unverified: list[str] = []
     for shown, pairs in paired.items():
         resampled = {name: np.zeros(n_resamples) for name in metrics}
         for k, (row_a, row_b) in enumerate(pairs):
-            a_in, a_out = row_scores(row_a, scores_root)
-            b_in, b_out = row_scores(row_b, scores_root)
-            if (a_in.size, a_out.size) != (int(row_a["n_in"]), int(row_a["n_out"])):
-                raise UserInputError(
-                    f"{row_a['scores_file']} holds {a_in.size} ID / {a_out.size} OOD scores but its row "
-                    f"says n_in {row_a['n_in']}, n_out {row_a['n_out']}."
-                )
+            # Each file is checked against its row (sizes, digest) before any pairing.
+            a_in, a_out = row_scores(row_a, scores_root, unverified)
+            b_in, b_out = row_scores(row_b, scores_root, unverified)
             # metrics.paired_bootstrap gives first - second: B first, for B - A.
             diffs = paired_bootstrap(
                 b_in, b_out, a_in, a_out, n_resamples=n_resamples, seed=seed + k, metrics=metrics,
@@ -234,6 +235,7 @@ def compare(
             low, high = np.percentile(resampled[name], [2.5, 97.5])
             cells[(shown, name)] = Difference(per_seed=per_seed, low=float(low), high=float(high))
 
+    warn_unverified(len(unverified))
     notes = []
     if unpaired:
         notes.append(f"{unpaired} row group(s) of only one of the two were left out.")

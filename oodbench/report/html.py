@@ -30,7 +30,7 @@ from oodbench.report.common import higher_is_better
 from oodbench.report.compare import compare as paired_compare
 from oodbench.report.published import load_published, published_comparison
 from oodbench.report.render import Grid, table_grid
-from oodbench.report.rows import model_keys, model_labels, pair_labels, prepare_rows
+from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.report.svg import data_uri, legend_figure, pair_figure
 from oodbench.report.table import comparison_table, row_scores
 
@@ -176,6 +176,7 @@ def _figure_groups(
     """Small multiples per (model, seed, in/out pair); missing score files become warnings."""
     groups: list[FigureGroup] = []
     missing: list[str] = []
+    unverified: list[str] = []
     chosen = frame if detectors is None else frame[frame["detector"].isin(list(detectors))]
     several_seeds = frame["seed"].nunique() > 1
     for (model, seed, pair), rows in chosen.groupby(["_model", "seed", "_pair"], sort=False):
@@ -184,13 +185,18 @@ def _figure_groups(
         for _, row in rows.iterrows():
             auroc = f"AUROC {100 * float(row['auroc']):.1f}"
             try:
-                scores_in, scores_out = row_scores(row, scores_root)
+                scores_in, scores_out = row_scores(row, scores_root, unverified)
             except (UserInputError, DataNotFoundError) as error:
-                missing.append(f"{model} / {row['detector']} {pair} seed {seed}: {error}")
-                group.figures.append(Figure(row["detector"], "", auroc, missing="no stored scores"))
+                missing.append(f"{model} / {row['_det']} {pair} seed {seed}: {error}")
+                group.figures.append(Figure(row["_det"], "", auroc, missing="no stored scores"))
                 continue
-            group.figures.append(Figure(row["detector"], data_uri(pair_figure(scores_in, scores_out)), auroc))
+            group.figures.append(Figure(row["_det"], data_uri(pair_figure(scores_in, scores_out)), auroc))
         groups.append(group)
+    if unverified:
+        missing.append(
+            f"{len(unverified)} score file(s) read unverified: their rows record no scores digest "
+            "(written before oodbench schema 3); rerun them to record one"
+        )
     return groups, missing
 
 
@@ -265,6 +271,7 @@ def build_page(
     root = Path(scores_root)
     frame = prepare_rows(df, convention=convention)
     frame = frame.assign(_model=model_labels(frame), _mkey=model_keys(frame), _pair=pair_labels(frame))
+    frame["_det"] = detector_labels(frame)  # as the tables name them (odin(T=1) beside odin(T=1000))
     conv = str(frame["metrics_convention"].iloc[0])
 
     tables = []

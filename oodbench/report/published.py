@@ -205,6 +205,8 @@ def _why_not_comparable(ours: pd.Series, match: pd.Series, metric: str) -> list[
             reasons.append(f"training overrides {ours['_overrides']}")
     if ours["_limit"]:
         reasons.append(f"evaluated on at most {ours['_limit']} images per set (eval_limit)")
+    if ours.get("_fit_limit"):
+        reasons.append(f"detectors fitted on at most {ours['_fit_limit']} images per split (fit_limit)")
     if metric != "classification_accuracy" and ours["metrics_convention"] != PUBLISHED_CONVENTION:
         reasons.append(f"{ours['metrics_convention']} metrics, paper legacy grid (run --convention legacy)")
     if ours["detector"] in TUNED_ON_TEST_OOD:

@@ -2,10 +2,13 @@
 and each row's model identity and display label.
 
 A MODEL is identified by (model_source, model_label, model_arch, training_recipe,
-train_overrides, eval_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
+train_overrides, eval_limit, fit_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
 result, and the later one (latest `created_at`) replaces the earlier, only when the model, its
-checkpoint hash, the detector, the in/out pair, the seed and the metric convention all agree.
-So two different checkpoints never collapse into one value.
+checkpoint hash, the detector AND its parameters, the in/out pair, the data fingerprints of both
+sets, the seed and the metric convention all agree. So two different checkpoints, two
+parameter settings of one detector (ODIN at T=1 and T=1000) or two versions of an --out folder
+never collapse into one value. Such rows get their own columns: `detector_labels` names the
+parameters (and, if needed, the data) that tell them apart.
 
 Table cells pool seeds of one model: trained models differ by seed (each seed has its own
 checkpoint), so their checkpoint hash is not part of a cell's key. It is when the rows come from
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -36,9 +40,20 @@ IDENTITY_FIELDS = (
     "training_recipe",
     "train_overrides",
     "eval_limit",
+    "fit_limit",
 )
 # Columns that older rows lack, with the value they mean.
-_DEFAULTS = {"model_label": "", "checkpoint_sha256": "", "train_overrides": {}, "eval_limit": None}
+_DEFAULTS: dict[str, Any] = {
+    "model_label": "",
+    "checkpoint_sha256": "",
+    "train_overrides": {},
+    "eval_limit": None,
+    "fit_limit": None,
+    "detector_params": {},
+    "in_fingerprint": "",
+    "out_fingerprint": "",
+    "scores_sha256": "",
+}
 _REQUIRED = (
     "model_source",
     "model_arch",
@@ -54,13 +69,17 @@ _REQUIRED = (
     "scores_file",
 )
 # Internal string keys (hashable, NaN-free) of the identity columns, added by `prepare_rows`.
-_KEY_COLUMNS = ("model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit")
-_RUN_KEY = (*_KEY_COLUMNS, "checkpoint_sha256", "detector", "in_dataset", "out_dataset", "seed",
-            "metrics_convention")  # fmt: skip
+_KEY_COLUMNS = (
+    "model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit", "_fit_limit",
+)  # fmt: skip
+_RUN_KEY = (*_KEY_COLUMNS, "checkpoint_sha256", "detector", "_params", "in_dataset", "out_dataset",
+            "in_fingerprint", "out_fingerprint", "seed", "metrics_convention")  # fmt: skip
+# Short names of common hyperparameters in column labels, e.g. odin(T=1000).
+_PARAM_SHORT = {"temperature": "T", "epsilon": "eps"}
 
 
 def _overrides_text(value: object) -> str:
-    """train_overrides as sorted-key JSON ("{}" when empty or missing)."""
+    """train_overrides (or detector_params) as sorted-key JSON ("{}" when empty or missing)."""
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else {}
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -69,7 +88,7 @@ def _overrides_text(value: object) -> str:
 
 
 def _limit_text(value: object) -> str:
-    """eval_limit as text: "" for the full test sets (None), else the integer."""
+    """eval_limit / fit_limit as text: "" for the full sets (None), else the integer."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     return str(int(value))
@@ -81,10 +100,12 @@ def with_identity(df: pd.DataFrame) -> pd.DataFrame:
     for name, default in _DEFAULTS.items():
         if name not in frame.columns:
             frame[name] = [default] * len(frame) if isinstance(default, dict) else default
-    frame["model_label"] = frame["model_label"].fillna("").astype(str)
-    frame["checkpoint_sha256"] = frame["checkpoint_sha256"].fillna("").astype(str)
+    for name in ("model_label", "checkpoint_sha256", "in_fingerprint", "out_fingerprint", "scores_sha256"):
+        frame[name] = frame[name].fillna("").astype(str)
     frame["_overrides"] = frame["train_overrides"].map(_overrides_text)
+    frame["_params"] = frame["detector_params"].map(_overrides_text)
     frame["_limit"] = frame["eval_limit"].map(_limit_text)
+    frame["_fit_limit"] = frame["fit_limit"].map(_limit_text)
     return frame
 
 
@@ -112,14 +133,70 @@ def prepare_rows(
             "--convention exact|legacy so that a table never mixes them."
         )
     frame = frame.sort_values("created_at", kind="stable")
-    before = len(frame)
-    frame = frame.drop_duplicates(subset=list(_RUN_KEY), keep="last").sort_index()
-    if len(frame) < before:
-        logger.warning(
-            "%d rerun row(s) replaced by later rows of the same model, checkpoint and seed",
-            before - len(frame),
-        )
-    return frame
+    replaced = frame.duplicated(subset=list(_RUN_KEY), keep="last")
+    # Rows written before schema 3 record no data fingerprints: a later row that agrees on all
+    # the rest replaces them (a rerun after an upgrade must not become a second column).
+    unknown_data = (frame["in_fingerprint"] == "") | (frame["out_fingerprint"] == "")
+    without_data = [name for name in _RUN_KEY if name not in ("in_fingerprint", "out_fingerprint")]
+    replaced |= unknown_data & frame.duplicated(subset=without_data, keep="last")
+    if replaced.any():
+        logger.warning(_rerun_message(frame[replaced]))
+    return frame[~replaced].sort_index()
+
+
+def _rerun_message(old: pd.DataFrame, shown: int = 3) -> str:
+    """What the de-duplication replaced, and why (the rows agree on everything but the time)."""
+    examples = [
+        f"{r['model_label'] or r['model_source']}/{r['detector']}"
+        + (f"{_params_label(r['_params'])}" if r["_params"] != "{}" else "")
+        + f" {r['in_dataset']}->{r['out_dataset']} seed {r['seed']} of {r['created_at']}"
+        for _, r in old.head(shown).iterrows()
+    ]
+    more = f" and {len(old) - shown} more" if len(old) > shown else ""
+    return (
+        f"{len(old)} rerun row(s) replaced by later rows with the same model, checkpoint, detector "
+        f"parameters, data and seed (reruns of one result; the latest counts): " + "; ".join(examples) + more
+    )
+
+
+def _value_text(value: object) -> str:
+    """A parameter value as shown in a label: 1000.0 -> "1000", strings bare, the rest as JSON."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _params_label(params_text: str, keys: Sequence[str] | None = None) -> str:
+    """ "(T=1000, eps=0)" from detector_params JSON; only `keys` when given."""
+    params = json.loads(params_text)
+    chosen = [k for k in params if keys is None or k in keys]
+    return "(" + ", ".join(f"{_PARAM_SHORT.get(k, k)}={_value_text(params[k])}" for k in chosen) + ")"
+
+
+def detector_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's detector as shown in a table: the name, plus the parameters that differ where
+    rows of one model, detector, in/out pair and seed hold several parameter settings (e.g.
+    `odin(T=1)` and `odin(T=1000)`), plus a data fingerprint where that still leaves a clash.
+
+    `frame` comes from `prepare_rows` (needs its `_params` column and the identity columns).
+    """
+    keys = model_keys(frame)
+    group = [keys, frame["detector"], frame["in_dataset"], frame["out_dataset"], frame["seed"]]
+    clashing = frame.groupby(group)["_params"].transform("nunique") > 1
+    labels = frame["detector"].astype(str).copy()
+    for detector in frame.loc[clashing, "detector"].unique():
+        mine = frame["detector"] == detector
+        params = [json.loads(text) for text in frame.loc[mine, "_params"].unique()]
+        names = sorted({k for p in params for k in p})
+        varying = [k for k in names if len({json.dumps(p.get(k), sort_keys=True) for p in params}) > 1]
+        labels[mine] = [detector + _params_label(text, varying) for text in frame.loc[mine, "_params"]]
+    data = frame["in_fingerprint"].str[:6] + "/" + frame["out_fingerprint"].str[:6]
+    # After de-duplication, rows still sharing all of this differ in their data fingerprints.
+    size = frame.groupby([keys, labels, frame["in_dataset"], frame["out_dataset"], frame["seed"]])[
+        "seed"
+    ].transform("size")
+    clash = size > 1
+    return labels.where(~clash, labels + " [data " + data + "]")
 
 
 def model_keys(frame: pd.DataFrame) -> pd.Series:
@@ -135,7 +212,7 @@ def model_keys(frame: pd.DataFrame) -> pd.Series:
 def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Series:
     """Display label of each row's model: the model label if set, else the model source, plus
     in parentheses whatever tells the models of these rows apart (architecture, recipe, training
-    overrides, evaluation limit, and the checkpoint hash where the rest does not). Columns in
+    overrides, evaluation and fit limits, and the checkpoint hash where the rest does not). Columns in
     `always` ("model_arch", "training_recipe") show even when they do not vary.
     """
     keys = model_keys(frame)
@@ -154,6 +231,8 @@ def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Serie
         extras.append(first["_overrides"].map(lambda text: "overrides " + _short_overrides(text)))
     if varies("_limit"):
         extras.append(first["_limit"].map(lambda text: f"limit {text}" if text else "full data"))
+    if varies("_fit_limit"):
+        extras.append(first["_fit_limit"].map(lambda text: f"fit limit {text}" if text else "full fit"))
 
     def compose(parts: list[pd.Series]) -> pd.Series:
         if not parts:

@@ -18,8 +18,8 @@ import pandas as pd
 from oodbench.errors import UserInputError
 from oodbench.metrics import bootstrap
 from oodbench.report.common import COLUMN_MODES, MISSING, check_metric, higher_is_better, percent
-from oodbench.report.rows import model_keys, model_labels, pair_labels, prepare_rows
-from oodbench.results import scores_pair
+from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
+from oodbench.results import checked_scores_pair, warn_unverified
 
 
 @dataclass
@@ -137,17 +137,22 @@ def comparison_table(
     if ci and metric == "classification_accuracy":
         raise UserInputError("--ci gives intervals of the OOD metrics only, not of classification_accuracy.")
     frame = prepare_rows(df, convention=convention)
-    frame = frame.assign(_model=model_labels(frame), _mkey=model_keys(frame), _pair=pair_labels(frame))
+    frame = frame.assign(
+        _model=model_labels(frame),
+        _mkey=model_keys(frame),
+        _pair=pair_labels(frame),
+        _det=detector_labels(frame),  # the name, plus parameters where settings would merge
+    )
     if columns == "model+detector":
-        frame["_col"] = frame["_model"] + " / " + frame["detector"].astype(str)
+        frame["_col"] = frame["_model"] + " / " + frame["_det"]
         index_fields = ["_pair"]
     elif columns == "detector":
-        frame["_col"] = frame["detector"].astype(str)
+        frame["_col"] = frame["_det"]
         index_fields = ["_pair", "_model"] if frame["_mkey"].nunique() > 1 else ["_pair"]
     else:
         frame["_col"] = frame["_model"]
-        index_fields = ["_pair", "detector"] if frame["detector"].nunique() > 1 else ["_pair"]
-    names = {"_pair": "in->out", "_model": "model", "detector": "detector"}
+        index_fields = ["_pair", "_det"] if frame["_det"].nunique() > 1 else ["_pair"]
+    names = {"_pair": "in->out", "_model": "model", "_det": "detector"}
 
     row_keys: dict[tuple[str, ...], None] = {}
     column_labels: dict[str, None] = {}
@@ -159,12 +164,14 @@ def comparison_table(
         grouped.setdefault((key, row["_col"]), []).append(row)
 
     cells: dict[tuple[tuple[str, ...], str], Cell] = {}
+    unverified: list[str] = []
     for where, rows in grouped.items():
         values = [float(r[metric]) for r in rows if pd.notna(r[metric])]
         cell = Cell(values=values)
         if ci and len(rows) == 1:
-            cell.ci = _bootstrap_interval(rows[0], metric, scores_root, n_resamples)
+            cell.ci = _bootstrap_interval(rows[0], metric, scores_root, n_resamples, unverified)
         cells[where] = cell
+    warn_unverified(len(unverified))
 
     notes = []
     if ci:
@@ -182,24 +189,36 @@ def comparison_table(
     )
 
 
-def row_scores(row: pd.Series, scores_root: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray]:
-    """The stored (scores_in, scores_out) of a row; `scores_file` is relative to `scores_root`."""
+def row_scores(
+    row: pd.Series, scores_root: str | os.PathLike | None, unverified: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored (scores_in, scores_out) of a row; `scores_file` is relative to `scores_root`.
+
+    Refused (one line naming the fix) when the file's sizes or digest do not match the row
+    (`oodbench.results.checked_scores_pair`). Rows without a recorded digest (older oodbench)
+    are read unverified and their files appended to `unverified`, for one warning.
+    """
     who = row["model_label"] if row.get("model_label") else row["model_source"]
-    label = f"{who}/{row['detector']} {row['in_dataset']}->{row['out_dataset']}"
+    label = f"{who}/{row['detector']} {row['in_dataset']}->{row['out_dataset']} seed {row['seed']}"
     if not row["scores_file"]:
-        raise UserInputError(
-            f"The row {label} (seed {row['seed']}) kept no scores file; this needs stored scores."
-        )
+        raise UserInputError(f"The row {label} kept no scores file; this needs stored scores.")
     path = Path(row["scores_file"])
     if not path.is_absolute():
         path = Path(scores_root or ".") / path
-    return scores_pair(path)
+    scores_in, scores_out, verified = checked_scores_pair(path, row, label=label)
+    if not verified and unverified is not None:
+        unverified.append(str(path))
+    return scores_in, scores_out
 
 
 def _bootstrap_interval(
-    row: pd.Series, metric: str, scores_root: str | os.PathLike | None, n_resamples: int
+    row: pd.Series,
+    metric: str,
+    scores_root: str | os.PathLike | None,
+    n_resamples: int,
+    unverified: list[str],
 ) -> tuple[float, float]:
-    scores_in, scores_out = row_scores(row, scores_root)
+    scores_in, scores_out = row_scores(row, scores_root, unverified)
     intervals = bootstrap(
         scores_in,
         scores_out,

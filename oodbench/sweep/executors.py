@@ -3,21 +3,27 @@
 Every executor runs the same plain function, `oodbench.sweep.jobs.run_job(job)`:
 - local, 1 worker: in this process, one job after another;
 - local, N workers: `ProcessPoolExecutor` with the spawn context (a fresh interpreter per
-  worker: no forked torch thread pools or locks);
+  worker: no forked torch thread pools or locks); workers die with the sweep process, even
+  one killed with SIGKILL (`die_with_parent`), so no orphan keeps running a job;
 - ray: `ray.remote(run_job).options(num_cpus=threads, num_gpus=1 on CUDA).remote(job)`
   (as in Ray's task API); connects to `address` ("auto" or host:port) or starts a local cluster;
 - slurm: `submitit.AutoExecutor(folder).map_array(run_job, jobs)`, one Slurm job array.
 Ray and submitit are optional extras, imported only inside their executor.
 
-A job's failure is reported as that job's outcome; the other jobs go on. Jobs whose shard
-exists are not even submitted ("skipped"). Each executor calls `on_result(outcome)` as each
-job ends, so the CLI can print progress (nothing here prints).
+A job's failure is reported as that job's outcome; the other jobs go on. Jobs that are done
+(shard matching its recorded digest) are not even submitted ("skipped"). Each executor calls
+`on_result(outcome)` as each job ends, so the CLI can print progress (nothing here prints).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -156,7 +162,12 @@ def run_local(jobs: Sequence[Job], *, workers: int = 1, on_result: OnResult) -> 
 
     context = multiprocessing.get_context("spawn")
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=context,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
@@ -165,6 +176,34 @@ def run_local(jobs: Sequence[Job], *, workers: int = 1, on_result: OnResult) -> 
             except Exception as error:  # noqa: BLE001 - includes a worker killed (BrokenProcessPool)
                 logger.warning("job %s failed: %s", job.job_id, error)
                 on_result(_failed(job, started, error))
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+WATCHDOG_INTERVAL_S = 1.0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this process as soon as the sweep process `parent_pid` ends.
+
+    A killed parent (SIGKILL runs no cleanup) otherwise leaves its workers running their jobs
+    to the end, holding memory, and racing a re-run of the sweep. On Linux the kernel sends
+    SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); everywhere a daemon thread checks
+    the parent pid every second (an orphan is re-parented, so getppid changes).
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        if os.getppid() != parent_pid:
+            # os._exit: no cleanup handlers, which could block on the dead parent's pipes.
+            os._exit(1)
+        time.sleep(WATCHDOG_INTERVAL_S)
 
 
 # --- Ray -------------------------------------------------------------------------------------
@@ -331,6 +370,7 @@ __all__ = [
     "JobOutcome",
     "check_executor",
     "available_cpus",
+    "die_with_parent",
     "parse_time",
     "run_local",
     "run_ray",

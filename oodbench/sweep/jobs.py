@@ -3,9 +3,11 @@
 A job trains its model unless the checkpoint is cached (an unfinished checkpoint of the same
 config is resumed from its last epoch, see `oodbench.training.ensure_model`), then scores every
 detector on every OOD set through the same library call as `oodbench run`:
-`oodbench.runner.run_suite(suite, models=[model], seeds=[seed], ...)`. Its rows go to its own
-shard, <results>/rows/<job-id>.jsonl, written in one atomic step at the end, so a shard that
-exists means the job is done and a re-run skips it (oodbench.store).
+`oodbench.runner.run_suite(suite, models=[model], seeds=[seed], ...)`. Only the process that
+holds the job's lock runs it (a second sweep of the same job waits, then finds it done); its
+rows go to its own shard, <results>/rows/<job-id>.jsonl, written whole in one atomic step at
+the end, then the job meta with the shard's sha256. A re-run skips a job whose shard matches
+that digest and redoes any other (oodbench.store.shard_state), so rows are never lost or doubled.
 
 `run_job` is a plain module-level function of one picklable `Job` (plain types only), so every
 executor runs the very same function: in this process, in spawned processes, as a Ray task or as
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,9 +83,13 @@ class Job:
     def shard(self) -> Path:
         return store.shard_path(self.results_dir, self.job_id)
 
+    def state(self) -> str:
+        """The job's state: "done", "missing" or "damaged: <why>" (oodbench.store.shard_state)."""
+        return store.shard_state(self.results_dir, self.job_id)
+
     def is_done(self) -> bool:
-        """True when the job's shard exists (it is written whole, so it is complete)."""
-        return self.shard.is_file()
+        """True when the job's shard exists and matches the digest in its job meta."""
+        return self.state() == "done"
 
     def describe(self) -> str:
         """One line: the job id and what it runs."""
@@ -149,7 +156,8 @@ def expand_jobs(
     names, sources = expand_shorthands(list(detectors), list(models))
     names = names or builtin_detectors()
     detector_requests(names, detector_params)  # names, --param and hyperparameters fail now, as in run
-    requests = tuple((name, dict(detector_params.get(name, {}))) for name in names)
+    # A file plug-in's path is made absolute: jobs may run in another folder (Ray, Slurm).
+    requests = tuple((_absolute_spec(name), dict(detector_params.get(name, {}))) for name in names)
     overrides = {k: v for k, v in (train_overrides or {}).items() if v is not None}
     folders = {
         "results_dir": str(paths.results_dir(results_dir).resolve()),
@@ -183,33 +191,68 @@ def expand_jobs(
     return jobs
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run one job (train if needed, evaluate, write its shard); skip it if its shard exists.
+def _absolute_spec(name: str) -> str:
+    """`path/to/file.py:Class` with an absolute path; any other detector name unchanged."""
+    path, colon, cls = name.rpartition(":")
+    if colon and path.endswith(".py"):
+        return f"{Path(path).resolve()}:{cls}"
+    return name
 
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run one job (train if needed, evaluate, write its shard); skip it if it is done.
+
+    The job runs under its lock (oodbench.store.job_lock): a second process with the same job
+    waits, then finds it done and skips it. The shard is written whole (replacing a damaged one,
+    never appending), then the job meta with the shard's sha256, the job's completion marker.
     Sets torch's thread count to `job.torch_threads` for the job's duration (restored after, for
     the case where it runs in the caller's own process). Returns a summary: job_id, status
     ("done" or "skipped"), n_rows, seconds, torch_threads, device.
     """
     summary = {"job_id": job.job_id, "torch_threads": job.torch_threads, "device": job.device}
+    skipped = summary | {"status": "skipped", "n_rows": 0, "seconds": 0.0}
     if job.is_done():
-        logger.info("job %s: shard %s exists; skipped", job.job_id, job.shard)
-        return summary | {"status": "skipped", "n_rows": 0, "seconds": 0.0}
+        logger.info("job %s: shard %s is complete; skipped", job.job_id, job.shard)
+        return skipped
 
+    def waiting() -> None:
+        logger.warning("job %s is running in another process; waiting for it to end", job.job_id)
+
+    with store.job_lock(job.results_dir, job.job_id, on_wait=waiting):
+        state = job.state()
+        if state == "done":  # another sweep finished it while this one waited
+            logger.info("job %s: done by another process; skipped", job.job_id)
+            return skipped
+        if state != "missing":
+            logger.warning("job %s: shard %s is %s; running the job again", job.job_id, job.shard, state)
+        return summary | _run_locked(job)
+
+
+def _run_locked(job: Job) -> dict[str, Any]:
+    """Run a job whose lock this process holds; write its shard, then its meta."""
     import torch
 
+    from oodbench.api import detector_requests
     from oodbench.devices import resolve_device
-    from oodbench.runner import DetectorRequest, run_suite
+    from oodbench.results import write_rows
+    from oodbench.runner import run_suite
 
     started = time.perf_counter()
+    # run_suite appends its rows to a file as it goes; the job writes its shard itself, whole,
+    # at the end, so that file is a private scratch file (outside the results: no lock files left).
+    scratch_dir = tempfile.TemporaryDirectory(prefix="oodbench-job-")
+    scratch = Path(scratch_dir.name) / "rows.jsonl"
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(job.torch_threads)
     try:
         device = resolve_device(job.device)
+        # As in `oodbench run`: plug-ins become Detector objects (their score-cache key names their code).
+        requests = detector_requests([name for name, _ in job.detectors], dict(job.detectors))
         rows = run_suite(
             job.suite,
             models=[job.model],
             seeds=[job.seed],
-            detectors=[DetectorRequest(name, dict(params)) for name, params in job.detectors],
+            detectors=requests,
             recipe=job.recipe,
             limit=job.limit,
             device=device,
@@ -220,16 +263,26 @@ def run_job(job: Job) -> dict[str, Any]:
             legacy=job.legacy,
             progress=False,
             train_overrides=job.train_overrides or None,
-            rows_file=job.shard,
+            rows_file=scratch,
         )
     finally:
         torch.set_num_threads(previous_threads)
+        scratch_dir.cleanup()
+    digest = write_rows(job.shard, rows)
     seconds = time.perf_counter() - started
-    summary |= {"status": "done", "n_rows": len(rows), "seconds": round(seconds, 3), "device": str(device)}
+    summary = {"status": "done", "n_rows": len(rows), "seconds": round(seconds, 3), "device": str(device)}
     store.write_job_meta(
         job.results_dir,
         job.job_id,
-        {"job": dataclasses.asdict(job), "host": platform.node(), "pid": os.getpid(), **summary},
+        {
+            "job": dataclasses.asdict(job),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "job_id": job.job_id,
+            "torch_threads": job.torch_threads,
+            "shard_sha256": digest,
+            **summary,
+        },
     )
     logger.info("job %s: %d rows in %.1f s", job.job_id, len(rows), seconds)
     return summary
