@@ -258,6 +258,7 @@ class BenchmarkRun:
     rows_file: Path
     tables_dir: Path
     plots: list[Path] = field(default_factory=list)
+    report: Path | None = None  # results_dir/report.html (None when it could not be made)
 
     @property
     def printed_tables(self) -> list[str]:
@@ -371,6 +372,9 @@ def run_benchmark(
     )
     tables = write_run_tables(rows, results / "tables", suite=suite)
     drawn = draw_run_plots(rows, results, plots)
+    from oodbench.report.html import try_write_report
+
+    page = try_write_report(results, convention="legacy" if legacy else "exact")
     return BenchmarkRun(
         rows=rows,
         tables=tables,
@@ -378,6 +382,7 @@ def run_benchmark(
         rows_file=rows_file,
         tables_dir=results / "tables",
         plots=drawn,
+        report=page,
     )
 
 

@@ -22,6 +22,7 @@ import click
 from oodbench import __version__
 from oodbench import paths as _paths
 from oodbench.errors import UserInputError
+from oodbench.export import cli as _export_cli
 
 # Only light modules are imported here (no torch, pandas or scipy), so that `oodbench --help`,
 # `oodbench list ...` and usage errors answer at once; each command imports what it needs.
@@ -383,7 +384,8 @@ def _repair(rows_path: Path) -> None:
     type=_OneLineChoice(_FORMATS),
     default="markdown",
     show_default=True,
-    help="Table format; LaTeX uses booktabs, best value per row in bold.",
+    help="Table format; LaTeX uses booktabs, best value per row in bold. html: the whole report page "
+    "(tables, figures, --compare, published numbers) to --output, default report.html beside the rows.",
 )
 @click.option(
     "--output",
@@ -560,6 +562,16 @@ def report_command(
             click.echo(line)
         if check.failed:
             ctx.exit(1)
+        return
+    if fmt == "html":  # the whole page (oodbench.report.html): tables, figures, comparisons
+        from oodbench.report.html import REPORT_FILENAME, write_page
+
+        if ci:
+            raise UserInputError("--ci is for the text tables; the HTML page shows --compare intervals.")
+        target = output if output is not None else rows_path.parent / REPORT_FILENAME
+        write_page(frame, scores_root=rows_path.parent, output=target, convention=convention,
+                   compare=compare, n_resamples=resamples)  # fmt: skip
+        click.echo(f"wrote {target}", err=True)
         return
     if against == "published":
         comparison = report.published_comparison(
@@ -971,7 +983,7 @@ def _estimate_echo(command: str, extra: str = "") -> Callable:
     help="Histograms and ROC curves: auto = the msp rows when msp ran (else all), all, or none. "
     "`oodbench plot` draws any of them later from the stored scores.",
 )
-@_options(_QUIET_OPTION)
+@_options(_QUIET_OPTION, _export_cli.MLFLOW_OPTION, _export_cli.WANDB_OPTION)
 def run_command(
     suite,
     detectors,
@@ -1000,6 +1012,8 @@ def run_command(
     convention,
     plot_choice,
     quiet,
+    mlflow_uri,
+    wandb_project,
 ) -> None:
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
 
@@ -1009,6 +1023,7 @@ def run_command(
     # Option text is checked before the library (and torch) is imported: usage errors stay fast.
     detector_params = _parse_params(params)
     seed_list = None if seeds is None else _parse_seeds(seeds)
+    _export_cli.check_trackers(mlflow_uri, wandb_project)
     from oodbench.api import run_benchmark
 
     overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
@@ -1048,6 +1063,12 @@ def run_command(
         f"{len(run.rows)} result rows appended to {run.rows_file}; "
         f"tables in {run.tables_dir}; {len(run.plots)} plots in {run.rows_file.parent / 'plots'}."
     )
+    if run.report is not None:
+        click.echo(f"report: {run.report}")
+    _export_cli.export_after_run(
+        run.rows_file.parent, mlflow_uri=mlflow_uri, wandb_project=wandb_project, convention=convention,
+        echo=click.echo,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1637,6 +1658,11 @@ def sweep_command(
         f"in {_time.perf_counter() - started:.1f} s. Rows: {results / 'rows'}; "
         f"tables: oodbench report --results {results}"
     )
+    from oodbench.report.html import try_write_report
+
+    page = try_write_report(results, convention=convention)
+    if page is not None:
+        click.echo(f"report: {page}")
     if counts["failed"]:
         click.echo("Re-run the same command to retry the failed jobs (training resumes).", err=True)
         ctx.exit(1)
@@ -1644,6 +1670,9 @@ def sweep_command(
 
 # End of area "sweep".
 # ---------------------------------------------------------------------------------------------
+
+
+cli.add_command(_export_cli.export_group)  # `oodbench export mlflow|wandb` (oodbench.export.cli)
 
 
 def main() -> None:
