@@ -36,6 +36,7 @@ from tqdm import tqdm
 from oodbench import __version__, metrics, paths
 from oodbench.detectors import create_detector
 from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logits, iter_batches
+from oodbench.detectors.plugins import guard_user_code
 from oodbench.errors import UserInputError
 from oodbench.models.external import LoadedModel
 from oodbench.progress import progress_bar
@@ -45,6 +46,7 @@ from oodbench.results import (
     _cached_host_cpu,
     append_rows,
     load_scores,
+    safe_file_name,
     save_row_scores,
     save_scores,
 )
@@ -307,15 +309,20 @@ def evaluate(
     # 1. Each detector: cached scores of one fit, or fitted now and every set scored below.
     plans = []
     for request in detectors:
-        detector = (
-            request if isinstance(request, Detector) else create_detector(request.name, **request.params)
-        )
+        if isinstance(request, Detector):
+            detector = request
+            # A detector object from the API: its exceptions are one line like a named plug-in's.
+            if not type(detector).__module__.startswith("oodbench."):
+                guard_user_code(type(detector))
+        else:
+            detector = create_detector(request.name, **request.params)
         detector.validate()
         key_text = (request.name if isinstance(request, DetectorRequest) else "") + _detector_key(detector)
         # Version and code, hyperparameters, fit/tuning data and the model's input pipeline.
         key_text += code_fingerprint(type(detector)) + fit_print + model_key
         key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
-        files = {name: score_cache / detector.name / key / f"{prints[name]}.npz" for name in sets}
+        folder = score_cache / _detector_folder(detector.name)
+        files = {name: folder / key / f"{prints[name]}.npz" for name in sets}
         loaded = {name: _load_cached(path, use_cache) for name, path in files.items()}
         cached = {name: entry for name, entry in loaded.items() if entry is not None}
         if not _one_fit(cached, list(sets)):
@@ -455,6 +462,14 @@ def _stable(value: Any, depth: int = 0) -> Any:
     if depth < 4 and hasattr(value, "__dict__"):
         return ["object", kind, _stable(vars(value), depth + 1)]
     return ["value", kind, repr(value)]
+
+
+def _detector_folder(name: str) -> str:
+    """The cache folder of a detector: its name made file-safe, plus a digest of the exact name,
+    so that no name (a plug-in's `..`, `a/b` or `pytorch-ood:ViM`) can leave the cache or share a
+    folder with another."""
+    readable = safe_file_name(name).lstrip(".")[:40] or "detector"
+    return f"{readable}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def _detector_key(detector: Detector) -> str:

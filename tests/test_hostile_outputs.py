@@ -153,3 +153,45 @@ def test_cli_plugin_with_nan_scores_is_one_line_exit_2(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "'nan_scores'" in lines[0] and "NaN" in lines[0], result.output
     assert _written(tmp_path / "r") == [] and _written(tmp_path / "cache") == []
+
+
+class DotDotName(Detector):
+    """A detector object given through the API with a name that is a path."""
+
+    name = ".."
+    uses = "logits"
+
+    def score_outputs(self, outputs) -> np.ndarray:
+        return _good(outputs)
+
+
+class Failing(Detector):
+    name = "failing"
+    uses = "logits"
+
+    def score_outputs(self, outputs) -> np.ndarray:
+        raise ZeroDivisionError("boom")
+
+
+def test_detector_objects_stay_inside_the_cache_and_fail_in_one_line(setup, tmp_path):
+    data, model_ut = setup
+    cache = tmp_path / "cache"
+    evaluate(model_ut, [DotDotName()], data, seed=0, device="cpu", results_dir=None, cache_dir=cache)
+    written = [p.relative_to(cache / "scores").parts for p in tmp_path.rglob("*.npz")]
+    # scores/<checkpoint>/<detector folder>/<key>/<data>.npz: the '..' name did not climb out
+    # of its model's folder (and "classification" holds the accuracy).
+    lengths = sorted(len(parts) for parts in written)
+    assert lengths == [3] + [4] * (1 + len(data.test_out))
+    assert all(parts[0] == "ab" * 8 and ".." not in parts for parts in written)
+    # A failing detector object: one line naming its file, method and exception.
+    with pytest.raises(UserInputError, match=r"score_outputs\(\).*ZeroDivisionError: boom") as info:
+        evaluate(model_ut, [Failing()], data, seed=0, device="cpu", results_dir=None, cache_dir=cache)
+    assert "\n" not in str(info.value) and "test_hostile_outputs:Failing" in str(info.value)
+
+
+def test_hyperparameters_must_be_finite():
+    from oodbench.detectors import create_detector
+
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(UserInputError, match="temperature"):
+            create_detector("odin", temperature=value).validate()

@@ -180,7 +180,7 @@ def test_cli_run_with_checkpoint_end_to_end(tiny, tmp_path):
             ["-d", "odin", "--param", "odin.epsilon=-0.1"],
             "The 'epsilon' parameter of ODIN must be a float >= 0",
         ),
-        (["--seeds", "a,b"], "--seeds takes non-negative integers"),
+        (["--seeds", "a,b"], "--seeds takes integers from 0 to 4294967295"),
         (["--checkpoint", "missing.pt"], "Checkpoint missing.pt does not exist"),
         (["--in", "svhn", "-d", "joint"], "svhn"),
     ],

@@ -84,7 +84,11 @@ def check_param(detector: str, name: str, value: Any, condition: bool, expected:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool)
+    """A real, finite number (not a bool): inf or nan hyperparameters would score every input
+    the same or fail late, after the scores were computed."""
+    if not isinstance(value, int | float | np.floating | np.integer) or isinstance(value, bool):
+        return False
+    return bool(np.isfinite(float(value))) if not isinstance(value, int | np.integer) else True
 
 
 def _is_stored_uint8(x: Any) -> bool:
