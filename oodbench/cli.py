@@ -26,25 +26,14 @@ from oodbench.export import cli as _export_cli
 
 # Only light modules are imported here (no torch, pandas or scipy), so that `oodbench --help`,
 # `oodbench list ...` and usage errors answer at once; each command imports what it needs.
-_ROWS_FILENAME = "rows.jsonl"  # = oodbench.results.ROWS_FILENAME (checked by the tests)
-_FORMATS = ("markdown", "csv", "latex", "html")  # = oodbench.report.FORMATS
-_COLUMN_MODES = ("model+detector", "detector", "model")  # = oodbench.report.COLUMN_MODES
-_TABLE_METRICS = (
-    "tnr_at_tpr95",
-    "auroc",
-    "aupr_in",
-    "aupr_out",
-    "detection_accuracy",
-    "fpr95_openood",
-    "classification_accuracy",
-)  # = oodbench.report.TABLE_METRICS
-_MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")  # = results.MODEL_SOURCES
-_SHORTHANDS = {
-    "joint": ("joint", "msp"),
-    "confidence": ("confidence", "msp"),
-    "baseline": ("cross_entropy", "msp"),
-}
-_TRAINED_SOURCES = ("cross_entropy", "confidence", "joint")  # = runner.TRAINED_SOURCES
+from oodbench.names import COLUMN_MODES as _COLUMN_MODES
+from oodbench.names import MODEL_SOURCES as _MODEL_SOURCES
+from oodbench.names import ROWS_FILENAME as _ROWS_FILENAME
+from oodbench.names import SHORTHAND_DETECTORS as _SHORTHANDS
+from oodbench.names import TABLE_FORMATS as _FORMATS
+from oodbench.names import TABLE_METRICS as _TABLE_METRICS
+from oodbench.names import TRAINED_SOURCES as _TRAINED_SOURCES
+
 _MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; larger ones overflow
 _PARAM_MAX_CHARS = 10_000  # one --param value
 _PARAM_MAX_DEPTH = 32  # nesting of a --param JSON value ([[...]] / {...})

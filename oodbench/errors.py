@@ -6,6 +6,7 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,3 +60,26 @@ def in_user_code(what: str, where: str, *, file: str | None = None) -> Iterator[
         raise
     except Exception as error:
         raise user_code_error(what, where, error, file=file) from error
+
+
+_ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(
+    error: BaseException,
+    *,
+    prefer: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+    with_type: bool = False,
+    max_chars: int | None = None,
+) -> str:
+    """The informative line of an exception's message (messages of parsers and torch.load span
+    lines): the first line containing one of `prefer`, else the first line; lines containing
+    one of `drop` (lower case) are skipped. `with_type` puts the exception's name in front."""
+    lines = [_ANSI_COLOUR.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not any(word in line.lower() for word in drop)]
+    chosen = next((line for line in lines if any(word in line for word in prefer)), lines[0] if lines else "")
+    if with_type:
+        chosen = f"{type(error).__name__}: {chosen}".rstrip(": ")
+    chosen = chosen or type(error).__name__
+    return chosen if max_chars is None else chosen[:max_chars]

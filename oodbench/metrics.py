@@ -98,17 +98,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from oodbench.errors import UserInputError
+from oodbench.names import METRIC_NAMES
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES: tuple[str, ...] = (
-    "tnr_at_tpr95",
-    "auroc",
-    "aupr_in",
-    "aupr_out",
-    "detection_accuracy",
-    "fpr95_openood",
-)
 HIGHER_IS_BETTER: dict[str, bool] = {name: name != "fpr95_openood" for name in METRIC_NAMES}
 
 # Number of grid steps of the public code's threshold sweep (calMetric: gap = (end - start) / 200000).

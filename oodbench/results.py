@@ -47,6 +47,7 @@ import pandas as pd
 from oodbench import __version__, store
 from oodbench.atomic import atomic_open
 from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.names import METRIC_NAMES, METRICS_CONVENTIONS, MODEL_SOURCES, ROWS_FILENAME
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +59,13 @@ SCHEMA_VERSION = 3
 READABLE_SCHEMAS = (1, 2, 3)
 
 # "external": a user's model; "checkpoint": what schema-1 rows called any --checkpoint.
-MODEL_SOURCES = ("cross_entropy", "confidence", "joint", "external", "checkpoint")
-METRICS_CONVENTIONS = ("exact", "legacy")
-# Same names and order as oodbench.metrics.METRIC_NAMES (checked by the tests); repeated here so
-# that reading rows does not depend on the metric code.
-METRIC_FIELDS = ("tnr_at_tpr95", "auroc", "aupr_in", "aupr_out", "detection_accuracy", "fpr95_openood")
+METRIC_FIELDS = METRIC_NAMES  # the metric fields of a row
 # The fields that identify a row (a rerun with the same key and seed replaces it in reports).
 KEY_FIELDS = ("model_source", "detector", "in_dataset", "out_dataset")
 
 # Pinned array names inside a row's scores NPZ.
 SCORES_IN = "scores_in"
 SCORES_OUT = "scores_out"
-
-ROWS_FILENAME = "rows.jsonl"
 
 
 @functools.lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logit
 from oodbench.detectors.plugins import guard_user_code
 from oodbench.errors import UserInputError
 from oodbench.models.external import LoadedModel
+from oodbench.names import SHORTHAND_DETECTORS, TRAINED_SOURCES
 from oodbench.progress import progress_bar
 from oodbench.results import (
     ROWS_FILENAME,
@@ -485,15 +486,6 @@ def _detector_key(detector: Detector) -> str:
 def _entry(scores: np.ndarray, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     """A cache entry: checked scores and their meta (parameters, tuning, fit id, provenance)."""
     return {"scores": scores, "meta": np.array(json.dumps(meta))}
-
-
-# Paper shorthands: `--detector joint` is the joint-trained model scored by max-softmax.
-SHORTHAND_DETECTORS: dict[str, tuple[str, str]] = {
-    "joint": ("joint", "msp"),
-    "confidence": ("confidence", "msp"),
-    "baseline": ("cross_entropy", "msp"),
-}
-TRAINED_SOURCES = ("cross_entropy", "confidence", "joint")
 
 
 def expand_shorthands(detectors: Sequence[str], models: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -38,13 +38,13 @@ from typing import Any
 
 from oodbench.atomic import atomic_write_text
 from oodbench.errors import UserInputError
+from oodbench.names import ROWS_FILENAME
 
 try:  # POSIX only; see the module docstring for Windows.
     import fcntl
 except ImportError:  # pragma: no cover - not on the CI platforms
     fcntl = None  # type: ignore[assignment]
 
-ROWS_FILENAME = "rows.jsonl"  # the same name as oodbench.results.ROWS_FILENAME (checked by a test)
 SHARDS_DIRNAME = "rows"
 SHARD_SUFFIX = ".jsonl"
 JOB_META_SUFFIX = ".job.json"

@@ -63,19 +63,6 @@ def test_usage_errors_are_one_line_without_torch(args, message):
     assert message in output and "Traceback" not in output
 
 
-def test_cli_constants_match_the_library():
-    """cli.py repeats a few names to stay light; they must equal the library's."""
-    from oodbench import cli, report, results, runner
-
-    assert cli._ROWS_FILENAME == results.ROWS_FILENAME
-    assert set(cli._MODEL_SOURCES) == set(results.MODEL_SOURCES)
-    assert cli._SHORTHANDS == runner.SHORTHAND_DETECTORS
-    assert cli._TRAINED_SOURCES == runner.TRAINED_SOURCES
-    assert cli._FORMATS == tuple(report.FORMATS)
-    assert cli._COLUMN_MODES == tuple(report.COLUMN_MODES)
-    assert set(cli._TABLE_METRICS) == set(report.TABLE_METRICS)
-
-
 def test_every_detector_entry_matches_its_class():
     from oodbench.detectors import DETECTORS
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from oodbench import paths
+from oodbench import errors, paths
 from oodbench.data.convert import as_float, to_shape
 from oodbench.errors import UserInputError
 from oodbench.registry import Registry
@@ -47,6 +47,7 @@ class LabeledImages:
 
     def subset(self, index: np.ndarray | torch.Tensor) -> LabeledImages:
         import torch
+
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return LabeledImages(self.x[index], None if self.y is None else self.y[index], self.name, self.split)
 
@@ -272,8 +273,7 @@ def stratified_holdout(y: torch.Tensor, size: int, seed: int = 0) -> tuple[np.nd
 
 def one_line(error: BaseException) -> str:
     """The first line of an exception's message (messages from parsers can span lines)."""
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
+    return errors.one_line(error, max_chars=200)
 
 
 def check_shape(shape) -> Shape:

@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodbench.errors import DataNotFoundError, UserInputError, in_user_code, user_code_error
+from oodbench.errors import DataNotFoundError, UserInputError, in_user_code, one_line, user_code_error
 
 # Per-channel (mean, std) presets for --normalize. ImageNet: the constants torchvision's
 # pretrained weights use. CIFAR-10 and SVHN: per-channel statistics of their training sets, the
@@ -422,12 +422,8 @@ def _is_torch_export(path: Path) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line and "weights_only" not in line.lower()]
-    for line in lines:
-        if "Unsupported global" in line or "WeightsUnpickler" in line:
-            return line
-    return lines[0] if lines else type(error).__name__
+    """The informative line of a torch.load / export / TorchScript error."""
+    return one_line(error, prefer=("Unsupported global", "WeightsUnpickler"), drop=("weights_only",))
 
 
 def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor] | None:

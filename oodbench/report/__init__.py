@@ -15,6 +15,8 @@ One module per job:
 Stored metric values are fractions; tables show percent.
 """
 
+from oodbench.names import COLUMN_MODES, TABLE_METRICS
+from oodbench.names import TABLE_FORMATS as FORMATS
 from oodbench.report.baseline import (
     BaselineCheck,
     aggregate_by_key,
@@ -22,7 +24,7 @@ from oodbench.report.baseline import (
     export_baseline,
     load_baseline,
 )
-from oodbench.report.common import COLUMN_MODES, FORMATS, TABLE_METRICS, higher_is_better
+from oodbench.report.common import higher_is_better
 from oodbench.report.compare import (
     Difference,
     PairedComparison,

@@ -9,11 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from oodbench.errors import DataNotFoundError, UserInputError
-from oodbench.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from oodbench.metrics import HIGHER_IS_BETTER
+from oodbench.names import TABLE_METRICS
 
-TABLE_METRICS: tuple[str, ...] = (*METRIC_NAMES, "classification_accuracy")
-FORMATS = ("markdown", "csv", "latex", "html")
-COLUMN_MODES = ("model+detector", "detector", "model")
 MISSING = "—"
 
 

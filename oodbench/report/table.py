@@ -17,7 +17,8 @@ import pandas as pd
 
 from oodbench.errors import UserInputError
 from oodbench.metrics import bootstrap
-from oodbench.report.common import COLUMN_MODES, MISSING, check_metric, higher_is_better, percent
+from oodbench.names import COLUMN_MODES
+from oodbench.report.common import MISSING, check_metric, higher_is_better, percent
 from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.results import checked_scores_pair, warn_unverified
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oodbench.errors import UserInputError
+from oodbench.errors import UserInputError, one_line
 from oodbench.sweep.jobs import Job, run_job
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,8 @@ class JobOutcome:
 OnResult = Callable[[JobOutcome], None]
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _failed(job: Job, started: float, error: BaseException) -> JobOutcome:
-    return JobOutcome(job.job_id, "failed", time.perf_counter() - started, 0, _one_line(error))
+    return JobOutcome(job.job_id, "failed", time.perf_counter() - started, 0, one_line(error, with_type=True))
 
 
 def _from_summary(summary: dict[str, Any]) -> JobOutcome:

@@ -34,7 +34,7 @@ from torch import nn
 
 from oodbench import paths
 from oodbench.atomic import atomic_write_bytes
-from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.errors import DataNotFoundError, UserInputError, one_line
 from oodbench.provenance import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to unpickle means "not a checkpoint"
-        first_line = _one_line(error)
+        first_line = one_line(error, prefer=("WeightsUnpickler error",))
         raise UserInputError(
             f"{path} is not an oodbench checkpoint (torch.load failed: {first_line})"
         ) from None
@@ -168,16 +168,6 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{FORMAT_VERSION}. Retrain it with `oodbench train`."
         )
     return state
-
-
-def _one_line(error: Exception) -> str:
-    """The informative line of a torch.load error (its first line is generic for weights_only)."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line]
-    for line in lines:
-        if "WeightsUnpickler error" in line:
-            return line
-    return lines[0] if lines else type(error).__name__
 
 
 def _describe(dataset: str, shape: tuple[int, ...] | list[int]) -> str:
