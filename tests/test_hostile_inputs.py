@@ -286,7 +286,7 @@ def test_param_values_are_bounded_and_finite(value, message):
 
 
 def test_param_depth_check_ignores_brackets_in_strings():
-    from oodbench.cli import _parse_params
+    from oodbench.cli.options import parse_params as _parse_params
 
     text = '"' + "[" * 100 + '\\"' + "{" * 100 + '"'
     assert _parse_params((f"odin.temperature={text}",))["odin"]["temperature"].startswith("[")
@@ -299,7 +299,7 @@ def test_seeds_outside_32_bits_are_refused(seeds):
 
 
 def test_largest_seed_is_accepted():
-    from oodbench.cli import _parse_seeds
+    from oodbench.cli.options import parse_seeds as _parse_seeds
 
     assert _parse_seeds("0,4294967295") == [0, 2**32 - 1]
 

@@ -17,7 +17,8 @@ import torch
 from click.testing import CliRunner
 
 import oodbench
-from oodbench.cli import _parse_params, cli
+from oodbench.cli import cli
+from oodbench.cli.options import parse_params as _parse_params
 from oodbench.data import load_suite
 from oodbench.detectors import DETECTORS, create_detector, plugins
 from oodbench.detectors.base import Detector

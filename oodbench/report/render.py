@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from oodbench.errors import UserInputError
-from oodbench.report.common import FORMATS, MISSING
+from oodbench.names import TABLE_FORMATS as FORMATS
+from oodbench.report.common import MISSING
 from oodbench.report.table import ComparisonTable
 
 

@@ -1,0 +1,221 @@
+"""`oodbench run`: train or reuse models, score every detector, print and save tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from oodbench.cli import export
+from oodbench.cli.app import cli
+from oodbench.cli.options import (
+    CACHE_DIR_OPTION,
+    CONVENTION_OPTION,
+    DATA_DIR_OPTION,
+    DEVICE_OPTION,
+    DOWNLOAD_OPTION,
+    EVAL_BATCH_OPTION,
+    LIMIT_OPTION,
+    PARAM_OPTION,
+    QUIET_OPTION,
+    RESULTS_DIR_OPTION,
+    SEEDS_OPTION,
+    DetectorChoice,
+    OneLineChoice,
+    apply_options,
+    detector_choices,
+    estimate_echo,
+    parse_params,
+    parse_seeds,
+    recipe_option,
+    suite_option,
+)
+from oodbench.names import TRAINED_SOURCES
+
+
+@cli.command("run")
+@suite_option("The in/out suite; mnist is embedded and needs no download.")
+@click.option(
+    "--detector",
+    "-d",
+    "detectors",
+    multiple=True,
+    type=DetectorChoice(detector_choices, metavar="DETECTOR"),
+    help="Detector(s) to evaluate; default: all built-in (see `oodbench list detectors`). Also "
+    "package.module:Class, path/to/file.py:Class or pytorch-ood:NAME. 'joint'/'confidence'/"
+    "'baseline' are the paper's shorthands for that model scored by max-softmax.",
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    type=OneLineChoice(TRAINED_SOURCES),
+    help="Model source(s), trained with the suite's recipe or taken from the cache; default: all.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Evaluate this model instead of the suite's: an oodbench checkpoint, TorchScript, a "
+    "torch.export .pt2, or weights (state_dict / .safetensors) with --arch.",
+)
+@click.option(
+    "--arch",
+    default=None,
+    metavar="NAME|torchvision:NAME|timm:NAME|FILE.py:FUNC|MODULE:FUNC",
+    help="The architecture of plain weights given with --checkpoint.",
+)
+@click.option(
+    "--normalize",
+    default=None,
+    metavar="PRESET|MEAN/STD",
+    help="The model's input normalisation (imagenet, cifar10, svhn, or e.g. 0.5,0.5,0.5/0.25,0.25,0.25), "
+    "applied inside the model: detectors stay in [0, 1] pixel space.",
+)
+@click.option(
+    "--resize", type=click.IntRange(min=1), default=None, help="Resize inputs to N x N inside the model."
+)
+@click.option(
+    "--features",
+    default=None,
+    metavar="LAYER",
+    help="The layer whose output feature-based detectors use (default: penultimate / forward_features / "
+    "input of the last Linear).",
+)
+@click.option(
+    "--logits-key",
+    default=None,
+    metavar="NAME|INDEX",
+    help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
+    "the one 2-D float tensor of shape (N, classes).",
+)
+@click.option(
+    "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
+)
+@apply_options(SEEDS_OPTION)
+@click.option(
+    "--out",
+    "extra_out",
+    multiple=True,
+    metavar="[NAME=]folder:PATH|[NAME=]npz:PATH",
+    help="Extra OOD test set: an image folder or an NPZ array, converted to the in-dist shape, capped "
+    "by --limit. Named NAME (default: folder:<folder name> / npz:<file stem>); names must differ.",
+)
+@apply_options(PARAM_OPTION, recipe_option())
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
+)
+@click.option(
+    "--train-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
+    "With --epochs 1: a quick check of the whole pipeline.",
+)
+@apply_options(LIMIT_OPTION)
+@click.option(
+    "--fit-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fit and tune detectors (Mahalanobis, ODIN, pytorch-ood) on at most N training images (a "
+    "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
+)
+@apply_options(DEVICE_OPTION, EVAL_BATCH_OPTION)
+@apply_options(DATA_DIR_OPTION, DOWNLOAD_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
+@apply_options(CONVENTION_OPTION)
+@click.option(
+    "--plots",
+    "plot_choice",
+    type=OneLineChoice(("auto", "all", "none")),
+    default="auto",
+    show_default=True,
+    help="Histograms and ROC curves: auto = the msp rows when msp ran (else all), all, or none. "
+    "`oodbench plot` draws any of them later from the stored scores.",
+)
+@apply_options(QUIET_OPTION, export.MLFLOW_OPTION, export.WANDB_OPTION)
+def run_command(
+    suite,
+    detectors,
+    models,
+    checkpoint,
+    arch,
+    normalize,
+    resize,
+    features,
+    logits_key,
+    label,
+    seeds,
+    extra_out,
+    params,
+    recipe,
+    epochs,
+    train_limit,
+    limit,
+    fit_limit,
+    device,
+    batch_size,
+    data_dir,
+    download,
+    cache_dir,
+    results_dir,
+    convention,
+    plot_choice,
+    quiet,
+    mlflow_uri,
+    wandb_project,
+) -> None:
+    """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
+
+    With no options: the embedded MNIST suite, three models (cross-entropy, confidence loss,
+    joint confidence loss), every detector, every OOD set. With --checkpoint: your own model.
+    """
+    # Option text is checked before the library (and torch) is imported: usage errors stay fast.
+    detector_params = parse_params(params)
+    seed_list = None if seeds is None else parse_seeds(seeds)
+    export.check_trackers(mlflow_uri, wandb_project)
+    from oodbench.api import run_benchmark
+
+    overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
+    run = run_benchmark(
+        suite,
+        models=models,
+        detectors=detectors,
+        params=detector_params,
+        seeds=seed_list,
+        checkpoint=checkpoint,
+        arch=arch,
+        normalize=normalize,
+        resize=resize,
+        features=features,
+        logits=logits_key,
+        label=label,
+        extra_out=extra_out,
+        recipe=recipe,
+        train_overrides=overrides or None,
+        on_training_estimate=estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
+        limit=limit,
+        fit_limit=fit_limit,
+        device=device,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=cache_dir,
+        results_dir=results_dir,
+        legacy=convention == "legacy",
+        plots=plot_choice,
+        progress=not quiet,
+    )
+    for table in run.printed_tables:
+        click.echo(table + "\n")
+    click.echo(run.accuracy_summary)
+    click.echo(
+        f"{len(run.rows)} result rows appended to {run.rows_file}; "
+        f"tables in {run.tables_dir}; {len(run.plots)} plots in {run.rows_file.parent / 'plots'}."
+    )
+    if run.report is not None:
+        click.echo(f"report: {run.report}")
+    export.export_after_run(
+        run.rows_file.parent, mlflow_uri=mlflow_uri, wandb_project=wandb_project, convention=convention,
+        echo=click.echo,
+    )  # fmt: skip

@@ -1,0 +1,232 @@
+"""`oodbench sweep`: a grid of independent (suite, model, seed) jobs, locally, on Ray or on Slurm."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from oodbench import paths
+from oodbench.cli.app import cli
+from oodbench.cli.options import (
+    CACHE_DIR_OPTION,
+    CONVENTION_OPTION,
+    DATA_DIR_OPTION,
+    DEVICE_OPTION,
+    EVAL_BATCH_OPTION,
+    LIMIT_OPTION,
+    PARAM_OPTION,
+    RESULTS_DIR_OPTION,
+    SEEDS_OPTION,
+    DetectorChoice,
+    OneLineChoice,
+    apply_options,
+    detector_choices,
+    parse_params,
+    parse_seeds,
+    recipe_option,
+    suite_names,
+)
+from oodbench.errors import UserInputError
+
+
+@cli.command("sweep")
+@click.option(
+    "--in",
+    "-i",
+    "suites",
+    multiple=True,
+    type=OneLineChoice(suite_names, metavar="SUITE"),
+    help="Suite(s) (see `oodbench list suites`); repeat for several. Default: mnist (embedded).",
+)
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    metavar="SOURCE",
+    help="Model source(s): cross_entropy, confidence, joint. Default: all three.",
+)
+@click.option(
+    "--detector",
+    "-d",
+    "detectors",
+    multiple=True,
+    type=DetectorChoice(detector_choices, metavar="DETECTOR"),
+    help="Detector(s) as in `oodbench run`: names, entry-point plug-ins, package.module:Class, "
+    "path/to/file.py:Class, pytorch-ood:NAME, or the shorthands joint/confidence/baseline. "
+    "Default: all built-in.",
+)
+@apply_options(SEEDS_OPTION, PARAM_OPTION)
+@recipe_option("Training recipe (default: each suite's; see `oodbench list recipes`).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option(
+    "--beta", type=click.FloatRange(min=0), default=None, help="Override beta (confidence and joint models)."
+)
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the learning rate."
+)
+@click.option(
+    "--gan-warmup-epochs", type=click.IntRange(min=0), default=None, help="Override the GAN warm-up (joint)."
+)
+@apply_options(LIMIT_OPTION, EVAL_BATCH_OPTION, CONVENTION_OPTION)
+@apply_options(DEVICE_OPTION, DATA_DIR_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
+@click.option(
+    "--executor",
+    type=OneLineChoice(("local", "ray", "slurm")),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine; ray: a Ray cluster; slurm: a Slurm job array (submitit).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="local: jobs at once (1 = one after another in this process).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads (and CPUs asked for) per job. Default: local, the CPUs here / --workers; "
+    "ray and slurm, 1 (Ray packs one job per CPU).",
+)
+@click.option(
+    "--address", default=None, help="ray: the cluster to join ('auto' or HOST:PORT); else start one."
+)
+@click.option("--partition", default=None, help="slurm: the partition.")
+@click.option("--time", "time_limit", default=None, help="slurm: time limit per job, e.g. 90 or 2:00:00.")
+@click.option("--gpus-per-job", type=click.IntRange(min=0), default=None, help="slurm: GPUs per job.")
+@click.option("--dry-run", is_flag=True, help="List the jobs and whether each is done; run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only failed jobs and the summary.")
+@click.pass_context
+def sweep_command(
+    ctx: click.Context,
+    suites,
+    models,
+    detectors,
+    seeds,
+    params,
+    recipe,
+    epochs,
+    beta,
+    lr,
+    gan_warmup_epochs,
+    limit,
+    batch_size,
+    convention,
+    device,
+    data_dir,
+    cache_dir,
+    results_dir,
+    executor,
+    workers,
+    threads,
+    address,
+    partition,
+    time_limit,
+    gpus_per_job,
+    dry_run,
+    quiet,
+) -> None:
+    """Run a grid of independent jobs, one per (suite, model, seed); finished jobs are skipped.
+
+    Each job trains its model unless cached (an interrupted one resumes from its last epoch),
+    scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
+    `oodbench report --results <results>` reads them all.
+    """
+    from oodbench.atomic import remove_stale_temp_files
+    from oodbench.store import check_writable
+    from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep, threads_per_job
+
+    for flag, value, owner in (
+        ("--address", address, "ray"),
+        ("--partition", partition, "slurm"),
+        ("--time", time_limit, "slurm"),
+        ("--gpus-per-job", gpus_per_job, "slurm"),
+    ):
+        if value is not None and executor != owner:
+            raise UserInputError(f"{flag} is for --executor {owner}; drop it or pass --executor {owner}.")
+    if workers > 1 and executor != "local":
+        raise UserInputError("--workers is for --executor local; Ray and Slurm run every job at once.")
+    time_min = parse_time(time_limit) if time_limit is not None else None
+    if executor == "local":
+        from oodbench.devices import resolve_device
+
+        device = str(resolve_device(device))  # "auto" decided here, where the jobs run
+    elif device != "auto":
+        import torch
+
+        try:  # only the spelling: CUDA is checked on the machine that runs the job
+            torch.device(device)
+        except RuntimeError:
+            raise UserInputError(f"Unknown device {device!r}. Use 'auto', 'cpu' or 'cuda[:N]'.") from None
+    torch_threads = threads or (threads_per_job(workers) if executor == "local" else 1)
+    results = paths.results_dir(results_dir)
+    if not dry_run:  # before any work: a read-only folder fails now, not after training
+        check_writable(results)
+        check_writable(paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
+    jobs = expand_jobs(
+        list(suites) or ["mnist"],
+        models=models,
+        detectors=detectors,
+        detector_params=parse_params(params),
+        seeds=parse_seeds(seeds) if seeds is not None else None,
+        recipe=recipe,
+        train_overrides={"epochs": epochs, "beta": beta, "lr": lr, "gan_warmup_epochs": gan_warmup_epochs},
+        limit=limit,
+        legacy=convention == "legacy",
+        batch_size=batch_size,
+        device=device,
+        torch_threads=torch_threads,
+        results_dir=results,
+        cache_dir=cache_dir,
+        data_dir=data_dir,
+    )
+    if dry_run:
+        states = [job.state() for job in jobs]
+        for job, state in zip(jobs, states, strict=True):
+            why = f" (redo: shard {state})" if state.startswith("damaged") else ""
+            click.echo(f"{'done' if state == 'done' else 'to run':<7} {job.describe()}{why}")
+        n_done = states.count("done")
+        click.echo(f"{len(jobs)} job(s): {n_done} done, {len(jobs) - n_done} to run. Results: {results}")
+        return
+    check_executor(executor)
+    for folder in (results, paths.cache_dir(cache_dir)):
+        remove_stale_temp_files(folder)  # left by killed writes
+    where = f"{workers} worker(s), " if executor == "local" else ""
+    if not quiet:
+        click.echo(f"{len(jobs)} job(s) on {executor} ({where}{torch_threads} torch thread(s) per job)")
+
+    def show(outcome) -> None:
+        if quiet and outcome.status != "failed":
+            return
+        detail = f"{outcome.n_rows} rows, {outcome.seconds:.1f} s" if outcome.status == "done" else ""
+        click.echo(f"{outcome.status:<7} {outcome.job_id}  {outcome.error or detail}".rstrip())
+
+    started = time.perf_counter()
+    outcomes = run_sweep(
+        jobs,
+        executor=executor,
+        workers=workers,
+        address=address,
+        partition=partition,
+        time_min=time_min,
+        gpus_per_job=gpus_per_job,
+        on_result=show,
+    )
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    click.echo(
+        f"{counts['done']} done, {counts['skipped']} skipped (already done), {counts['failed']} failed "
+        f"in {time.perf_counter() - started:.1f} s. Rows: {results / 'rows'}; "
+        f"tables: oodbench report --results {results}"
+    )
+    from oodbench.report.html import try_write_report
+
+    page = try_write_report(results, convention=convention)
+    if page is not None:
+        click.echo(f"report: {page}")
+    if counts["failed"]:
+        click.echo("Re-run the same command to retry the failed jobs (training resumes).", err=True)
+        ctx.exit(1)
