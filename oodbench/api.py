@@ -24,6 +24,8 @@ from oodbench.errors import UserInputError
 # Loading any checkpoint format (oodbench, TorchScript, torch.export, state_dict / .safetensors
 # with `arch`), wrapped with its preprocessing: the public name of models.external.load_model.
 from oodbench.models.external import LoadedModel, load_model
+from oodbench.names import ROWS_FILENAME, SHORTHAND_DETECTORS
+from oodbench.options import PLOT_CHOICES, RunOptions, run_options
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -266,38 +268,19 @@ class BenchmarkRun:
 
 
 def run_benchmark(
-    suite: str = "mnist",
+    suite: str | None = None,
     *,
-    models: Sequence[str] = (),
-    detectors: Sequence[str | Detector] = (),
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    seeds: Sequence[int] | None = None,
-    checkpoint: str | Path | None = None,
-    arch: str | None = None,
-    normalize: str | None = None,
-    resize: int | None = None,
-    features: str | None = None,
-    logits: str | int | None = None,
-    label: str | None = None,
-    extra_out: Sequence[str] = (),
-    recipe: str | None = None,
-    train_overrides: Mapping[str, Any] | None = None,
-    limit: int | None = None,
-    fit_limit: int | None = None,
-    device: str | torch.device = "auto",
-    batch_size: int = 256,
-    data_dir: str | Path | None = None,
-    download: bool = False,
-    cache_dir: str | Path | None = None,
-    results_dir: str | Path | None = None,
-    legacy: bool = False,
-    plots: str = "auto",
-    progress: bool = True,
+    options: RunOptions | None = None,
     on_training_estimate: Callable[[TrainingEstimate], None] | None = None,
+    **fields: Any,
 ) -> BenchmarkRun:
     """`oodbench run`: train (or reuse) the suite's models, or take `checkpoint`, evaluate every
     detector on every OOD set, append rows, write Markdown tables and plots.
 
+    Takes a `RunOptions` or its fields as keywords (oodbench.options: models, detectors, params,
+    seeds, checkpoint, arch, normalize, resize, features, logits, label, extra_out, recipe,
+    train_overrides, limit, fit_limit, device, batch_size, data_dir, download, cache_dir,
+    results_dir, legacy, plots, progress).
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
@@ -306,25 +289,48 @@ def run_benchmark(
     one is reused) with its estimated duration (oodbench.training.estimate); without it, an
     estimate over 30 minutes is logged as a warning.
     """
+    from oodbench.runner import run_suite
+
+    if suite is not None:
+        fields["suite"] = suite
+    options = run_options(options, **fields)
+    sources, requests, seeds, options = prepare_run(options)
+    rows = run_suite(
+        options.suite,
+        models=sources,
+        detectors=requests,
+        seeds=seeds,
+        options=options,
+        rows_file=Path(options.results_dir) / ROWS_FILENAME,
+        on_training_estimate=on_training_estimate,
+    )
+    return finish_run(rows, options)
+
+
+def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOptions]:
+    """Check `options` and the folders before any work: (model sources, detector requests, seeds,
+    the options with the device and the results folder resolved)."""
     from oodbench import paths
     from oodbench.atomic import remove_stale_temp_files
     from oodbench.devices import resolve_device
-    from oodbench.results import ROWS_FILENAME, check_rows_appendable
-    from oodbench.runner import SHORTHAND_DETECTORS, expand_shorthands, run_suite
+    from oodbench.results import check_rows_appendable
+    from oodbench.runner import expand_shorthands
     from oodbench.store import check_writable
 
-    if plots not in ("auto", "all", "none"):
-        raise UserInputError(f"plots must be auto, all or none; got {plots!r}.")
-    if checkpoint is not None and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
+    if options.plots not in PLOT_CHOICES:
+        raise UserInputError(f"plots must be auto, all or none; got {options.plots!r}.")
+    detectors, models = options.detectors, options.models
+    if options.checkpoint is not None and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
-    if checkpoint is not None and seeds is not None:
+    if options.checkpoint is not None and options.seeds is not None:
         # Even one seed: it would be recorded in the rows as if it had made the given weights.
         raise UserInputError(
             "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds."
         )
-    if checkpoint is None and (arch or normalize or resize or features or label or logits is not None):
+    describes_checkpoint = [options.arch, options.normalize, options.resize, options.features, options.label]
+    if options.checkpoint is None and (any(describes_checkpoint) or options.logits is not None):
         raise UserInputError(
             "--arch, --normalize, --resize, --features, --logits-key and --label describe a --checkpoint; "
             "add one."
@@ -332,67 +338,102 @@ def run_benchmark(
     names = [d for d in detectors if isinstance(d, str)]
     objects = [d for d in detectors if not isinstance(d, str)]
     plain, sources = expand_shorthands(names, list(models))
-    requests = detector_requests([*plain, *objects] or None, params)
-    seed_list = list(seeds) if seeds else default_seeds(suite, recipe)
-    results = paths.results_dir(results_dir)
+    requests = detector_requests([*plain, *objects] or None, options.params)
+    seeds = list(options.seeds) if options.seeds else default_seeds(options.suite, options.recipe)
+    results = paths.results_dir(options.results_dir)
     check_writable(results)  # before any work; nothing existing is touched
     # Checkpoints and score caches are written there: a read-only cache fails now, not after training.
-    check_writable(paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
-    rows_file = results / ROWS_FILENAME
-    check_rows_appendable(rows_file)  # before any work: a garbage line would break every later report
-    for folder in (results, paths.cache_dir(cache_dir)):
+    check_writable(paths.cache_dir(options.cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
+    check_rows_appendable(results / ROWS_FILENAME)  # a garbage line would break every later report
+    for folder in (results, paths.cache_dir(options.cache_dir)):
         remove_stale_temp_files(folder)
-    rows = run_suite(
-        suite,
-        models=sources,
-        detectors=requests,
-        seeds=seed_list,
-        checkpoint=None if checkpoint is None else Path(checkpoint),
-        arch=arch,
-        normalize=normalize,
-        resize=resize,
-        features=features,
-        logits=logits,
-        label=label,
-        extra_out=extra_out,
-        recipe=recipe,
-        train_overrides=dict(train_overrides or {}),
-        limit=limit,
-        fit_limit=fit_limit,
-        device=resolve_device(device),
-        data_dir=data_dir,
-        download=download,
-        cache_dir=cache_dir,
+    checkpoint = None if options.checkpoint is None else Path(options.checkpoint)
+    resolved = options.replace(
         results_dir=results,
-        rows_file=rows_file,
-        batch_size=batch_size,
-        legacy=legacy,
-        progress=progress,
-        on_training_estimate=on_training_estimate,
+        device=resolve_device(options.device),
+        checkpoint=checkpoint,
+        train_overrides=dict(options.train_overrides or {}),
     )
-    tables = write_run_tables(rows, results / "tables", suite=suite)
-    drawn = draw_run_plots(rows, results, plots)
-    from oodbench.report.html import try_write_report
+    return sources, requests, seeds, resolved
 
-    page = try_write_report(results, convention="legacy" if legacy else "exact")
+
+def finish_run(rows: list[ResultRow], options: RunOptions) -> BenchmarkRun:
+    """Tables, plots and the report page of a run's rows (the rows frame is built once)."""
+    from oodbench.report.html import try_write_report
+    from oodbench.results import rows_to_frame
+
+    results = Path(options.results_dir)
+    frame = rows_to_frame(rows)
+    tables = write_run_tables(frame, results / "tables", suite=options.suite)
+    drawn = draw_run_plots(frame, results, options.plots)
+    page = try_write_report(results, convention=options.convention)
     return BenchmarkRun(
         rows=rows,
         tables=tables,
-        accuracy_summary=accuracy_summary(rows),
-        rows_file=rows_file,
+        accuracy_summary=accuracy_summary(rows, frame),
+        rows_file=results / ROWS_FILENAME,
         tables_dir=results / "tables",
         plots=drawn,
         report=page,
     )
 
 
-def write_run_tables(rows: Sequence[ResultRow], tables_dir: Path, *, suite: str) -> dict[str, str]:
-    """One Markdown table per metric (detectors as columns, models as rows), written atomically."""
+def train_model(
+    method: str,
+    suite: str = "mnist",
+    *,
+    seed: int | None = None,
+    recipe: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | torch.device = "auto",
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    cache_dir: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool | None = None,
+    progress: bool = True,
+    bf16: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    on_estimate: Callable[[TrainingEstimate], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Path:
+    """Train one classifier (`oodbench train`): plan, load the training data, estimate, train.
+
+    The one training pipeline (oodbench.training.pipeline), also behind `run_benchmark` and the
+    sweep jobs. resume None: reuse the cached checkpoint of this config when complete, resume
+    it when not; True/False: always train, continuing the checkpoint or replacing it. seed None:
+    the recipe's. `say` receives what `oodbench train` prints. Returns the checkpoint's path.
+    """
+    from oodbench.training.pipeline import ensure_model
+
+    return ensure_model(
+        method,
+        suite,
+        seed=seed,
+        recipe=recipe,
+        overrides=dict(overrides or {}),
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=cache_dir,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        bf16=bf16,
+        channels_last=channels_last,
+        compile=compile,
+        on_estimate=on_estimate,
+        say=say,
+    )
+
+
+def write_run_tables(frame: pd.DataFrame, tables_dir: Path, *, suite: str) -> dict[str, str]:
+    """One Markdown table per metric (detectors as columns, models as rows) of the rows `frame`,
+    written atomically."""
     from oodbench.atomic import atomic_write_text
     from oodbench.report import comparison_table, render_table
-    from oodbench.results import rows_to_frame
 
-    frame = rows_to_frame(rows)
     tables = {}
     tables_dir.mkdir(parents=True, exist_ok=True)
     for metric in ("classification_accuracy", *RUN_TABLE_METRICS):
@@ -402,13 +443,14 @@ def write_run_tables(rows: Sequence[ResultRow], tables_dir: Path, *, suite: str)
     return tables
 
 
-def accuracy_summary(rows: Sequence[ResultRow]) -> str:
-    """ "Classification accuracy on <set> test (n=N): <model> 95.1%, ..." (mean ± std over seeds)."""
+def accuracy_summary(rows: Sequence[ResultRow], frame: pd.DataFrame | None = None) -> str:
+    """ "Classification accuracy on <set> test (n=N): <model> 95.1%, ..." (mean ± std over seeds).
+    `frame`: the rows' frame when already built (rows_to_frame)."""
     from oodbench.results import rows_to_frame
 
     if not rows:
         return "No rows."
-    frame = rows_to_frame(rows)
+    frame = (rows_to_frame(rows) if frame is None else frame).copy()
     frame["model"] = [r.model_label or r.model_source for r in rows]
     stats = frame.groupby("model", sort=False)["classification_accuracy"].agg(["mean", "std"])
     return f"Classification accuracy on {rows[0].in_dataset} test (n={rows[0].n_in}): " + ", ".join(
@@ -417,25 +459,25 @@ def accuracy_summary(rows: Sequence[ResultRow]) -> str:
     )
 
 
-def draw_run_plots(rows: Sequence[ResultRow], results: Path, choice: str) -> list[Path]:
-    """Histograms and ROC curves. Drawing costs more than a cached evaluation, so "auto" draws
-    only the paper's detector (msp) when it ran."""
+def draw_run_plots(frame: pd.DataFrame, results: Path, choice: str) -> list[Path]:
+    """Histograms and ROC curves of the rows `frame`. Drawing costs more than a cached
+    evaluation, so "auto" draws only the paper's detector (msp) when it ran."""
     from oodbench.plots import plot_rows
-    from oodbench.results import rows_to_frame
 
-    if choice == "none" or not rows:
+    if choice == "none" or frame.empty:
         return []
-    frame = rows_to_frame(rows)
     detector = "msp" if choice == "auto" and "msp" in set(frame["detector"]) else None
     return plot_rows(frame, scores_root=results, out_dir=results / "plots", detector=detector)
 
 
 __all__ = [
     "BenchmarkRun",
+    "RunOptions",
     "accuracy_summary",
     "default_seeds",
     "evaluate",
     "load_model",
     "load_suite",
     "run_benchmark",
+    "train_model",
 ]

@@ -31,6 +31,7 @@ from oodbench.cli.options import (
     suite_option,
 )
 from oodbench.names import TRAINED_SOURCES
+from oodbench.options import RunOptions
 
 
 @cli.command("run")
@@ -85,6 +86,7 @@ from oodbench.names import TRAINED_SOURCES
 )
 @click.option(
     "--logits-key",
+    "logits",
     default=None,
     metavar="NAME|INDEX",
     help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
@@ -126,7 +128,7 @@ from oodbench.names import TRAINED_SOURCES
 @apply_options(CONVENTION_OPTION)
 @click.option(
     "--plots",
-    "plot_choice",
+    "plots",
     type=OneLineChoice(("auto", "all", "none")),
     default="auto",
     show_default=True,
@@ -135,35 +137,15 @@ from oodbench.names import TRAINED_SOURCES
 )
 @apply_options(QUIET_OPTION, export.MLFLOW_OPTION, export.WANDB_OPTION)
 def run_command(
-    suite,
-    detectors,
-    models,
-    checkpoint,
-    arch,
-    normalize,
-    resize,
-    features,
-    logits_key,
-    label,
-    seeds,
-    extra_out,
-    params,
-    recipe,
-    epochs,
-    train_limit,
-    limit,
-    fit_limit,
-    device,
-    batch_size,
-    data_dir,
-    download,
-    cache_dir,
-    results_dir,
-    convention,
-    plot_choice,
-    quiet,
-    mlflow_uri,
-    wandb_project,
+    seeds: str | None,
+    params: tuple[str, ...],
+    epochs: int | None,
+    train_limit: int | None,
+    convention: str,
+    quiet: bool,
+    mlflow_uri: str | None,
+    wandb_project: str | None,
+    **fields,
 ) -> None:
     """Train (or reuse) models, evaluate detectors on every OOD set, print and save tables.
 
@@ -171,40 +153,22 @@ def run_command(
     joint confidence loss), every detector, every OOD set. With --checkpoint: your own model.
     """
     # Option text is checked before the library (and torch) is imported: usage errors stay fast.
-    detector_params = parse_params(params)
-    seed_list = None if seeds is None else parse_seeds(seeds)
+    # The other options are named as the fields of RunOptions and go there as they are.
+    overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
+    options = RunOptions(
+        params=parse_params(params),
+        seeds=None if seeds is None else parse_seeds(seeds),
+        train_overrides=overrides,
+        legacy=convention == "legacy",
+        progress=not quiet,
+        **fields,
+    )
     export.check_trackers(mlflow_uri, wandb_project)
     from oodbench.api import run_benchmark
 
-    overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
     run = run_benchmark(
-        suite,
-        models=models,
-        detectors=detectors,
-        params=detector_params,
-        seeds=seed_list,
-        checkpoint=checkpoint,
-        arch=arch,
-        normalize=normalize,
-        resize=resize,
-        features=features,
-        logits=logits_key,
-        label=label,
-        extra_out=extra_out,
-        recipe=recipe,
-        train_overrides=overrides or None,
-        on_training_estimate=estimate_echo(f"oodbench run --in {suite}", "--limit 1000"),
-        limit=limit,
-        fit_limit=fit_limit,
-        device=device,
-        batch_size=batch_size,
-        data_dir=data_dir,
-        download=download,
-        cache_dir=cache_dir,
-        results_dir=results_dir,
-        legacy=convention == "legacy",
-        plots=plot_choice,
-        progress=not quiet,
+        options=options,
+        on_training_estimate=estimate_echo(f"oodbench run --in {options.suite}", "--limit 1000"),
     )
     for table in run.printed_tables:
         click.echo(table + "\n")

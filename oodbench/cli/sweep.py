@@ -6,7 +6,6 @@ import time
 
 import click
 
-from oodbench import paths
 from oodbench.cli.app import cli
 from oodbench.cli.options import (
     CACHE_DIR_OPTION,
@@ -27,7 +26,6 @@ from oodbench.cli.options import (
     recipe_option,
     suite_names,
 )
-from oodbench.errors import UserInputError
 
 
 @cli.command("sweep")
@@ -136,37 +134,28 @@ def sweep_command(
     scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
     `oodbench report --results <results>` reads them all.
     """
-    from oodbench.atomic import remove_stale_temp_files
-    from oodbench.store import check_writable
-    from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep, threads_per_job
+    from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep
+    from oodbench.sweep.plan import check_executor_options, remove_stale_files, sweep_runtime
 
-    for flag, value, owner in (
-        ("--address", address, "ray"),
-        ("--partition", partition, "slurm"),
-        ("--time", time_limit, "slurm"),
-        ("--gpus-per-job", gpus_per_job, "slurm"),
-    ):
-        if value is not None and executor != owner:
-            raise UserInputError(f"{flag} is for --executor {owner}; drop it or pass --executor {owner}.")
-    if workers > 1 and executor != "local":
-        raise UserInputError("--workers is for --executor local; Ray and Slurm run every job at once.")
+    check_executor_options(
+        executor,
+        workers,
+        address=address,
+        partition=partition,
+        time_limit=time_limit,
+        gpus_per_job=gpus_per_job,
+    )
     time_min = parse_time(time_limit) if time_limit is not None else None
-    if executor == "local":
-        from oodbench.devices import resolve_device
-
-        device = str(resolve_device(device))  # "auto" decided here, where the jobs run
-    elif device != "auto":
-        import torch
-
-        try:  # only the spelling: CUDA is checked on the machine that runs the job
-            torch.device(device)
-        except RuntimeError:
-            raise UserInputError(f"Unknown device {device!r}. Use 'auto', 'cpu' or 'cuda[:N]'.") from None
-    torch_threads = threads or (threads_per_job(workers) if executor == "local" else 1)
-    results = paths.results_dir(results_dir)
-    if not dry_run:  # before any work: a read-only folder fails now, not after training
-        check_writable(results)
-        check_writable(paths.cache_dir(cache_dir), "cache folder", "--cache-dir or OODBENCH_CACHE")
+    runtime = sweep_runtime(
+        executor,
+        device=device,
+        workers=workers,
+        threads=threads,
+        results_dir=results_dir,
+        cache_dir=cache_dir,
+        check_folders=not dry_run,
+    )
+    results, torch_threads = runtime.results_dir, runtime.torch_threads
     jobs = expand_jobs(
         list(suites) or ["mnist"],
         models=models,
@@ -178,7 +167,7 @@ def sweep_command(
         limit=limit,
         legacy=convention == "legacy",
         batch_size=batch_size,
-        device=device,
+        device=runtime.device,
         torch_threads=torch_threads,
         results_dir=results,
         cache_dir=cache_dir,
@@ -193,8 +182,7 @@ def sweep_command(
         click.echo(f"{len(jobs)} job(s): {n_done} done, {len(jobs) - n_done} to run. Results: {results}")
         return
     check_executor(executor)
-    for folder in (results, paths.cache_dir(cache_dir)):
-        remove_stale_temp_files(folder)  # left by killed writes
+    remove_stale_files(runtime)
     where = f"{workers} worker(s), " if executor == "local" else ""
     if not quiet:
         click.echo(f"{len(jobs)} job(s) on {executor} ({where}{torch_threads} torch thread(s) per job)")

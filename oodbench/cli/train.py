@@ -21,7 +21,6 @@ from oodbench.cli.options import (
     recipe_option,
     suite_option,
 )
-from oodbench.errors import UserInputError
 
 
 @cli.command("train")
@@ -116,25 +115,14 @@ def train_command(
     DistributedDataParallel on N processes (the batch size stays the global batch); rank 0
     alone prints and writes the checkpoint.
     """
-    from oodbench.atomic import remove_stale_temp_files
-    from oodbench.data import load_suite
-    from oodbench.devices import resolve_device
-    from oodbench.provenance import sha256_file
-    from oodbench.training import format_config, train
-    from oodbench.training.distributed import env_rank, env_world_size, per_rank_batch
-    from oodbench.training.loop import check_runtime
-    from oodbench.training.recipes import plan_training
+    from oodbench.api import train_model
+    from oodbench.training import checkpoint_summary
+    from oodbench.training.distributed import env_rank
 
     main_rank = env_rank() == 0  # under torchrun only rank 0 prints
-
-    def echo(message: str) -> None:
-        if main_rank:
-            click.echo(message)
-
     if not main_rank:
         logging.getLogger().setLevel(logging.ERROR)
-
-    given = {
+    overrides = {
         "epochs": epochs,
         "beta": beta,
         "batch_size": batch_size,
@@ -142,77 +130,25 @@ def train_command(
         "gan_warmup_epochs": gan_warmup_epochs,
         "train_limit": train_limit,
     }
-    torch_device = resolve_device(device)
-    check_runtime(torch_device, bf16=bf16, channels_last=channels_last)
-    # Option errors (e.g. --beta with cross_entropy) fail here, before any data is loaded.
-    plan = plan_training(
-        method, suite, recipe=recipe, seed=seed, overrides=given, cache_dir=cache_dir, checkpoint=checkpoint
-    )
-    recipe_obj, seed, overrides = plan.recipe, plan.seed, plan.overrides
-    config, path = plan.config, plan.checkpoint
-    remove_stale_temp_files(path.parent)  # left by killed checkpoint writes
-    world_size = env_world_size()
-    try:  # refuse an indivisible global batch before loading data; one line, from rank 0 only
-        per_rank_batch(config["batch_size"], world_size)
-    except UserInputError:
-        if not main_rank:
-            raise SystemExit(2) from None
-        raise
-    # Training reads only the in-dist train split and the seen OOD set.
-    data = load_suite(suite, data_dir=data_dir, download=download, training_only=True)
-    n_train = min(len(data.train.x), config.get("train_limit", len(data.train.x)))
-    echo(
-        f"Training {method} on suite {suite} ({n_train} training images) with recipe "
-        f"{recipe_obj.name}. Effective configuration:"
-    )
-    echo(format_config(config))
-    echo(
-        f"runtime: device {torch_device}, bf16 {bf16}, channels_last {channels_last}, compile {compile_}, "
-        f"processes {world_size}"
-    )
-    if main_rank and world_size == 1:  # the estimate is for one process (training/estimate.py)
-        from oodbench.training.estimate import estimate_training
-
-        done = _epochs_done(path, config) if resume else 0
-        estimate = estimate_training(
-            method, config, images=n_train, device=torch_device, epochs=config["epochs"] - done
-        )
-        estimate_echo(f"oodbench train -m {method} --in {suite}")(estimate)
-    if resume and not path.exists():
-        echo(f"Note: --resume, but {path} does not exist yet; starting from epoch 0.")
-    elif not resume and path.exists():
-        echo(f"Note: replacing {path} (pass --resume to continue it instead).")
-    train(
+    path = train_model(
         method,
-        data,
-        recipe_obj,
+        suite,
         seed=seed,
-        device=torch_device,
-        checkpoint=path,
+        recipe=recipe,
+        overrides=overrides,
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        cache_dir=cache_dir,
+        checkpoint=checkpoint,
         resume=resume,
         progress=not quiet,
         bf16=bf16,
         channels_last=channels_last,
         compile=compile_,
-        **overrides,
+        on_estimate=estimate_echo(f"oodbench train -m {method} --in {suite}"),
+        say=click.echo if main_rank else None,
     )
-    if not main_rank:
-        return
-    from oodbench.training import read_checkpoint
-
-    last = read_checkpoint(path)["history"][-1]
-    echo("Last epoch: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
-    echo(f"Checkpoint: {path}\nsha256: {sha256_file(path)}")
-
-
-def _epochs_done(path: Path, config: dict) -> int:
-    """Epochs already in a resumable checkpoint of this config (0 if none or another config)."""
-    from oodbench.training import read_checkpoint
-
-    if not path.is_file():
-        return 0
-    try:
-        state = read_checkpoint(path)
-    except UserInputError:
-        return 0
-    return int(state["epoch"]) if state["config"] == config else 0
+    if main_rank:
+        for line in checkpoint_summary(path):
+            click.echo(line)

@@ -906,7 +906,7 @@ def _wrap(
 
 
 def _from_oodbench(path, arch, preprocess, features, expect_dataset, in_shape, common, device) -> LoadedModel:
-    from oodbench.training.checkpoints import load_classifier
+    from oodbench.models.trained import load_classifier
 
     _refuse_arch(arch, path, "an oodbench checkpoint")
     net, meta = load_classifier(path, expect_dataset=expect_dataset, expect_shape=in_shape)

@@ -32,6 +32,7 @@ from typing import Any
 
 from oodbench import paths, store
 from oodbench.errors import UserInputError
+from oodbench.options import RunOptions
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,22 @@ class Job:
     def is_done(self) -> bool:
         """True when the job's shard exists and matches the digest in its job meta."""
         return self.state() == "done"
+
+    def run_options(self, device: Any) -> RunOptions:
+        """The options `runner.run_suite` runs this job with (on `device`, resolved where it runs)."""
+        return RunOptions(
+            suite=self.suite,
+            recipe=self.recipe,
+            train_overrides=self.train_overrides,
+            limit=self.limit,
+            legacy=self.legacy,
+            batch_size=self.batch_size,
+            device=device,
+            data_dir=Path(self.data_dir),
+            cache_dir=Path(self.cache_dir),
+            results_dir=Path(self.results_dir),
+            progress=False,
+        )
 
     def describe(self) -> str:
         """One line: the job id and what it runs."""
@@ -253,16 +270,7 @@ def _run_locked(job: Job) -> dict[str, Any]:
             models=[job.model],
             seeds=[job.seed],
             detectors=requests,
-            recipe=job.recipe,
-            limit=job.limit,
-            device=device,
-            data_dir=Path(job.data_dir),
-            cache_dir=Path(job.cache_dir),
-            results_dir=Path(job.results_dir),
-            batch_size=job.batch_size,
-            legacy=job.legacy,
-            progress=False,
-            train_overrides=job.train_overrides or None,
+            options=job.run_options(device),
             rows_file=scratch,
         )
     finally:

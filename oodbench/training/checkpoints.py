@@ -30,17 +30,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from oodbench import paths
 from oodbench.atomic import atomic_write_bytes
-from oodbench.errors import DataNotFoundError, UserInputError, one_line
-from oodbench.provenance import sha256_file
+from oodbench.checkpoint_format import FORMAT, FORMAT_VERSION, check_compatible, read_checkpoint
+from oodbench.models.trained import load_classifier
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "oodbench-checkpoint"
-FORMAT_VERSION = 1
 
 
 def _slug(value: Any) -> str:
@@ -146,85 +143,14 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load an oodbench checkpoint with weights_only=True; one-line errors for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"Checkpoint {path} does not exist; train one with `oodbench train` (or check the path)."
-        )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any failure to unpickle means "not a checkpoint"
-        first_line = one_line(error, prefer=("WeightsUnpickler error",))
-        raise UserInputError(
-            f"{path} is not an oodbench checkpoint (torch.load failed: {first_line})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserInputError(f"{path} is not an oodbench checkpoint (no '{FORMAT}' marker).")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise UserInputError(
-            f"{path} has checkpoint format {state.get('format_version')}; this oodbench reads "
-            f"{FORMAT_VERSION}. Retrain it with `oodbench train`."
-        )
-    return state
-
-
-def _describe(dataset: str, shape: tuple[int, ...] | list[int]) -> str:
-    return f"{dataset} ({'x'.join(str(int(s)) for s in shape)})"
-
-
-def check_compatible(
-    config: dict[str, Any],
-    path: str | Path,
-    *,
-    expect_dataset: str | None,
-    expect_shape: tuple[int, ...] | None,
-) -> None:
-    """Refuse a checkpoint trained on another data set or input shape."""
-    trained_on = (config["dataset"], tuple(config["in_shape"]))
-    needed = (expect_dataset or trained_on[0], tuple(expect_shape) if expect_shape else trained_on[1])
-    if needed != trained_on:
-        raise UserInputError(
-            f"checkpoint {path} was trained on {_describe(*trained_on)}; this run needs {_describe(*needed)}"
-        )
-
-
-def load_classifier(
-    path: str | Path,
-    *,
-    device: str | torch.device = "cpu",
-    expect_dataset: str | None = None,
-    expect_shape: tuple[int, ...] | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained classifier of a checkpoint, in eval mode on `device`, and its metadata.
-
-    meta: config, epoch, complete, history, data, runtime, path, sha256 (of the file, what
-    results record). Refuses a checkpoint for another data set or input shape.
-    """
-    from oodbench.models import create_classifier  # here, to keep this module free of model imports
-
-    path = Path(path)
-    state = read_checkpoint(path)
-    config = state["config"]
-    check_compatible(config, path, expect_dataset=expect_dataset, expect_shape=expect_shape)
-    if not state.get("complete", False):
-        logger.warning(
-            "checkpoint %s is from an unfinished run (epoch %d of %d)", path, state["epoch"], config["epochs"]
-        )
-    model = create_classifier(
-        config["arch"], in_shape=tuple(config["in_shape"]), num_classes=config["num_classes"]
-    )
-    model.load_state_dict(state["models"]["classifier"])
-    model.to(device).eval()
-    meta = {
-        "config": config,
-        "epoch": state["epoch"],
-        "complete": state.get("complete", False),
-        "history": state.get("history", []),
-        "data": state.get("data", {}),
-        "runtime": state.get("runtime", {}),
-        "path": str(path),
-        "sha256": sha256_file(path),
-    }
-    return model, meta
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "check_compatible",
+    "checkpoint_path",
+    "get_rng_state",
+    "load_classifier",
+    "read_checkpoint",
+    "save_checkpoint",
+    "set_rng_state",
+]

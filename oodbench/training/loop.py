@@ -53,11 +53,10 @@ from oodbench.training.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
-from oodbench.training.estimate import TrainingEstimate, estimate_training
 from oodbench.training.feed import Feed
 from oodbench.training.joint import autocast, joint_confidence_step
 from oodbench.training.losses import kl_uniform_to_softmax
-from oodbench.training.recipes import RECIPES, Recipe, format_config, plan_training, resolve_config
+from oodbench.training.recipes import RECIPES, Recipe, format_config, resolve_config
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +147,10 @@ def _cycled_order(pool_size: int, needed: int, generator: torch.Generator) -> to
     return torch.cat([torch.randperm(pool_size, generator=generator) for _ in range(reps)])[:needed]
 
 
-def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+def config_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The keys whose values differ, as "key: old -> new" (for messages)."""
+    keys = sorted(set(old) | set(new))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
 def run_config(
@@ -334,7 +334,7 @@ def _train(
         if state["config"] != config:
             raise UserInputError(
                 f"checkpoint {checkpoint} was made with another config "
-                f"({_config_diff(state['config'], config)}); "
+                f"({config_diff(state['config'], config)}); "
                 "drop --resume to start over, or resume with the same options."
             )
         for name, net in nets.items():
@@ -478,76 +478,3 @@ def _train(
             epoch_callback(epoch + 1, nets)
     bar.close()
     return checkpoint
-
-
-def ensure_model(
-    method: str,
-    suite_name: str,
-    *,
-    seed: int = 0,
-    recipe: str | None = None,
-    device: str | torch.device = "auto",
-    cache_dir: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    progress: bool = True,
-    overrides: dict[str, Any] | None = None,
-    on_estimate: Callable[[TrainingEstimate], None] | None = None,
-) -> Path:
-    """The cached final checkpoint of (method, suite, recipe, seed), training it first if needed.
-
-    recipe None = the suite's default recipe. A cached file is reused only when complete and its
-    config equals the one this call would train; an unfinished one with the same config is resumed;
-    any other file at that path is replaced (with a warning). `overrides` (e.g. {"epochs": 1,
-    "train_limit": 1000}) change the recipe and get their own checkpoint file (keyed by them),
-    never the default one. Only the training data are loaded (the in-dist train split and the
-    seen OOD set). Before training, the duration is estimated (training/estimate.py) and passed
-    to `on_estimate`; without it, an estimate over 30 minutes is logged as a warning.
-    """
-    from oodbench.data import load_suite  # here: data is only needed when training
-
-    plan = plan_training(
-        method, suite_name, recipe=recipe, seed=seed, overrides=overrides, cache_dir=cache_dir
-    )
-    recipe_obj, config, path = plan.recipe, plan.config, plan.checkpoint
-    resume, done_epochs = False, 0
-    if path.is_file():
-        try:
-            state = read_checkpoint(path)
-        except UserInputError as error:
-            logger.warning("ignoring unreadable cached checkpoint: %s", error)
-            state = None
-        if state is not None and state["config"] == config:
-            if state["complete"]:
-                logger.info("using cached checkpoint %s", path)
-                return path
-            resume, done_epochs = True, int(state["epoch"])
-        elif state is not None:
-            logger.warning(
-                "cached checkpoint %s has another config (%s); retraining",
-                path,
-                _config_diff(state["config"], config),
-            )
-    data = load_suite(suite_name, data_dir=data_dir, training_only=True)
-    torch_device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    estimate = estimate_training(
-        method,
-        config,
-        images=min(len(data.train.x), config.get("train_limit", len(data.train.x))),
-        device=torch_device,
-        epochs=config["epochs"] - done_epochs,
-    )
-    if on_estimate is not None:
-        on_estimate(estimate)
-    elif estimate.long:
-        logger.warning("%s", estimate.describe())
-    return train(
-        method,
-        data,
-        recipe_obj,
-        seed=seed,
-        device=torch_device,
-        checkpoint=path,
-        resume=resume,
-        progress=progress,
-        **(overrides or {}),
-    )

@@ -1,0 +1,79 @@
+"""`RunOptions`: every option of one benchmark run, in one frozen object.
+
+The CLI builds it (its option names are the field names), `api.run_benchmark` checks and
+resolves it, `runner.run_suite` and the sweep jobs read it. Adding an option means adding a
+field here, its CLI option block (oodbench/cli/options.py) and the code that uses it.
+Plain values only (no torch import here): the CLI stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PLOT_CHOICES = ("auto", "all", "none")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to run (suite, models, detectors, seeds), the given model file and how to read it,
+    how to train and evaluate, and where files go. Defaults are those of `oodbench run`."""
+
+    suite: str = "mnist"
+    # What is evaluated.
+    models: Sequence[str] = ()  # trained model sources; () = every one (or the shorthands')
+    detectors: Sequence[Any] = ()  # names, specs or Detector objects; () = every built-in one
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {detector: {name: value}}
+    seeds: Sequence[int] | None = None  # None = the recipe's seed
+    extra_out: Sequence[str] = ()  # "[NAME=]folder:PATH" / "[NAME=]npz:PATH"
+    # A user's model instead of the suite's trained ones (see oodbench.models.loading).
+    checkpoint: str | Path | None = None
+    arch: str | None = None
+    normalize: str | None = None
+    resize: int | None = None
+    features: str | None = None
+    logits: str | int | None = None
+    label: str | None = None
+    # Training.
+    recipe: str | None = None  # None = the suite's
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1}
+    # Evaluation.
+    limit: int | None = None  # images per evaluated test set
+    fit_limit: int | None = None  # images per fit / tuning split
+    batch_size: int = 256
+    legacy: bool = False  # the papers' threshold-grid metric convention
+    device: Any = "auto"  # "auto", "cpu", "cuda[:N]" or a torch.device
+    # Files.
+    data_dir: str | Path | None = None
+    download: bool = False
+    cache_dir: str | Path | None = None
+    results_dir: str | Path | None = None
+    # Output.
+    plots: str = "auto"  # one of PLOT_CHOICES
+    progress: bool = True
+
+    @property
+    def convention(self) -> str:
+        """The metric convention's name: "legacy" or "exact"."""
+        return "legacy" if self.legacy else "exact"
+
+    @property
+    def model_file_options(self) -> dict[str, Any]:
+        """How to read a model file: normalize, resize, features and logits."""
+        return dict(normalize=self.normalize, resize=self.resize, features=self.features, logits=self.logits)
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with `changes` (the object itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+
+def run_options(options: RunOptions | None, **fields: Any) -> RunOptions:
+    """`options`, or a `RunOptions` of the keyword `fields` (the public functions take either)."""
+    if options is None:
+        return RunOptions(**fields)
+    if fields:
+        raise TypeError(f"give either options or keyword options, not both ({', '.join(sorted(fields))})")
+    return options
