@@ -33,3 +33,5 @@ SHORTHAND_DETECTORS: dict[str, tuple[str, str]] = {
 }
 
 METRICS_CONVENTIONS: tuple[str, ...] = ("exact", "legacy")
+
+PYTORCH_OOD_PREFIX = "pytorch-ood:"  # `-d pytorch-ood:NAME`: a detector of the pytorch-ood library

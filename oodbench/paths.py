@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The small data sets shipped inside the package (oodbench/data/embedded/*.npz).
+EMBEDDED_DIR = Path(__file__).resolve().parent / "data" / "embedded"
+
 
 def _default_cache_home() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

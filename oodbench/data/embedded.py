@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import zipfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,11 +23,11 @@ import numpy as np
 from oodbench.data.convert import uint8_tensor
 from oodbench.data.spec import DATASETS, KIND_EMBEDDED, DatasetSpec, LabeledImages, LoadRequest, one_line
 from oodbench.errors import UserInputError
+from oodbench.paths import EMBEDDED_DIR
 
 if TYPE_CHECKING:
     pass
 
-EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
 _HINT = "vendored in the oodbench package (oodbench/data/embedded/); reinstall oodbench if missing"
 
 

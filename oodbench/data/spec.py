@@ -96,9 +96,7 @@ class DatasetSpec:
     def location(self, data_dir: str | os.PathLike | None = None) -> str:
         """Where oodbench looks for this data set's files (or where its data come from)."""
         if self.kind == KIND_EMBEDDED:
-            from oodbench.data.embedded import EMBEDDED_DIR
-
-            return str(EMBEDDED_DIR)
+            return str(paths.EMBEDDED_DIR)
         if self.kind == KIND_GENERATED:
             return "generated from a seed"
         return str(paths.data_dir(data_dir) / (self.folder or ""))

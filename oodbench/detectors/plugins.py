@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oodbench.errors import UserInputError, in_user_code, user_code_error
+from oodbench.names import PYTORCH_OOD_PREFIX
 
 if TYPE_CHECKING:
     from oodbench.detectors.base import Detector
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "oodbench.detectors"
-PYTORCH_OOD_PREFIX = "pytorch-ood:"
 PYTORCH_OOD_INSTALL = 'pip install -e ".[pytorch-ood]" (or pip install "pytorch-ood>=0.4")'
 SPEC_HELP = "NAME, package.module:Class, path/to/file.py:Class or pytorch-ood:NAME"
 

@@ -41,8 +41,8 @@ from torch import nn
 
 from oodbench.data.convert import as_float
 from oodbench.detectors.base import Detector, ForwardOutputs, NotFittedError, collect_outputs, iter_batches
-from oodbench.detectors.plugins import PYTORCH_OOD_PREFIX
 from oodbench.errors import UserInputError
+from oodbench.names import PYTORCH_OOD_PREFIX
 
 # Constructor arguments the adapter fills in; users cannot override them.
 SUPPLIED = ("model", "encoder", "backbone", "head", "w", "b", "device")
