@@ -15,7 +15,7 @@ from torch import nn
 from oodbench import progress
 from oodbench.cli import cli
 from oodbench.data import load_custom_outs
-from oodbench.runner import collect_outputs
+from oodbench.runner import shared_forward_pass as collect_outputs
 
 
 @pytest.fixture

@@ -49,16 +49,16 @@ def tiny(tmp_path_factory):
 
 
 def _count_forward_passes(monkeypatch):
-    import oodbench.runner as runner_module
+    import oodbench.runner.forward as forward_module
 
     calls = []
-    original = runner_module.collect_outputs
+    original = forward_module.shared_forward_pass
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, "collect_outputs", counting)
+    monkeypatch.setattr(forward_module, "shared_forward_pass", counting)
     return calls
 
 
@@ -277,7 +277,7 @@ def test_partial_cache_hit_pairs_scores_of_one_fit(tiny, tmp_path):
 def test_code_fingerprint_covers_the_whole_oodbench_tree(tmp_path):
     """Issue 16 item 6: editing a module the detector's class does not live in (metrics.py, used
     by every detector's tuning) changes the fingerprint of a built-in detector."""
-    package = Path(runner_module.__file__).resolve().parent
+    package = Path(runner_module.__file__).resolve().parent.parent  # oodbench/runner/__init__.py
     copy = tmp_path / "src" / "oodbench"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "embedded"))
     probe = (

@@ -1,0 +1,216 @@
+"""The heart of oodbench: `evaluate(model, detectors, suite)` -> result rows + stored raw scores.
+
+Invariants (tests/test_runner.py, tests/test_hostile_*.py hold them):
+
+1. One forward pass per data set. Every logit- or feature-based detector (`uses = "logits"` /
+   `"features"`) is fed from one streamed pass over each set (forward.shared_forward_pass);
+   only gradient-based detectors (ODIN, Mahalanobis with input pre-processing) run the model
+   again. Classification accuracy comes from the same pass over the ID test set.
+2. What is cached. Raw scores, one NPZ entry per (detector, data set), under a key of the
+   checkpoint's hash, the data set's fingerprint, the detector's class and every attribute set
+   before fitting, the oodbench version and source tree and a plug-in's file, the fit/tuning
+   data's fingerprint, and the model's input pipeline (preprocessing, feature layer, logits
+   element) (cache.py). Each entry records its fit id and where it was computed (device,
+   torch version, CPU family, threads); rows copy that record.
+3. What is refitted. One fit per row set: a detector's cached entries are used only when every
+   set has one and all come from one fit. A partial hit (a lost or unreadable entry, entries of
+   two fits) refits the detector and rescores EVERY set, so that a row never pairs ID and OOD
+   scores of different fits.
+4. What a row promises. Every score array is checked (rows.check_scores: 1-D, one per image,
+   real, finite) before anything is written to the cache or the results; rows are built only
+   from checked scores; a row's score file is named by the row's identity with a digest
+   (oodbench.results.save_row_scores), so two rows never share or overwrite one file.
+5. Hyperparameters are tuned only on the suite's validation split, never on a test set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from oodbench import paths
+from oodbench.detectors import create_detector
+from oodbench.detectors.base import Detector, ForwardOutputs
+from oodbench.detectors.plugins import guard_user_code
+from oodbench.results import ResultRow, _cached_host_cpu, save_scores
+from oodbench.runner import forward
+from oodbench.runner.cache import (
+    cache_entry,
+    code_fingerprint,
+    detector_folder,
+    detector_key,
+    load_cached,
+    one_fit,
+)
+from oodbench.runner.forward import ScoreCheck, as_eval_model, fingerprint
+from oodbench.runner.model import DetectorRequest, ModelUnderTest
+from oodbench.runner.rows import build_rows, check_scores
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(
+    model_ut: ModelUnderTest,
+    detectors: Sequence[DetectorRequest | Detector],
+    data,
+    *,
+    seed: int,
+    device: torch.device | str,
+    results_dir: Path | None,
+    cache_dir: Path | None = None,
+    batch_size: int = 256,
+    legacy: bool = False,
+    eval_limit: int | None = None,
+    fit_limit: int | None = None,
+    use_cache: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[ResultRow]:
+    """Score every detector on the suite's ID test set and each OOD test set.
+
+    `data` is a SuiteData (oodbench.data). Returns one ResultRow per (detector, OOD set); with
+    `results_dir`, raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
+    Detectors are names with parameters (`DetectorRequest`) or ready `Detector` objects.
+    With `use_cache=False` nothing is read from or written to the score cache.
+
+    The ID and OOD scores of a detector always come from ONE fit: unless every set has a cache
+    entry of the same fit, the detector is fitted again and every set rescored. Every score
+    array is checked (`check_scores`) before anything is written to the cache or results.
+    """
+    model = as_eval_model(model_ut.model).to(device).eval()
+    model_name = model_ut.label or model_ut.source
+    score_cache = paths.cache_dir(cache_dir) / "scores" / model_ut.checkpoint_sha256[:16]
+    sets = {"in": data.test_in.x, **{f"out:{n}": s.x for n, s in data.test_out.items()}}
+    set_names = {"in": f"{data.suite.in_dataset} (ID test)", **{f"out:{n}": n for n in data.test_out}}
+    prints = {name: fingerprint(x) for name, x in sets.items()}
+    fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
+    # The model's preprocessing, feature layer and logits element change its scores: in the cache key.
+    logits_key = getattr(model, "logits_key", None)  # added only when given: older keys stay valid
+    model_key = json.dumps(
+        [model.preprocess.describe(), model.feature_source, *([] if logits_key is None else [logits_key])],
+        sort_keys=True,
+    )
+    # Where fresh scores are computed (stored in each cache entry; rows report the entry's).
+    here = {
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "host_cpu": _cached_host_cpu(),
+        "torch_threads": int(torch.get_num_threads()),
+    }
+
+    def checker(set_name: str) -> ScoreCheck:
+        def check(detector: Detector, scores: Any, n: int) -> np.ndarray:
+            where = f"detector {detector.name!r} on model {model_name!r}, data set {set_names[set_name]!r}"
+            return check_scores(scores, n, where=where)
+
+        return check
+
+    # 1. Each detector: cached scores of one fit, or fitted now and every set scored below.
+    plans = []
+    for request in detectors:
+        if isinstance(request, Detector):
+            detector = request
+            # A detector object from the API: its exceptions are one line like a named plug-in's.
+            if not type(detector).__module__.startswith("oodbench."):
+                guard_user_code(type(detector))
+        else:
+            detector = create_detector(request.name, **request.params)
+        detector.validate()
+        key_text = (request.name if isinstance(request, DetectorRequest) else "") + detector_key(detector)
+        # Version and code, hyperparameters, fit/tuning data and the model's input pipeline.
+        key_text += code_fingerprint(type(detector)) + fit_print + model_key
+        key = hashlib.sha1(key_text.encode()).hexdigest()[:16]
+        folder = score_cache / detector_folder(detector.name)
+        files = {name: folder / key / f"{prints[name]}.npz" for name in sets}
+        loaded = {name: load_cached(path, use_cache) for name, path in files.items()}
+        cached = {name: entry for name, entry in loaded.items() if entry is not None}
+        if not one_fit(cached, list(sets)):
+            # A partial hit: the cached sets came from another fit; scoring the rest with a new
+            # fit would pair scores of two fits in one row. Refit and rescore every set.
+            cached = {}
+            if progress:
+                progress(f"{model_name}: fitting {detector.name}")
+            detector.fit(
+                model,
+                train=data.train,
+                val_in=data.val_in.x,
+                val_out=data.val_ood.x,
+                device=device,
+                batch_size=batch_size,
+            )
+        meta = {
+            "params": detector.params(),
+            "tuned": detector.tuned_on_validation(),
+            "fit_id": uuid.uuid4().hex,
+            **here,
+        }
+        plans.append((detector, files, cached, meta))
+
+    # 2. One forward pass per data set feeds every pending logit/feature detector (and accuracy).
+    # Nothing is written until every score array has passed its check (below, after the loop).
+    to_write: list[tuple[Path, dict[str, np.ndarray]]] = []
+    accuracy_file = (
+        score_cache
+        / "classification"
+        / f"{prints['in']}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}.npz"
+    )
+    accuracy_entry = load_cached(accuracy_file, use_cache)
+    accuracy = None if accuracy_entry is None else float(accuracy_entry["accuracy"])
+    for name, x in sets.items():
+        check = checker(name)
+        pending = [p for p in plans if name not in p[2]]
+        from_outputs = [p for p in pending if not p[0].needs_model()]
+        if from_outputs or (name == "in" and accuracy is None):
+            if progress:
+                progress(f"{model_name}: scoring {name} ({len(x)} images)")
+            feature_plans = [p for p in from_outputs if p[0].uses == "features"]
+            logits, feature_scores = forward.shared_forward_pass(
+                model,
+                x,
+                device=device,
+                batch_size=batch_size,
+                feature_detectors=[p[0] for p in feature_plans],
+                progress_label=None if progress is None else f"scoring {name}",
+                check=check,
+            )
+            if name == "in" and accuracy is None:
+                accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())
+                to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
+            outputs = ForwardOutputs(logits=logits)
+            for detector, files, cached, meta in from_outputs:
+                plan_index = next((i for i, p in enumerate(feature_plans) if p[0] is detector), None)
+                scores = (
+                    feature_scores[plan_index] if plan_index is not None else detector.score_outputs(outputs)
+                )
+                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
+                to_write.append((files[name], cached[name]))
+        for detector, files, cached, meta in pending:
+            if detector.needs_model():
+                scores = detector.score(model, x, device=device, batch_size=batch_size)
+                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
+                to_write.append((files[name], cached[name]))
+    if use_cache:
+        for path, arrays in to_write:
+            save_scores(path, **arrays)
+
+    # 3. Rows: one per (detector, OOD set), scores saved beside them under the row's identity.
+    scored = [(detector, cached) for detector, _, cached, _ in plans]
+    return build_rows(
+        model_ut,
+        scored,
+        data,
+        seed=seed,
+        accuracy=accuracy,
+        legacy=legacy,
+        eval_limit=eval_limit,
+        fit_limit=fit_limit,
+        prints=prints,
+        results_dir=results_dir,
+    )

@@ -1,0 +1,91 @@
+"""The shared forward pass: one streamed pass over a data set feeds every logit- and
+feature-based detector (`evaluate` step 2). Not `detectors.base.collect_outputs`, which a single
+detector uses to get its own outputs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from oodbench.detectors.base import Detector, ForwardOutputs, features_and_logits, iter_batches
+from oodbench.progress import progress_bar
+
+
+def fingerprint(x: torch.Tensor) -> str:
+    """A short content hash of a tensor (data set identity for the score cache)."""
+    if hasattr(x, "content_hash"):  # images read from their file (oodbench.data.ondisk)
+        return hashlib.sha1((x.content_hash() + str(tuple(x.shape))).encode()).hexdigest()[:16]
+    # Hash the buffer in place: a .tobytes() copy would double the memory of a large set.
+    digest = hashlib.sha1(np.ascontiguousarray(x.detach().cpu().numpy()).view(np.uint8).reshape(-1))
+    digest.update(str(tuple(x.shape)).encode() + str(x.dtype).encode())
+    return digest.hexdigest()[:16]
+
+
+# Checks each detector's scores before anything is stored: (detector, scores, expected length)
+# -> float64 array, or a UserInputError naming the detector, the model and the data set.
+ScoreCheck = Callable[[Detector, Any, int], np.ndarray]
+
+
+@torch.no_grad()
+def shared_forward_pass(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    device: torch.device | str,
+    batch_size: int,
+    feature_detectors: Sequence[Detector] = (),
+    progress_label: str | None = None,
+    check: ScoreCheck | None = None,
+) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """ONE streamed pass over `x`: all logits (N, K), and the scores of every feature detector.
+
+    Batches are converted to float one at a time (`iter_batches`); features are scored batch by
+    batch and dropped, so memory grows with the batch size, not with N, apart from the logits.
+    Feature detectors score each row on its own, so batching does not change their scores.
+    `check` validates each batch's scores (see `evaluate`).
+    """
+    model.eval()
+    # Results go into arrays allocated once: small per-batch tensors kept alive between the
+    # large freed temporaries would fragment the heap, and the process would keep growing with
+    # N (measured on 100,000 28x28 images: +630 MB with per-batch lists, +3 MB without).
+    logits: torch.Tensor | None = None
+    scores = [np.empty(len(x), dtype=np.float64) for _ in feature_detectors]
+    batches = progress_bar(
+        iter_batches(x, batch_size),
+        n_images=len(x),
+        total=(len(x) + batch_size - 1) // batch_size,
+        desc=progress_label or "",
+        unit="batch",
+        show=progress_label is not None,
+    )
+    start = 0
+    for batch in batches:
+        batch = batch.to(device)
+        if feature_detectors:
+            feats, out = features_and_logits(model, batch)
+            outputs = ForwardOutputs(logits=out.float().cpu(), features=feats.float().cpu())
+            for detector, store in zip(feature_detectors, scores, strict=True):
+                batch_scores = detector.score_outputs(outputs)
+                if check is not None:  # a wrong shape would otherwise fail as a numpy error
+                    batch_scores = check(detector, batch_scores, len(batch))
+                store[start : start + len(batch)] = batch_scores
+        else:
+            out = model(batch)
+        if logits is None:
+            logits = torch.empty((len(x), out.shape[1]), dtype=torch.float32)
+        logits[start : start + len(batch)] = out.float().cpu()
+        start += len(batch)
+    if logits is None:
+        logits = torch.empty((0, 0), dtype=torch.float32)
+    return logits, scores
+
+
+def as_eval_model(model: nn.Module) -> nn.Module:
+    from oodbench.models.external import EvalModel
+
+    return model if isinstance(model, EvalModel) else EvalModel(model)

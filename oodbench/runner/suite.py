@@ -1,0 +1,144 @@
+"""Suite orchestration: per seed and model, train or reuse, load, evaluate, append rows."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from oodbench.detectors.base import Detector
+from oodbench.errors import UserInputError
+from oodbench.models.external import LoadedModel
+from oodbench.names import ROWS_FILENAME
+from oodbench.options import RunOptions, run_options
+from oodbench.results import ResultRow, append_rows
+from oodbench.runner.evaluation import evaluate
+from oodbench.runner.model import DetectorRequest, ModelUnderTest
+
+if TYPE_CHECKING:
+    from oodbench.data.spec import SuiteData
+
+
+def run_suite(
+    suite_name: str,
+    *,
+    models: Sequence[str],
+    detectors: Sequence[DetectorRequest | Detector],
+    seeds: Sequence[int],
+    options: RunOptions | None = None,
+    rows_file: Path | None = None,
+    on_training_estimate: Callable[[Any], None] | None = None,
+    **fields: Any,
+) -> list[ResultRow]:
+    """Train (or reuse) each model per seed, evaluate every detector, append rows to the rows file.
+
+    `models` are model sources ("cross_entropy", "confidence", "joint"), trained with the suite's
+    recipe (plus `options.train_overrides`, e.g. {"epochs": 1}). With `options.checkpoint`, that
+    file is the only model (any format of oodbench.models.loading, read as `options` says).
+    `options.extra_out` adds custom OOD sets ("[NAME=]folder:PATH" or "[NAME=]npz:PATH").
+    `options` may be given as its fields (keywords). Rows go to `rows_file` (default:
+    results_dir/rows.jsonl). The options' other selections (models, detectors, seeds) are not read:
+    the resolved ones are the arguments.
+    """
+    from oodbench.data import SUITES, load_custom_outs, load_suite
+    from oodbench.data.custom import parse_outs
+
+    options = run_options(options, **fields)
+    checkpoint = None if options.checkpoint is None else Path(options.checkpoint)
+    device, limit, progress = options.device, options.limit, options.progress
+    if checkpoint is not None and len(seeds) > 1:
+        raise UserInputError(
+            "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds "
+            "(or pass one checkpoint per seed in separate runs)."
+        )
+    # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
+    # when empty) before any training starts.
+    parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
+    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+    data = load_suite(
+        suite_name,
+        data_dir=options.data_dir,
+        download=options.download,
+        limit=limit,
+        fit_limit=options.fit_limit,
+        progress=progress,
+    )
+    data.test_out.update(
+        load_custom_outs(
+            options.extra_out,
+            shape=data.spec.image_shape,
+            taken=data.test_out,
+            limit=limit,
+            progress=progress,
+        )
+    )
+    # Progress lines go through tqdm so they do not break the training progress bars.
+    say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
+    results_dir = Path(options.results_dir)
+    rows: list[ResultRow] = []
+    for seed in seeds:
+        sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
+        for source, path in sources:
+            if path is None:
+                path = train_for_run(source, suite_name, seed, options, on_estimate=on_training_estimate)
+            loaded = _load_for_suite(path, source, data, options)
+            row_seed = int(loaded.config.get("seed", seed)) if checkpoint else seed
+            new_rows = evaluate(
+                ModelUnderTest.from_loaded(loaded),
+                detectors,
+                data,
+                seed=row_seed,
+                device=device,
+                results_dir=results_dir,
+                cache_dir=None if options.cache_dir is None else Path(options.cache_dir),
+                batch_size=options.batch_size,
+                legacy=options.legacy,
+                eval_limit=limit,
+                fit_limit=options.fit_limit,
+                progress=say,
+            )
+            append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
+            rows += new_rows
+    return rows
+
+
+def train_for_run(
+    source: str, suite_name: str, seed: int, options: RunOptions, *, on_estimate: Callable | None = None
+) -> Path:
+    """The checkpoint of a trained model source: cached, or trained now (oodbench.training.ensure_model)."""
+    import oodbench.training
+
+    return oodbench.training.ensure_model(
+        source,
+        suite_name,
+        seed=seed,
+        recipe=options.recipe,
+        device=options.device,
+        cache_dir=options.cache_dir,
+        data_dir=options.data_dir,
+        progress=options.progress,
+        overrides=dict(options.train_overrides or {}),
+        on_estimate=on_estimate,
+    )
+
+
+def _load_for_suite(path: Path, source: str, data: SuiteData, options: RunOptions) -> LoadedModel:
+    """A checkpoint read as `options` says, checked against the suite's shape and classes."""
+    from oodbench.models.external import check_against_suite, load_model
+
+    shape = tuple(data.spec.image_shape)
+    given = options.checkpoint is not None
+    loaded = load_model(
+        path,
+        options.arch,
+        in_shape=shape,
+        label=options.label if given else (options.label or source),
+        expect_dataset=data.suite.in_dataset,
+        device=options.device,
+        **options.model_file_options,
+    )
+    check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=options.device)
+    return loaded
