@@ -243,6 +243,20 @@ def test_entry_points_are_listed_without_import_and_loaded_when_used(
     assert "Did you mean: negent?" in _one_line_error(["run", "-d", "negnet"])
 
 
+def test_an_entry_point_cannot_shadow_a_builtin(monkeypatch, plugin_file):
+    point = importlib.metadata.EntryPoint("msp", "neg_entropy:NegEntropy", plugins.ENTRY_POINT_GROUP)
+    real = importlib.metadata.entry_points
+
+    def fake(**kwargs):
+        return [point] if kwargs.get("group") == plugins.ENTRY_POINT_GROUP else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+    message = _one_line_error(["run", "-d", "msp"])
+    assert "entry point 'msp' (neg_entropy:NegEntropy" in message and "built-in detector" in message
+    assert re.search(r"msp\s+plug-in\s+uses \?\s+entry point neg_entropy:NegEntropy: REFUSED",
+                     _run(["list", "detectors"]).output)
+
+
 # --- the README's plug-in ---------------------------------------------------------------------
 
 
