@@ -54,12 +54,6 @@ PLUGIN = textwrap.dedent(
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_plugin_names(monkeypatch):
-    """Each test is its own session: plug-ins loaded by earlier tests do not hold their names."""
-    monkeypatch.setattr(plugins, "_CLAIMED", {})
-
-
 def readme_plugin() -> str:
     """The first Python block of README.md's "Adding a detector" section, as written."""
     section = README.read_text(encoding="utf-8").split("## Adding a detector", 1)[1].split("\n## ", 1)[0]
