@@ -21,12 +21,6 @@ from oodbench.models.external import load_model
 LIMIT = 20
 
 
-@pytest.fixture(autouse=True)
-def _fresh_plugin_names(monkeypatch):
-    """Each test is its own session: plug-ins loaded by earlier tests do not hold their names."""
-    monkeypatch.setattr(plugins, "_CLAIMED", {}, raising=False)
-
-
 def _plugin(tmp_path: Path, body: str, name: str = "plug.py") -> Path:
     path = tmp_path / name
     path.write_text(

@@ -445,6 +445,7 @@ def test_sweep_runs_a_file_plugin_quietly(tmp_path, plugin, monkeypatch):
     args += ["--threads", "1", "--device", "cpu", "--results-dir", "runs", "--cache-dir", "cache"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [result.output.splitlines()[-1]]  # only the summary
-    assert result.output.startswith("1 done, 0 skipped")
+    # Only the summary and where the report page is.
+    lines = result.output.splitlines()
+    assert lines[0].startswith("1 done, 0 skipped") and lines[1:] == ["report: runs/report.html"]
     assert set(load_rows(tmp_path / "runs")["detector"]) == {"MaxLogit"}

@@ -55,12 +55,6 @@ PLUGIN = textwrap.dedent(
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_plugin_names(monkeypatch):
-    """Each test is its own session: plug-ins loaded by earlier tests do not hold their names."""
-    monkeypatch.setattr(plugins, "_CLAIMED", {})
-
-
 def readme_plugin() -> str:
     """The first Python block of README.md's "Adding a detector" section, as written."""
     section = README.read_text(encoding="utf-8").split("## Adding a detector", 1)[1].split("\n## ", 1)[0]
@@ -242,6 +236,20 @@ def test_entry_points_are_listed_without_import_and_loaded_when_used(
     assert result.exit_code == 0, result.output
     assert set(load_rows(results / "rows.jsonl")["detector"]) == {"NegEntropy"}
     assert "Did you mean: negent?" in _one_line_error(["run", "-d", "negnet"])
+
+
+def test_an_entry_point_cannot_shadow_a_builtin(monkeypatch, plugin_file):
+    point = importlib.metadata.EntryPoint("msp", "neg_entropy:NegEntropy", plugins.ENTRY_POINT_GROUP)
+    real = importlib.metadata.entry_points
+
+    def fake(**kwargs):
+        return [point] if kwargs.get("group") == plugins.ENTRY_POINT_GROUP else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+    message = _one_line_error(["run", "-d", "msp"])
+    assert "entry point 'msp' (neg_entropy:NegEntropy" in message and "built-in detector" in message
+    assert re.search(r"msp\s+plug-in\s+uses \?\s+entry point neg_entropy:NegEntropy: REFUSED",
+                     _run(["list", "detectors"]).output)
 
 
 # --- the README's plug-in ---------------------------------------------------------------------

@@ -229,7 +229,7 @@ def test_unreadable_cache_entry_means_one_new_fit_for_every_set(tiny, tmp_path, 
     rows = evaluate(
         model_ut, [DetectorRequest("msp")], data, seed=0, device="cpu", results_dir=tmp_path / "r"
     )
-    entries = sorted((tmp_path / "cache" / "scores").rglob("msp/*/*.npz"))
+    entries = sorted((tmp_path / "cache" / "scores").rglob("msp-*/*/*.npz"))
     assert len(entries) == 1 + len(data.test_out)
     entries[0].write_bytes(b"truncated")  # a killed or corrupt cache write
     calls = _count_forward_passes(monkeypatch)
@@ -263,7 +263,7 @@ def test_partial_cache_hit_pairs_scores_of_one_fit(tiny, tmp_path):
     data, _, model_ut = tiny
     kwargs = dict(seed=0, device="cpu", results_dir=tmp_path / "r")
     evaluate(model_ut, [_RefitCounter()], data, **kwargs)
-    entries = sorted((tmp_path / "cache" / "scores").rglob("refit_counter/*/*.npz"))
+    entries = sorted((tmp_path / "cache" / "scores").rglob("refit_counter-*/*/*.npz"))
     assert len(entries) == 1 + len(data.test_out)
     in_print = runner_module.fingerprint(data.test_in.x)
     next(p for p in entries if p.stem != in_print).unlink()  # one OOD set's entry is gone
@@ -334,7 +334,7 @@ def test_rows_record_where_cached_scores_were_computed(tiny, tmp_path):
         "host_cpu": "OtherVendor/AVX9",
         "torch_threads": 7,
     }
-    for path in (tmp_path / "cache" / "scores").rglob("msp/*/*.npz"):
+    for path in (tmp_path / "cache" / "scores").rglob("msp-*/*/*.npz"):
         entry = load_scores(path)
         meta = {**json.loads(str(entry["meta"])), **elsewhere}
         save_scores(path, scores=entry["scores"], meta=np.array(json.dumps(meta)))

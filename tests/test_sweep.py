@@ -261,7 +261,7 @@ def test_cli_dry_run_then_sweep_then_report(tmp_path):
         (["--executor", "slurm", "--time", "soon"], "--time takes"),
         (["--executor", "rey"], "Unknown --executor 'rey'. Did you mean: ray?"),
         (["-i", "mnst"], "Unknown --in 'mnst'. Did you mean: mnist?"),
-        (["--seeds", "a"], "--seeds takes non-negative integers"),
+        (["--seeds", "a"], "--seeds takes integers from 0 to 4294967295"),
         (["--param", "odin"], "--param takes DETECTOR.NAME=VALUE"),
         (["--executor", "ray", "--device", "cdua"], "Unknown device 'cdua'"),
     ],

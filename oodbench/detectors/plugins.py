@@ -265,9 +265,16 @@ def resolve_class(name: str) -> type[Detector]:
     """The class behind a registered name, an entry point name or a module/file spec."""
     from oodbench.detectors import DETECTORS
 
-    if name in DETECTORS:
-        return DETECTORS.get(name).load()
     points = entry_points()
+    if name in DETECTORS:
+        entry = DETECTORS.get(name)
+        if name in points and points[name] != entry.target:
+            # Using the registered class would silently ignore the plug-in the user installed.
+            raise UserInputError(
+                f"The entry point {name!r} ({points[name]}, group {ENTRY_POINT_GROUP}) has the name "
+                f"of the {entry.source} detector {entry.target}; rename the entry point."
+            )
+        return entry.load()
     if name in points:
         try:
             return load_class(points[name])
@@ -332,6 +339,9 @@ def listing() -> list[tuple[str, str, str, str]]:
     for name, target in sorted(entry_points().items()):
         if name not in DETECTORS:
             lines.append((name, "plug-in", "?", f"entry point {target}"))
+        elif target != DETECTORS.get(name).target:
+            taken = DETECTORS.get(name).source
+            lines.append((name, "plug-in", "?", f"entry point {target}: REFUSED, a {taken} name"))
     if pytorch_ood_installed():
         from oodbench.detectors.pytorch_ood_table import PYTORCH_OOD_DETECTORS
 
