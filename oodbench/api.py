@@ -378,54 +378,20 @@ def finish_run(rows: list[ResultRow], options: RunOptions) -> BenchmarkRun:
     )
 
 
-def train_model(
-    method: str,
-    suite: str = "mnist",
-    *,
-    seed: int | None = None,
-    recipe: str | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    device: str | torch.device = "auto",
-    data_dir: str | Path | None = None,
-    download: bool = False,
-    cache_dir: str | Path | None = None,
-    checkpoint: str | Path | None = None,
-    resume: bool | None = None,
-    progress: bool = True,
-    bf16: bool = False,
-    channels_last: bool = False,
-    compile: bool = False,
-    on_estimate: Callable[[TrainingEstimate], None] | None = None,
-    say: Callable[[str], None] | None = None,
-) -> Path:
+def train_model(method: str, suite: str = "mnist", *, seed: int | None = None, **options: Any) -> Path:
     """Train one classifier (`oodbench train`): plan, load the training data, estimate, train.
 
-    The one training pipeline (oodbench.training.pipeline), also behind `run_benchmark` and the
-    sweep jobs. resume None: reuse the cached checkpoint of this config when complete, resume
-    it when not; True/False: always train, continuing the checkpoint or replacing it. seed None:
-    the recipe's. `say` receives what `oodbench train` prints. Returns the checkpoint's path.
+    The one training pipeline, `oodbench.training.pipeline.ensure_model`, also behind
+    `run_benchmark` and the sweep jobs; `options` are its keywords: recipe, overrides (e.g.
+    {"epochs": 1}), device, data_dir, download, cache_dir, checkpoint, resume (None: reuse the
+    cached checkpoint of this config when complete, resume it when not; True/False: always
+    train, continuing the checkpoint or replacing it), progress, bf16, channels_last, compile,
+    on_estimate, say (receives what `oodbench train` prints). seed None: the recipe's.
+    Returns the checkpoint's path.
     """
     from oodbench.training.pipeline import ensure_model
 
-    return ensure_model(
-        method,
-        suite,
-        seed=seed,
-        recipe=recipe,
-        overrides=dict(overrides or {}),
-        device=device,
-        data_dir=data_dir,
-        download=download,
-        cache_dir=cache_dir,
-        checkpoint=checkpoint,
-        resume=resume,
-        progress=progress,
-        bf16=bf16,
-        channels_last=channels_last,
-        compile=compile,
-        on_estimate=on_estimate,
-        say=say,
-    )
+    return ensure_model(method, suite, seed=seed, **options)
 
 
 def write_run_tables(frame: pd.DataFrame, tables_dir: Path, *, suite: str) -> dict[str, str]:

@@ -98,6 +98,38 @@ def recipe_option(help_text: str = "Training recipe (default: the suite's; see `
     )
 
 
+def detectors_option(help_text: str):
+    """-d/--detector (repeatable): names, plug-ins, specs and the paper's shorthands."""
+    return click.option(
+        "--detector",
+        "-d",
+        "detectors",
+        multiple=True,
+        type=DetectorChoice(detector_choices, metavar="DETECTOR"),
+        help=help_text,
+    )
+
+
+def epochs_option(help_text: str = "Override the recipe's epochs."):
+    return click.option("--epochs", type=click.IntRange(min=1), default=None, help=help_text)
+
+
+def train_limit_option(help_text: str):
+    return click.option("--train-limit", type=click.IntRange(min=1), default=None, help=help_text)
+
+
+def beta_option(help_text: str):
+    return click.option("--beta", type=click.FloatRange(min=0), default=None, help=help_text)
+
+
+def lr_option(help_text: str):
+    return click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=help_text)
+
+
+def gan_warmup_option(help_text: str):
+    return click.option("--gan-warmup-epochs", type=click.IntRange(min=0), default=None, help=help_text)
+
+
 def apply_options(*decorators: Callable) -> Callable:
     """Apply several click option decorators in the order given (top to bottom)."""
 

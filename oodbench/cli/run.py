@@ -20,15 +20,16 @@ from oodbench.cli.options import (
     QUIET_OPTION,
     RESULTS_DIR_OPTION,
     SEEDS_OPTION,
-    DetectorChoice,
     OneLineChoice,
     apply_options,
-    detector_choices,
+    detectors_option,
+    epochs_option,
     estimate_echo,
     parse_params,
     parse_seeds,
     recipe_option,
     suite_option,
+    train_limit_option,
 )
 from oodbench.names import TRAINED_SOURCES
 from oodbench.options import RunOptions
@@ -36,15 +37,10 @@ from oodbench.options import RunOptions
 
 @cli.command("run")
 @suite_option("The in/out suite; mnist is embedded and needs no download.")
-@click.option(
-    "--detector",
-    "-d",
-    "detectors",
-    multiple=True,
-    type=DetectorChoice(detector_choices, metavar="DETECTOR"),
-    help="Detector(s) to evaluate; default: all built-in (see `oodbench list detectors`). Also "
+@detectors_option(
+    "Detector(s) to evaluate; default: all built-in (see `oodbench list detectors`). Also "
     "package.module:Class, path/to/file.py:Class or pytorch-ood:NAME. 'joint'/'confidence'/"
-    "'baseline' are the paper's shorthands for that model scored by max-softmax.",
+    "'baseline' are the paper's shorthands for that model scored by max-softmax."
 )
 @click.option(
     "--model",
@@ -105,15 +101,10 @@ from oodbench.options import RunOptions
     "by --limit. Named NAME (default: folder:<folder name> / npz:<file stem>); names must differ.",
 )
 @apply_options(PARAM_OPTION, recipe_option())
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Train with this many epochs (a smoke run)."
-)
-@click.option(
-    "--train-limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
-    "With --epochs 1: a quick check of the whole pipeline.",
+@epochs_option("Train with this many epochs (a smoke run).")
+@train_limit_option(
+    "Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images. "
+    "With --epochs 1: a quick check of the whole pipeline."
 )
 @apply_options(LIMIT_OPTION)
 @click.option(

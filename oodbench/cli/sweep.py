@@ -17,10 +17,13 @@ from oodbench.cli.options import (
     PARAM_OPTION,
     RESULTS_DIR_OPTION,
     SEEDS_OPTION,
-    DetectorChoice,
     OneLineChoice,
     apply_options,
-    detector_choices,
+    beta_option,
+    detectors_option,
+    epochs_option,
+    gan_warmup_option,
+    lr_option,
     parse_params,
     parse_seeds,
     recipe_option,
@@ -45,28 +48,17 @@ from oodbench.cli.options import (
     metavar="SOURCE",
     help="Model source(s): cross_entropy, confidence, joint. Default: all three.",
 )
-@click.option(
-    "--detector",
-    "-d",
-    "detectors",
-    multiple=True,
-    type=DetectorChoice(detector_choices, metavar="DETECTOR"),
-    help="Detector(s) as in `oodbench run`: names, entry-point plug-ins, package.module:Class, "
+@detectors_option(
+    "Detector(s) as in `oodbench run`: names, entry-point plug-ins, package.module:Class, "
     "path/to/file.py:Class, pytorch-ood:NAME, or the shorthands joint/confidence/baseline. "
-    "Default: all built-in.",
+    "Default: all built-in."
 )
 @apply_options(SEEDS_OPTION, PARAM_OPTION)
 @recipe_option("Training recipe (default: each suite's; see `oodbench list recipes`).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
-@click.option(
-    "--beta", type=click.FloatRange(min=0), default=None, help="Override beta (confidence and joint models)."
-)
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the learning rate."
-)
-@click.option(
-    "--gan-warmup-epochs", type=click.IntRange(min=0), default=None, help="Override the GAN warm-up (joint)."
-)
+@epochs_option()
+@beta_option("Override beta (confidence and joint models).")
+@lr_option("Override the learning rate.")
+@gan_warmup_option("Override the GAN warm-up (joint).")
 @apply_options(LIMIT_OPTION, EVAL_BATCH_OPTION, CONVENTION_OPTION)
 @apply_options(DEVICE_OPTION, DATA_DIR_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
 @click.option(

@@ -16,10 +16,15 @@ from oodbench.cli.options import (
     QUIET_OPTION,
     OneLineChoice,
     apply_options,
+    beta_option,
+    epochs_option,
     estimate_echo,
+    gan_warmup_option,
+    lr_option,
     method_names,
     recipe_option,
     suite_option,
+    train_limit_option,
 )
 
 
@@ -34,27 +39,12 @@ from oodbench.cli.options import (
 )
 @suite_option("The suite whose in-distribution training set (and seen OOD set) is used.")
 @recipe_option("Training recipe (default: the suite's, e.g. embedded for mnist, lee2018-svhn for svhn).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
-@click.option(
-    "--train-limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images.",
-)
-@click.option("--beta", type=click.FloatRange(min=0), default=None, help="Override the KL weight beta.")
+@epochs_option()
+@train_limit_option("Train on at most N in-dist images (a fixed stratified subset) and N seen OOD images.")
+@beta_option("Override the KL weight beta.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the batch size.")
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Override the Adam learning rate (all networks).",
-)
-@click.option(
-    "--gan-warmup-epochs",
-    type=click.IntRange(min=0),
-    default=None,
-    help="joint only: first N epochs train a plain GAN (beta 0) beside a cross-entropy classifier.",
-)
+@lr_option("Override the Adam learning rate (all networks).")
+@gan_warmup_option("joint only: first N epochs train a plain GAN (beta 0) beside a cross-entropy classifier.")
 @click.option(
     "--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None, help="Seed (default: the recipe's)."
 )
