@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from oodbench.errors import UserInputError
 
 # Loading any checkpoint format (oodbench, TorchScript, torch.export, state_dict / .safetensors
-# with `arch`), wrapped with its preprocessing: the public name of models.external.load_model.
-from oodbench.models.external import LoadedModel, load_model
+# with `arch`), wrapped with its preprocessing: the public name of models.loading.load_model.
+from oodbench.models.loading import LoadedModel, load_model
 from oodbench.names import ROWS_FILENAME, SHORTHAND_DETECTORS
 from oodbench.options import PLOT_CHOICES, RunOptions, run_options
 
@@ -65,7 +65,8 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
     """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
     from torch import nn
 
-    from oodbench.models.external import parse_logits_key, wrap_module
+    from oodbench.models.evalmodel import parse_logits_key
+    from oodbench.models.loading import wrap_module
     from oodbench.runner import ModelUnderTest
 
     normalize, resize = _preprocess_options(preprocess)
@@ -180,9 +181,9 @@ def evaluate(
     preprocess: None, a normalisation preset ("imagenet", "cifar10", "svhn") or "MEAN/STD", or a
         dict {"normalize": ..., "resize": N}; applied inside the model, so detectors stay in
         pixel space.
-    features: the layer feature-based detectors use (default: see oodbench.models.external).
+    features: the layer feature-based detectors use (default: see oodbench.models.loading).
     logits: for a model returning a tuple, dict or dataclass, the name or index of its logits
-        (default: the one 2-D float tensor of shape (N, classes); see oodbench.models.external).
+        (default: the one 2-D float tensor of shape (N, classes); see oodbench.models.loading).
     detectors: names (see `oodbench list detectors`), specs ("package.module:Class",
         "path/to/file.py:Class", "pytorch-ood:NAME") or Detector objects; default: all built-in.
     params: {detector name or spec, as given in `detectors`: {hyperparameter: value}}.
@@ -196,7 +197,7 @@ def evaluate(
     from oodbench import paths
     from oodbench.data import load_custom_outs
     from oodbench.devices import resolve_device
-    from oodbench.models.external import check_against_suite
+    from oodbench.models.loading import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
 

@@ -16,7 +16,9 @@ from torch import nn
 import oodbench
 from oodbench.cli import cli
 from oodbench.errors import UserInputError
-from oodbench.models.external import EvalModel, Preprocess, load_model, parse_normalize
+from oodbench.models.evalmodel import EvalModel
+from oodbench.models.loading import load_model
+from oodbench.models.preprocess import Preprocess, parse_normalize
 from oodbench.results import load_rows
 
 FACTORY = textwrap.dedent(

@@ -16,7 +16,7 @@ from oodbench.cli import cli
 from oodbench.detectors import DETECTORS, create_detector, plugins
 from oodbench.detectors.base import ForwardOutputs
 from oodbench.errors import UserCodeError, UserInputError
-from oodbench.models.external import load_model
+from oodbench.models.loading import load_model
 
 LIMIT = 20
 

@@ -16,7 +16,7 @@ import oodbench
 from oodbench.cli import cli
 from oodbench.detectors.base import Detector
 from oodbench.errors import UserInputError
-from oodbench.models.external import load_model
+from oodbench.models.loading import load_model
 from oodbench.results import load_rows, load_scores
 
 LIMIT = 50

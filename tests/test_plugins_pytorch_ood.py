@@ -21,7 +21,7 @@ from oodbench.detectors import create_detector  # noqa: E402
 from oodbench.detectors.pytorch_ood_adapter import detector_classes, uses_of  # noqa: E402
 from oodbench.detectors.pytorch_ood_table import PYTORCH_OOD_DETECTORS  # noqa: E402
 from oodbench.errors import UserInputError  # noqa: E402
-from oodbench.models.external import EvalModel  # noqa: E402
+from oodbench.models.evalmodel import EvalModel  # noqa: E402
 
 
 class TinyNet(nn.Module):

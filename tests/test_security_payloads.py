@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from oodbench.errors import UserInputError
-from oodbench.models.external import load_model
+from oodbench.models.loading import load_model
 
 
 class Payload:
@@ -157,7 +157,7 @@ def test_export_unpickling_is_guarded_even_without_the_member_check(
 ):
     # Second line of defence: with the member check switched off, torch's own loader still only
     # gets the safe unpickler (its fallback to weights_only=False is never granted).
-    import oodbench.models.external as external
+    import oodbench.models.loading as external
 
     monkeypatch.setattr(external, "_check_export_members", lambda path: None)
     for name, build in (
@@ -178,7 +178,7 @@ def test_good_export_still_loads_and_torch_load_is_restored(export_file):
     loaded = load_model(export_file)
     assert loaded.format == "torch.export"
     assert loaded.module(torch.rand(5, 1, 2, 2)).shape == (5, 3)
-    import oodbench.models.external as external
+    import oodbench.models.loading as external
 
     assert torch.load is external._real_torch_load
 

@@ -39,7 +39,7 @@ def iter_batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and logits from ONE pass.
 
-    An `EvalModel` (oodbench.models.external) knows where its features are; a bare module is
+    An `EvalModel` (oodbench.models.evalmodel) knows where its features are; a bare module is
     asked for `features(x)` then `head(features)` (oodbench's own classifiers).
     """
     if hasattr(model, "features_and_logits"):

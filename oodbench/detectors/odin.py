@@ -6,7 +6,7 @@
 The step lowers the cross-entropy of the predicted class, so it raises the max-softmax, more
 for in-distribution inputs than for OOD ones. The detector always receives [0, 1] pixel images:
 a model that normalises its input gets that normalisation inside its module (`--normalize`,
-oodbench.models.external.Preprocess), so the gradient is taken with respect to the pixels and
+oodbench.models.preprocess.Preprocess), so the gradient is taken with respect to the pixels and
 eps is in pixel units, as ODIN defines it. (The ODIN code takes the step on normalised inputs
 and divides the sign by the per-channel std for the same reason; in pixel space that division
 must NOT be applied: it would make the step 1/std, about 4x, too large.)

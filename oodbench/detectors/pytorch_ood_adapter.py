@@ -9,7 +9,7 @@ What the adapter supplies, by the name of the constructor argument:
   `predict_logits` / `fit_logits`); the evaluated model ([0, 1] pixels in, preprocessing
   inside) for detectors that run the model themselves (gradients, dropout);
 - `encoder`: None for feature detectors (`predict_features` / `fit_features` on oodbench's
-  features, see oodbench.models.external); `model.features` for gradient detectors;
+  features, see oodbench.models.loading); `model.features` for gradient detectors;
 - `backbone`: feature-map detectors (ReAct, ASH, SCALE, RankFeat, VRA) get oodbench's pooled
   features as (N, D, 1, 1) maps, so their activation shaping acts on the penultimate vector;
 - `head`, `w`, `b`: the model's last `nn.Linear` (refused in one line when the model has none,

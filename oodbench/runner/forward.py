@@ -86,6 +86,6 @@ def shared_forward_pass(
 
 
 def as_eval_model(model: nn.Module) -> nn.Module:
-    from oodbench.models.external import EvalModel
+    from oodbench.models.evalmodel import EvalModel
 
     return model if isinstance(model, EvalModel) else EvalModel(model)

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from oodbench.models.external import LoadedModel
+from oodbench.models.loading import LoadedModel
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from oodbench.detectors.base import Detector
 from oodbench.errors import UserInputError
-from oodbench.models.external import LoadedModel
+from oodbench.models.loading import LoadedModel
 from oodbench.names import ROWS_FILENAME
 from oodbench.options import RunOptions, run_options
 from oodbench.results import ResultRow, append_rows
@@ -127,7 +127,7 @@ def train_for_run(
 
 def _load_for_suite(path: Path, source: str, data: SuiteData, options: RunOptions) -> LoadedModel:
     """A checkpoint read as `options` says, checked against the suite's shape and classes."""
-    from oodbench.models.external import check_against_suite, load_model
+    from oodbench.models.loading import check_against_suite, load_model
 
     shape = tuple(data.spec.image_shape)
     given = options.checkpoint is not None
