@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from oodbench.data.spec import SuiteData
     from oodbench.detectors.base import Detector
+    from oodbench.report.make import ReportOptions, ReportOutcome
     from oodbench.results import ResultRow
     from oodbench.training.estimate import TrainingEstimate
 
@@ -395,6 +396,15 @@ def train_model(method: str, suite: str = "mnist", *, seed: int | None = None, *
     return ensure_model(method, suite, seed=seed, **options)
 
 
+def make_report(rows_path: str | Path, options: ReportOptions | None = None, **fields: Any) -> ReportOutcome:
+    """`oodbench report`: the table, comparison, page, baseline CSV or regression check that
+    `options` (a `oodbench.report.make.ReportOptions`, or its fields as keywords) ask for."""
+    from oodbench.report.make import ReportOptions
+    from oodbench.report.make import make_report as make
+
+    return make(Path(rows_path), options if options is not None else ReportOptions(**fields))
+
+
 def write_run_tables(frame: pd.DataFrame, tables_dir: Path, *, suite: str) -> dict[str, str]:
     """One Markdown table per metric (detectors as columns, models as rows) of the rows `frame`,
     written atomically."""
@@ -445,6 +455,7 @@ __all__ = [
     "evaluate",
     "load_model",
     "load_suite",
+    "make_report",
     "run_benchmark",
     "train_model",
 ]

@@ -16,9 +16,6 @@ from oodbench.cli.options import (
 from oodbench.errors import UserInputError
 from oodbench.names import COLUMN_MODES, MODEL_SOURCES, ROWS_FILENAME, TABLE_FORMATS, TABLE_METRICS
 
-MAX_RESAMPLES = 100_000  # report --resamples: more only narrows the Monte Carlo error further
-BOOTSTRAP_BYTES_PER_RESAMPLE = 48  # = 6 float64 metric values per resample and detector (metrics.py)
-
 
 def _repair(rows_path: Path) -> None:
     """`report --repair`: rows.jsonl and every sweep shard of its folder (or the one other file given)."""
@@ -154,135 +151,37 @@ def _repair(rows_path: Path) -> None:
 )
 @click.pass_context
 def report_command(
-    ctx: click.Context,
-    results: Path | None,
-    metric: str,
-    fmt: str,
-    output: Path | None,
-    columns: str,
-    convention: str | None,
-    ci: bool,
-    against: str | None,
-    comparable_only: bool,
-    as_training: str | None,
-    labels: tuple[str, ...],
-    compare: tuple[str, str] | None,
-    resamples: int,
-    baseline: Path | None,
-    tolerance: str,
-    write_baseline: Path | None,
-    allow_missing: bool,
-    repair: bool,
+    ctx: click.Context, results: Path | None, tolerance: str, repair: bool, labels: tuple[str, ...], **fields
 ) -> None:
     """Comparison tables from stored rows, paired comparisons (--compare), the published
     comparison (--against published), or the CI regression check (--baseline)."""
-    from oodbench import report
-    from oodbench.atomic import atomic_write_text
-    from oodbench.results import load_rows
+    # The report library itself, not oodbench.api: reading rows needs no torch (a faster start).
+    from oodbench.report.make import ReportOptions, check_resamples, make_report
 
     # Refusals first: nothing is read, computed or written for a command that cannot finish.
-    if resamples > MAX_RESAMPLES:
-        gib = resamples * BOOTSTRAP_BYTES_PER_RESAMPLE / 2**30
-        raise UserInputError(
-            f"--resamples {resamples:,} would hold at least {gib:,.1f} GiB of bootstrap values (and run for "
-            f"hours); use at most {MAX_RESAMPLES:,} (default 1,000)."
-        )
-    for option, target in (("--output", output), ("--write-baseline", write_baseline)):
+    check_resamples(fields["resamples"])
+    for option, target in (("--output", fields["output"]), ("--write-baseline", fields["write_baseline"])):
         if target is not None:
             check_writable(target, option)
     if repair:
         _repair(rows_file_of(results))
         return
-
     try:
         tol = float(tolerance)
     except ValueError:
-        tol = float("nan")
+        raise UserInputError(f"--tolerance must be a number >= 0. Got {tolerance!r} instead.") from None
     if not tol >= 0 or tol == float("inf"):
         raise UserInputError(f"--tolerance must be a number >= 0. Got {tolerance!r} instead.")
-    modes = [
-        name
-        for name, on in (
-            ("--baseline", baseline),
-            ("--write-baseline", write_baseline),
-            ("--against", against),
-            ("--compare", compare),
-        )
-        if on
-    ]
-    if len(modes) > 1:
-        raise UserInputError(f"Use one of {', '.join(modes)} at a time.")
-    if ci and modes:
-        raise UserInputError("--ci works with the comparison table only, not with " + modes[0] + ".")
-    if (comparable_only or as_training) and against is None:
-        flag = "--comparable-only" if comparable_only else "--as"
-        raise UserInputError(f"{flag} works with --against published only.")
-    if allow_missing and baseline is None:
-        raise UserInputError("--allow-missing works with --baseline only.")
-    if labels and (baseline is not None or write_baseline is not None):
-        raise UserInputError("--label selects rows for tables; the baseline check takes every row.")
-
-    rows_path = rows_file_of(results)
-    frame = report.select_labels(load_rows(rows_path), labels)
-    if write_baseline is not None:
-        text = report.export_baseline(frame, convention=convention)
-        atomic_write_text(write_baseline, text)
-        click.echo(f"wrote baseline of {len(text.splitlines()) - 1} rows to {write_baseline}")
-        return
-    if baseline is not None:
-        check = report.compare_to_baseline(
-            frame, baseline, tol, convention=convention, allow_missing=allow_missing
-        )
-        for line in check.lines():
-            click.echo(line)
-        if check.failed:
-            ctx.exit(1)
-        return
-    if fmt == "html":  # the whole page (oodbench.report.html): tables, figures, comparisons
-        from oodbench.report.html import REPORT_FILENAME, write_page
-
-        if ci:
-            raise UserInputError("--ci is for the text tables; the HTML page shows --compare intervals.")
-        target = output if output is not None else rows_path.parent / REPORT_FILENAME
-        write_page(frame, scores_root=rows_path.parent, output=target, convention=convention,
-                   compare=compare, n_resamples=resamples)  # fmt: skip
-        click.echo(f"wrote {target}", err=True)
-        return
-    if against == "published":
-        comparison = report.published_comparison(
-            frame,
-            report.load_published(),
-            metric=metric,
-            convention=convention,
-            as_training=as_training,
-            comparable_only=comparable_only,
-        )
-        text = report.render_published(comparison, fmt, metric=metric)
-    elif compare is not None:
-        paired = report.compare(
-            frame,
-            *compare,
-            scores_root=rows_path.parent,
-            convention=convention,
-            n_resamples=resamples,
-        )
-        text = report.render_comparison(paired, fmt)
-    else:
-        table = report.comparison_table(
-            frame,
-            metric=metric,
-            columns=columns,
-            convention=convention,
-            ci=ci,
-            scores_root=rows_path.parent,
-            n_resamples=resamples,
-        )
-        text = report.render_table(table, fmt)
-    if output is not None:
-        atomic_write_text(output, text)
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    # The other options are named as the fields of ReportOptions and go there as they are.
+    outcome = make_report(rows_file_of(results), ReportOptions(tolerance=tol, labels=tuple(labels), **fields))
+    for line in outcome.messages:
+        click.echo(line)
+    for note in outcome.notes:
+        click.echo(note, err=True)
+    if outcome.text is not None:
+        click.echo(outcome.text, nl=False)
+    if outcome.failed:
+        ctx.exit(1)
 
 
 @cli.command("plot")
