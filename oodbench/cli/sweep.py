@@ -126,6 +126,7 @@ def sweep_command(
     scores every detector on every OOD set, and writes its rows to <results>/rows/<job>.jsonl.
     `oodbench report --results <results>` reads them all.
     """
+    from oodbench.options import RunOptions
     from oodbench.sweep import check_executor, expand_jobs, parse_time, run_sweep
     from oodbench.sweep.plan import check_executor_options, remove_stale_files, sweep_runtime
 
@@ -148,11 +149,10 @@ def sweep_command(
         check_folders=not dry_run,
     )
     results, torch_threads = runtime.results_dir, runtime.torch_threads
-    jobs = expand_jobs(
-        list(suites) or ["mnist"],
+    options = RunOptions(
         models=models,
         detectors=detectors,
-        detector_params=parse_params(params),
+        params=parse_params(params),
         seeds=parse_seeds(seeds) if seeds is not None else None,
         recipe=recipe,
         train_overrides={"epochs": epochs, "beta": beta, "lr": lr, "gan_warmup_epochs": gan_warmup_epochs},
@@ -160,11 +160,11 @@ def sweep_command(
         legacy=convention == "legacy",
         batch_size=batch_size,
         device=runtime.device,
-        torch_threads=torch_threads,
         results_dir=results,
         cache_dir=cache_dir,
         data_dir=data_dir,
     )
+    jobs = expand_jobs(list(suites) or ["mnist"], options=options, torch_threads=torch_threads)
     if dry_run:
         states = [job.state() for job in jobs]
         for job, state in zip(jobs, states, strict=True):

@@ -46,6 +46,8 @@ def run_suite(
     from oodbench.data import SUITES, load_custom_outs, load_suite
     from oodbench.data.custom import parse_outs
 
+    if options is None:
+        fields.setdefault("device", "cpu")  # the keyword form's default, as before RunOptions
     options = run_options(options, **fields)
     checkpoint = None if options.checkpoint is None else Path(options.checkpoint)
     device, limit, progress = options.device, options.limit, options.progress

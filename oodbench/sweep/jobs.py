@@ -130,27 +130,20 @@ def overrides_for(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
 def expand_jobs(
     suites: Sequence[str],
     *,
-    models: Sequence[str] = (),
-    detectors: Sequence[str] = (),
-    detector_params: dict[str, dict[str, Any]] | None = None,
-    seeds: Sequence[int] | None = None,
-    recipe: str | None = None,
-    train_overrides: dict[str, Any] | None = None,
-    limit: int | None = None,
-    legacy: bool = False,
-    batch_size: int = 256,
-    device: str = "cpu",
+    options: RunOptions | None = None,
     torch_threads: int = 1,
-    results_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
+    detector_params: dict[str, dict[str, Any]] | None = None,
+    **fields: Any,
 ) -> list[Job]:
     """The jobs of a sweep, one per (suite, model source, seed), in that order.
 
-    Selection as in `oodbench run`: `detectors` may hold the paper shorthands (joint, confidence,
-    baseline); no detector = every registered one; no model = every trained source; no seeds =
-    the recipe's seed. Every option is checked here (detector hyperparameters, training
-    overrides per model), so a mistake fails before any job starts.
+    `options` (or its fields as keywords; `detector_params` is its `params`, the device
+    defaults to "cpu") say what every job runs: models, detectors, params, seeds, recipe,
+    train_overrides, limit, legacy, batch_size, device and the folders. Selection as in
+    `oodbench run`: `detectors` may hold the paper shorthands (joint, confidence, baseline); no
+    detector = every registered one; no model = every trained source; no seeds = the recipe's
+    seed. Every option is checked here (detector hyperparameters, training overrides per
+    model), so a mistake fails before any job starts.
     """
     from oodbench.api import detector_requests
     from oodbench.data import SUITES
@@ -158,6 +151,12 @@ def expand_jobs(
     from oodbench.runner import TRAINED_SOURCES, expand_shorthands
     from oodbench.training.recipes import RECIPES, plan_training
 
+    if options is None:
+        fields.setdefault("device", "cpu")
+        options = RunOptions(params=detector_params or {}, **fields)
+    elif detector_params is not None or fields:
+        raise TypeError("give either options or keyword options, not both")
+    models, detectors, seeds, recipe = options.models, options.detectors, options.seeds, options.recipe
     if not suites:
         raise ValueError("expand_jobs needs at least one suite")
     if torch_threads < 1:
@@ -169,17 +168,17 @@ def expand_jobs(
             raise UserInputError(
                 f"Unknown model source {model!r}.{hint} Available: {', '.join(TRAINED_SOURCES)}."
             )
-    detector_params = detector_params or {}
+    detector_params = dict(options.params)
     names, sources = expand_shorthands(list(detectors), list(models))
     names = names or builtin_detectors()
     detector_requests(names, detector_params)  # names, --param and hyperparameters fail now, as in run
     # A file plug-in's path is made absolute: jobs may run in another folder (Ray, Slurm).
     requests = tuple((_absolute_spec(name), dict(detector_params.get(name, {}))) for name in names)
-    overrides = {k: v for k, v in (train_overrides or {}).items() if v is not None}
+    overrides = {k: v for k, v in (options.train_overrides or {}).items() if v is not None}
     folders = {
-        "results_dir": str(paths.results_dir(results_dir).resolve()),
-        "cache_dir": str(paths.cache_dir(cache_dir).resolve()),
-        "data_dir": str(paths.data_dir(data_dir).resolve()),
+        "results_dir": str(paths.results_dir(options.results_dir).resolve()),
+        "cache_dir": str(paths.cache_dir(options.cache_dir).resolve()),
+        "data_dir": str(paths.data_dir(options.data_dir).resolve()),
     }
     jobs: list[Job] = []
     for suite_name in dict.fromkeys(suites):
@@ -197,10 +196,10 @@ def expand_jobs(
                         detectors=requests,
                         recipe=recipe_obj.name,
                         train_overrides=own,
-                        limit=limit,
-                        legacy=legacy,
-                        batch_size=batch_size,
-                        device=device,
+                        limit=options.limit,
+                        legacy=options.legacy,
+                        batch_size=options.batch_size,
+                        device=str(options.device),
                         torch_threads=torch_threads,
                         **folders,
                     )
