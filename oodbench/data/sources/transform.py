@@ -72,19 +72,24 @@ def decode(path: Path, pre: Preprocess) -> torch.Tensor:
 
 def transform_pil(image, pre: Preprocess, *, name: str = "image") -> torch.Tensor:
     """A PIL image of mode L or RGB -> uint8 (C, H, W) by steps 2-4 of the module's rule."""
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
-
     if pre.channels == 3 and image.mode == "L":
         image = image.convert("RGB")  # repeats the grey value: the rule's 1 -> 3
     elif pre.channels == 1 and image.mode == "RGB":
         image = _luma(image)
-    if pre.resize is not None:
-        size = [pre.resize] if isinstance(pre.resize, int) else list(pre.resize)
-        image = TF.resize(image, size, interpolation=InterpolationMode(pre.interpolation), antialias=True)
-    if pre.crop is not None:
-        image = TF.center_crop(image, list(pre.crop))
-    x = TF.pil_to_tensor(image)
+    if pre.resize is not None or pre.crop is not None:
+        # Imported only here: torchvision's import costs ~1.8 s and ~170 MB (it loads torch._dynamo),
+        # which sets that need no resizing should not pay in every loader worker.
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        if pre.resize is not None:
+            size = [pre.resize] if isinstance(pre.resize, int) else list(pre.resize)
+            mode = InterpolationMode(pre.interpolation)
+            image = TF.resize(image, size, interpolation=mode, antialias=True)
+        if pre.crop is not None:
+            image = TF.center_crop(image, list(pre.crop))
+    array = np.asarray(image, dtype=np.uint8)
+    x = torch.from_numpy(array[None].copy() if array.ndim == 2 else array.transpose(2, 0, 1).copy())
     if pre.size is not None and tuple(x.shape[1:]) != tuple(pre.size):
         x = to_size(x, pre, name=name)
     return x
