@@ -141,6 +141,7 @@ def read_image_folder(
     stderr while a large folder is read (oodbench.progress).
     """
     import torch
+
     if not folder.is_dir():
         raise DataNotFoundError(f"Folder {folder} not found ({name}).")
     files = list_images(folder)

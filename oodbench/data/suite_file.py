@@ -422,7 +422,7 @@ class _Checker:
         return spec
 
     def dataset(self, name: str, split: Any, where: list) -> None:
-        from oodbench.data import DATASETS
+        from oodbench.data.spec import DATASETS
 
         if name not in DATASETS:
             self.add([*where, "dataset"], DATASETS.unknown_message(name).rstrip("."))

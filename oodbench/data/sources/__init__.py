@@ -11,43 +11,38 @@ Modules: transform (Preprocess, decode), base (ImageSource, Item, select, finger
 loader (make_loader, precheck, Batch).
 """
 
-from oodbench.data.sources.base import NO_LABEL, ImageSource, Item, select
-from oodbench.data.sources.files import (
-    ClassFolderSource,
-    FileSource,
-    ImageFolderSource,
-    ImageListSource,
-    read_image_list,
-)
-from oodbench.data.sources.loader import (
-    BadFilesWarning,
-    Batch,
-    ImageLoader,
-    default_workers,
-    make_loader,
-    precheck,
-)
-from oodbench.data.sources.tensors import NpzSource, TensorSource
-from oodbench.data.sources.transform import Preprocess, decode
+import importlib
+from typing import Any
 
-__all__ = [
-    "NO_LABEL",
-    "BadFilesWarning",
-    "Batch",
-    "ClassFolderSource",
-    "FileSource",
-    "ImageFolderSource",
-    "ImageListSource",
-    "ImageLoader",
-    "ImageSource",
-    "Item",
-    "NpzSource",
-    "Preprocess",
-    "TensorSource",
-    "decode",
-    "default_workers",
-    "make_loader",
-    "precheck",
-    "read_image_list",
-    "select",
-]
+# Imported on first use: suite files (oodbench.data.suite_file) need only `transform`, and
+# `oodbench list suites` must not import torch (tests/test_cli_startup.py).
+_EXPORTS = {
+    "NO_LABEL": "base",
+    "ImageSource": "base",
+    "Item": "base",
+    "select": "base",
+    "ClassFolderSource": "files",
+    "FileSource": "files",
+    "ImageFolderSource": "files",
+    "ImageListSource": "files",
+    "read_image_list": "files",
+    "BadFilesWarning": "loader",
+    "Batch": "loader",
+    "ImageLoader": "loader",
+    "default_workers": "loader",
+    "make_loader": "loader",
+    "precheck": "loader",
+    "NpzSource": "tensors",
+    "TensorSource": "tensors",
+    "Preprocess": "transform",
+    "decode": "transform",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'oodbench.data.sources' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"oodbench.data.sources.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:  # torch is imported when an image is decoded, not with the suite files
+    import torch
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
@@ -72,6 +75,8 @@ def decode(path: Path, pre: Preprocess) -> torch.Tensor:
 
 def transform_pil(image, pre: Preprocess, *, name: str = "image") -> torch.Tensor:
     """A PIL image of mode L or RGB -> uint8 (C, H, W) by steps 2-4 of the module's rule."""
+    import torch
+
     if pre.channels == 3 and image.mode == "L":
         image = image.convert("RGB")  # repeats the grey value: the rule's 1 -> 3
     elif pre.channels == 1 and image.mode == "RGB":
@@ -97,6 +102,7 @@ def transform_pil(image, pre: Preprocess, *, name: str = "image") -> torch.Tenso
 
 def _luma(image):
     """RGB -> L by `convert_channels` (BT.601 in float), rounded: the same rule as in-memory sets."""
+    import torch
     from PIL import Image
 
     from oodbench.data.convert import convert_channels, uint8_to_float
@@ -108,6 +114,8 @@ def _luma(image):
 
 def to_size(x: torch.Tensor, pre: Preprocess, *, name: str) -> torch.Tensor:
     """uint8 (C, H, W) -> pre.shape by oodbench.data.convert.to_shape, rounded back to uint8."""
+    import torch
+
     from oodbench.data.convert import as_float, to_shape
 
     out = to_shape(as_float(x[None]), pre.shape, name=name)[0]
