@@ -11,6 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from oodbench.detectors.mahalanobis import (
@@ -167,3 +169,18 @@ def test_scoring_does_not_change_the_detector(images):
     before = dict(vars(detector))
     detector.score(model, test)
     assert vars(detector).keys() == before.keys() and detector.form_ is before["form_"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=1, max_value=399), max_size=12), block=st.sampled_from([1, 50, 1024])
+)
+def test_any_batching_gives_the_in_memory_statistics(cuts, block):
+    f, y = relu_features(400, 6, 12, seed=7, dead=2)
+    bounds = [0, *sorted(set(cuts)), len(f)]
+    stats = TiedGaussianStats(block=block)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        stats.update(f[start:stop], y[start:stop])
+    means, cov = reference_stats(f, y)
+    torch.testing.assert_close(stats.means(), means, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(stats.covariance(), cov, rtol=1e-11, atol=1e-12)

@@ -167,6 +167,13 @@ def test_every_schema_error_is_in_one_message_with_its_line(tmp_path):
     assert "line 18: Unknown dataset 'gausian'. Did you mean: gaussian?" in message
 
 
+def test_the_number_of_classes_must_match_the_training_set():
+    with pytest.raises(
+        UserInputError, match=r"line 6: in_distribution.classes is 7 but the training set has 10"
+    ):
+        parse_suite(GOOD.replace("classes = 10", "classes = 7"))
+
+
 def test_validation_set_that_is_also_tested_is_refused_with_its_line():
     bad = GOOD.replace('dataset = "skimage_textures"', 'dataset = "gaussian"')
     with pytest.raises(UserInputError, match=r"line 20: validation_ood is also an OOD test set"):
@@ -193,6 +200,14 @@ def test_a_suite_of_files_builds_streaming_sources(tmp_path):
     write_classes(tmp_path / "data" / "train", {"a": 4, "b": 4})
     write_classes(tmp_path / "data" / "test", {"a": 2, "b": 2})
     write_classes(tmp_path / "ood", {"x": 3})
+    with pytest.raises(UserInputError, match="has 2 classes"):
+        parse_suite(
+            'format = 1\nname = "x"\ndescription = ""\n[in_distribution]\nclasses = 3\n'
+            'train = { classes = "data/train" }\nval = { holdout = 1 }\ntest = { classes = "data/test" }\n'
+            '[preprocess]\nsize = [8, 8]\n[[ood]]\nname = "n"\ngroup = "far"\ndataset = "gaussian"\n'
+            '[validation_ood]\nname = "u"\ndataset = "uniform"\n',
+            path=tmp_path / "x.toml",
+        )
     (tmp_path / "lists").mkdir()
     (tmp_path / "lists" / "val.txt").write_text("x/0.png -1\nx/1.png -1\n")
     text = """format = 1

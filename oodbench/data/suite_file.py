@@ -287,6 +287,8 @@ class _Checker:
         if not (isinstance(classes, int) and not isinstance(classes, bool) and classes >= 2):
             self.add(["in_distribution", "classes"], "in_distribution.classes must be an integer >= 2")
         train = self.source(ind.get("train"), ["in_distribution", "train"], base, required=True)
+        if train is not None and isinstance(classes, int) and classes >= 2:
+            self.class_count(train, classes)
         test = self.source(ind.get("test"), ["in_distribution", "test"], base, required=True)
         val: SourceSpec | int | None = None
         raw_val = ind.get("val")
@@ -420,6 +422,24 @@ class _Checker:
         if kind != "dataset" and not spec.path().exists():
             self.add([*where, kind], f"{spec.path()} does not exist")
         return spec
+
+    def class_count(self, train: SourceSpec, classes: int) -> None:
+        """The training set's own number of classes, where it is known without reading images:
+        a registered data set's, or the sub-folders of a class folder (torchvision's rule)."""
+        import os
+
+        found = None
+        if train.kind == "dataset":
+            from oodbench.data.spec import DATASETS
+
+            found = DATASETS.get(train.value).num_classes if train.value in DATASETS else None
+        elif train.kind == "classes" and train.path().is_dir():
+            found = sum(1 for e in os.scandir(train.path()) if e.is_dir() and not e.name.startswith("."))
+        if found is not None and found != classes:
+            self.add(
+                ["in_distribution", "classes"],
+                f"in_distribution.classes is {classes} but the training set has {found} classes",
+            )
 
     def dataset(self, name: str, split: Any, where: list) -> None:
         from oodbench.data.spec import DATASETS
