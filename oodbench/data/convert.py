@@ -36,7 +36,6 @@ _CHUNK = 2048
 def uint8_to_float(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, C, H, W) array -> float32 tensor in [0, 1] (x / 255)."""
     import torch
-
     images = np.ascontiguousarray(images)
     if not images.flags.writeable:  # torch.from_numpy warns on read-only arrays (cached embedded data)
         images = images.copy()
@@ -64,7 +63,6 @@ def as_float(batch: torch.Tensor) -> torch.Tensor:
     `LabeledImages.x` batches goes through this function so both storages give equal floats.
     """
     import torch
-
     if batch.dtype == torch.uint8:
         return batch.to(torch.float32).div_(255.0)
     return batch
@@ -76,7 +74,6 @@ def to_shape(x: torch.Tensor, shape: tuple[int, int, int], *, name: str = "image
     `name` only appears in error messages. Returns `x` itself when it already has the shape.
     """
     import torch
-
     if x.ndim != 4:
         raise UserInputError(
             f"{name} must be a batch of images (N, C, H, W); got a tensor of shape {tuple(x.shape)}."
@@ -96,7 +93,6 @@ def to_shape(x: torch.Tensor, shape: tuple[int, int, int], *, name: str = "image
 def convert_channels(x: torch.Tensor, channels: int, *, name: str = "images") -> torch.Tensor:
     """Step 1 of the rule alone: 1 -> 3 by repetition, 3 -> 1 by BT.601 luma."""
     import torch
-
     _check_channels(x.shape[1], channels, name)
     if x.shape[1] == channels:
         return x
@@ -128,7 +124,6 @@ def _check_channels(have: int, want: int, name: str) -> None:
 
 def _convert_chunk(x: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
     import torch.nn.functional as F
-
     x = convert_channels(x, channels)
     if tuple(x.shape[2:]) == (height, width):
         return x

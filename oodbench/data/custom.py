@@ -46,7 +46,7 @@ class OutSpec:
 
 
 def parse_out(text: str) -> OutSpec:
-    """ "[NAME=]folder:PATH" or "[NAME=]npz:PATH" -> OutSpec (no file is touched)."""
+    """"[NAME=]folder:PATH" or "[NAME=]npz:PATH" -> OutSpec (no file is touched)."""
     match = _NAMED.match(str(text))
     name, rest = (match.group(1), match.group(2)) if match else (None, str(text))
     kind, sep, raw_path = rest.partition(":")
@@ -253,7 +253,6 @@ def _to_nchw(array: np.ndarray, path: Path) -> np.ndarray:
 
 def _to_float(array: np.ndarray, path: Path) -> torch.Tensor:
     import torch
-
     if array.dtype == np.uint8:
         return uint8_to_float(array)
     if np.issubdtype(array.dtype, np.floating):

@@ -52,7 +52,6 @@ def embedded_arrays(name: str) -> dict[str, np.ndarray]:
 
 def _load_embedded(spec: DatasetSpec, req: LoadRequest) -> LabeledImages:
     import torch
-
     arrays = embedded_arrays(spec.name)
     # mnist_5k stores one array pair per split (x_train, y_train, ...); the others one split: x (, y).
     suffix = f"_{req.split}" if f"x_{req.split}" in arrays else ""

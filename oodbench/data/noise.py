@@ -29,7 +29,6 @@ _CHUNK = 1000  # images drawn per call, to bound the float64 temporary
 def noise(kind: str, n: int, shape: Shape, *, seed: int = 0, split: str = "test") -> torch.Tensor:
     """`n` noise images of `shape` = (C, H, W) as float32 (n, C, H, W) in [0, 1]."""
     import torch
-
     if kind not in _KINDS:
         raise UserInputError(f"Unknown noise {kind!r}. Available: {', '.join(_KINDS)}.")
     if not isinstance(seed, int) or not 0 <= seed < 2**32:

@@ -47,7 +47,6 @@ class LabeledImages:
 
     def subset(self, index: np.ndarray | torch.Tensor) -> LabeledImages:
         import torch
-
         index = torch.as_tensor(np.asarray(index), dtype=torch.long)
         return LabeledImages(self.x[index], None if self.y is None else self.y[index], self.name, self.split)
 

@@ -49,7 +49,6 @@ def _corrupt(title: str, path: Path, what: str, error: BaseException | str) -> U
 
 def _labels(values: np.ndarray, num_classes: int, title: str, path: Path) -> torch.Tensor:
     import torch
-
     labels = np.asarray(values).reshape(-1).astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise _corrupt(title, path, "label file", f"labels outside 0..{num_classes - 1}")
@@ -63,7 +62,6 @@ _SVHN_SOURCE = "http://ufldl.stanford.edu/housenumbers/"
 def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """SVHN's cropped-digit .mat -> (uint8 (N, 3, 32, 32), int64 (N,)), label 10 mapped to 0."""
     import scipy.io
-
     try:
         mat = scipy.io.loadmat(str(path), variable_names=["X", "y"])
     except Exception as error:  # scipy raises ValueError, MatReadError, OSError, ... on bad files
