@@ -184,3 +184,16 @@ def test_any_batching_gives_the_in_memory_statistics(cuts, block):
     means, cov = reference_stats(f, y)
     torch.testing.assert_close(stats.means(), means, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(stats.covariance(), cov, rtol=1e-11, atol=1e-12)
+
+
+def test_fit_from_a_streaming_loader_equals_fit_from_the_tensor(images):
+    from oodbench.data.sources import Preprocess, TensorSource, make_loader
+
+    model, train, test = images
+    source = TensorSource(train.x, train.y, pre=Preprocess(channels=3, size=(8, 8)), name="train")
+    streamed = Mahalanobis().fit(model, train=make_loader(source, batch_size=64, workers=0))
+    direct = Mahalanobis().fit(model, train=train, batch_size=64)
+    assert torch.equal(streamed.means_, direct.means_) and torch.equal(streamed.precision_, direct.precision_)
+    unlabelled = TensorSource(train.x, None, pre=Preprocess(channels=3, size=(8, 8)), name="ood")
+    with pytest.raises(ValueError, match="label -1"):
+        Mahalanobis().fit(model, train=make_loader(unlabelled, batch_size=64, workers=0))

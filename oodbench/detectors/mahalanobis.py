@@ -82,9 +82,11 @@ class Mahalanobis(Detector):
         return getattr(self, "epsilon_", self.epsilon or 0.0) > 0
 
     def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
-        """Class means and tied covariance from `train` (an object with .x and .y)."""
+        """Class means and tied covariance from `train`: an object with .x and .y (a LabeledImages),
+        or an iterable of labelled batches with .x and .y (a streaming loader,
+        `oodbench.data.sources.make_loader`; its batch size is the loader's)."""
         self.validate()
-        if train is None or getattr(train, "y", None) is None:
+        if train is None or (hasattr(train, "x") and getattr(train, "y", None) is None):
             raise ValueError("Mahalanobis needs labelled in-distribution training data to fit")
         # Which layer the features come from (an EvalModel says; oodbench's own nets: penultimate).
         self.layer_ = getattr(model, "feature_source", "penultimate")
@@ -92,11 +94,12 @@ class Mahalanobis(Detector):
         stats = TiedGaussianStats()
         model.eval()
         with torch.no_grad():
-            for start in range(0, len(train.x), batch_size):
-                batch = as_float(train.x[start : start + batch_size]).to(device)
-                feats, _ = features_and_logits(model, batch)
+            for images, labels in _labelled_batches(train, batch_size):
+                if (labels < 0).any():
+                    raise ValueError("Mahalanobis needs labelled training data; a batch has label -1")
+                feats, _ = features_and_logits(model, as_float(images).to(device))
                 # .float() first: the same float32 features the in-memory version collected.
-                stats.update(feats.float().cpu(), train.y[start : start + batch_size])
+                stats.update(feats.float().cpu(), labels)
         self.means_, cov = stats.means(), stats.covariance()
         # pinv: penultimate ReLU features are often rank-deficient (dead units).
         self.precision_ = torch.linalg.pinv(cov, hermitian=True)
@@ -152,6 +155,16 @@ class Mahalanobis(Detector):
                 feats = model.features(batch - self.epsilon_ * grad.sign()).double().cpu()
             scores.append(-self._quadratic()(feats))
         return torch.cat(scores).numpy()
+
+
+def _labelled_batches(train, batch_size: int):
+    """(images, labels) batches of a LabeledImages-like object, or of an iterable of batches."""
+    if hasattr(train, "x"):
+        for start in range(0, len(train.x), batch_size):
+            yield train.x[start : start + batch_size], torch.as_tensor(train.y[start : start + batch_size])
+    else:
+        for batch in train:
+            yield batch.x, torch.as_tensor(batch.y)
 
 
 def min_distance(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
