@@ -65,6 +65,15 @@ def has_images(folder: Path) -> bool:
 def read_image(path: Path) -> np.ndarray:
     """One image file -> uint8 (C, H, W) with C = 1 (grey modes) or 3 (colour; alpha dropped).
 
+    Decoded by `read_pil_image` (the bit-depth rule is there).
+    """
+    array = np.asarray(read_pil_image(path), dtype=np.uint8)
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def read_pil_image(path: Path) -> Image.Image:
+    """One image file -> a loaded PIL image of mode "L" (grey modes) or "RGB" (colour; alpha dropped).
+
     Grey images with more than 8 bits (see `_wide_grey_to_uint8`): 16-bit ones keep their 8 most
     significant bits; 32-bit integer images in 0..255 or 0..65535 are read as 8- or 16-bit, others
     are scaled from their own min..max; float images in [0, 1] are scaled by 255, others from their
@@ -79,12 +88,12 @@ def read_image(path: Path) -> np.ndarray:
                 if image.mode.startswith("I;16"):
                     # 16-bit grey: keep the 8 most significant bits.
                     array = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
-                elif image.mode in ("I", "F"):
-                    array = _wide_grey_to_uint8(np.asarray(image), path)
-                elif image.mode in ("1", "L", "LA"):
-                    array = np.asarray(image.convert("L"), dtype=np.uint8)
-                else:
-                    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+                    return Image.fromarray(array)  # 2-D uint8: mode "L"
+                if image.mode in ("I", "F"):
+                    return Image.fromarray(_wide_grey_to_uint8(np.asarray(image), path))
+                if image.mode in ("1", "L", "LA"):
+                    return image.convert("L")  # a new, loaded image: valid after the file closes
+                return image.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UserInputError(
             f"Image file {path} is too large to decode safely ({one_line(error)}); downscale it, or "
@@ -94,7 +103,6 @@ def read_image(path: Path) -> np.ndarray:
         raise UserInputError(
             f"Image file {path} could not be read ({one_line(error)}); delete or replace it."
         ) from None
-    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 def _wide_grey_to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
@@ -133,6 +141,7 @@ def read_image_folder(
     stderr while a large folder is read (oodbench.progress).
     """
     import torch
+
     if not folder.is_dir():
         raise DataNotFoundError(f"Folder {folder} not found ({name}).")
     files = list_images(folder)

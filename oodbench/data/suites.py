@@ -20,6 +20,9 @@ As in Lee et al. (2018), a seen OOD set may also be tested, but only its test sp
 suite trains the confidence loss on CIFAR-10 train and tests on CIFAR-10 test.
 
 Noise test sets get min(in-dist test size, 10,000) images, seed 0 (the same for every model).
+
+The suites are declared in TOML files, oodbench/suites/<name>.toml (format: oodbench.data.suite_file),
+registered here at import; `SUITE_FILES[name].sha256` is each file's digest.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ from oodbench.data.spec import (
     load_dataset,
     stratified_holdout,
 )
+from oodbench.data.suite_file import BUILTIN_DIR, SuiteFile, builtin_suite_files, load_suite_file
 from oodbench.errors import DataNotFoundError, UserInputError
 
 DEFAULT_SUITE = "mnist"
-_ODIN_OUT = ("tinyimagenet_crop", "tinyimagenet_resize", "lsun_crop", "lsun_resize", "gaussian", "uniform")
 
 
 def seen_split(spec: DatasetSpec) -> str:
@@ -74,64 +77,27 @@ def add_suite(suite: Suite) -> Suite:
     return SUITES.add(suite.name, suite)
 
 
-add_suite(
-    Suite(
-        name="mnist",
-        in_dataset="mnist_5k",
-        out_datasets=("animal_mnist", "skimage_crops", "sklearn_digits", "gaussian", "uniform"),
-        seen_ood="sklearn_photos",
-        val_ood="skimage_textures",
-        recipe="embedded",
-        description="Embedded, offline: MNIST 5k vs animal silhouettes, photo crops, 8x8 digits, noise",
-        val_in_from="val",
-        val_in_size=500,
-        val_ood_size=500,
-    )
-)
-add_suite(
-    Suite(
-        name="svhn",
-        in_dataset="svhn",
-        out_datasets=("cifar10", "tinyimagenet_resize", "lsun_resize", "gaussian"),
-        seen_ood="cifar10",
-        val_ood="isun",
-        recipe="lee2018-svhn",
-        description="Lee et al. 2018, SVHN in-distribution (confidence loss sees CIFAR-10 train)",
-    )
-)
-add_suite(
-    Suite(
-        name="cifar10",
-        in_dataset="cifar10",
-        out_datasets=("svhn", "tinyimagenet_resize", "lsun_resize", "gaussian"),
-        seen_ood="svhn",
-        val_ood="isun",
-        recipe="lee2018-cifar10",
-        description="Lee et al. 2018, CIFAR-10 in-distribution (confidence loss sees SVHN train)",
-    )
-)
-add_suite(
-    Suite(
-        name="odin-cifar10",
-        in_dataset="cifar10",
-        out_datasets=_ODIN_OUT,
-        seen_ood="svhn",
-        val_ood="isun",
-        recipe="lee2018-cifar10",
-        description="ODIN's CIFAR-10 benchmark (TinyImageNet, LSUN crop/resize, noise); iSUN tunes only",
-    )
-)
-add_suite(
-    Suite(
-        name="odin-cifar100",
-        in_dataset="cifar100",
-        out_datasets=_ODIN_OUT,
-        seen_ood="svhn",
-        val_ood="isun",
-        recipe="lee2018-cifar100",
-        description="ODIN's CIFAR-100 benchmark (TinyImageNet, LSUN crop/resize, noise); iSUN tunes only",
-    )
-)
+# The built-in suites are the TOML files in oodbench/suites/ (package data), read here in this
+# order; tests/test_suite_file.py holds a frozen copy of the Python definitions they replaced and
+# checks each file against it. SUITE_FILES keeps each parsed file (its sha256 for result rows).
+BUILTIN_SUITES = ("mnist", "svhn", "cifar10", "odin-cifar10", "odin-cifar100")
+SUITE_FILES: dict[str, SuiteFile] = {}
+
+
+def _register_builtin_suites() -> None:
+    files = builtin_suite_files()
+    missing = [name for name in BUILTIN_SUITES if name not in files]
+    if missing:
+        raise UserInputError(
+            f"Built-in suite files missing from {BUILTIN_DIR}: {', '.join(missing)}; reinstall oodbench."
+        )
+    for name in BUILTIN_SUITES:
+        parsed = load_suite_file(files[name])
+        SUITE_FILES[name] = parsed
+        add_suite(parsed.to_suite())
+
+
+_register_builtin_suites()
 
 
 def load_suite(
