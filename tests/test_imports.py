@@ -16,7 +16,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oodbench.names", "oodbench.errors", "oodbench.paths", "oodbench.atomic", "oodbench.registry",
      "oodbench.progress", "oodbench.provenance", "oodbench.devices", "oodbench.options"),
     ("oodbench.store", "oodbench.checkpoint_format", "oodbench.metrics"),
-    ("oodbench.data", "oodbench.results"),
+    # training.recipes is plain configuration (no torch, no data): suite files name recipes.
+    ("oodbench.data", "oodbench.results", "oodbench.training.recipes"),
     ("oodbench.models", "oodbench.detectors", "oodbench.plots", "oodbench.report"),
     ("oodbench.training", "oodbench.export"),
     ("oodbench.runner", "oodbench.figures"),

@@ -149,7 +149,8 @@ def expand_jobs(
     from oodbench.data import SUITES
     from oodbench.detectors import builtin_detectors
     from oodbench.runner import TRAINED_SOURCES, expand_shorthands
-    from oodbench.training.recipes import RECIPES, plan_training
+    from oodbench.training.plan import plan_training
+    from oodbench.training.recipes import RECIPES
 
     if options is None:
         fields.setdefault("device", "cpu")

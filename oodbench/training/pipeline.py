@@ -23,7 +23,8 @@ from oodbench.devices import resolve_device
 from oodbench.errors import UserInputError
 from oodbench.training import distributed, loop
 from oodbench.training.estimate import TrainingEstimate, estimate_training
-from oodbench.training.recipes import TrainingPlan, format_config, plan_training
+from oodbench.training.plan import TrainingPlan, plan_training
+from oodbench.training.recipes import format_config
 
 logger = logging.getLogger(__name__)
 
