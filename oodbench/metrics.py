@@ -757,7 +757,9 @@ def resolve_convention(convention: str | None, *, legacy: bool = False) -> str:
     if convention is None:
         return "legacy" if legacy else "exact"
     if convention not in CONVENTIONS:
-        raise UserInputError(f"Unknown metric convention {convention!r}; use one of {', '.join(CONVENTIONS)}.")
+        raise UserInputError(
+            f"Unknown metric convention {convention!r}; use one of {', '.join(CONVENTIONS)}."
+        )
     if legacy and convention != "legacy":
         raise UserInputError(f"legacy=True contradicts convention={convention!r}; give one of them.")
     return convention
