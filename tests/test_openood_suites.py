@@ -194,3 +194,53 @@ def test_same_images_as_pytorch_ood(tree, tmp_path: Path, suite_name: str) -> No
             image, label = dataset[i]
             assert torch.equal(image, source[i].image), (role, i)
             assert label == int(source.labels[i])
+
+
+@pytest.mark.parametrize("suite_name", ["openood-imagenet200", "openood-imagenet1k"])
+def test_same_images_as_pytorch_ood_imagenet(tree, tmp_path: Path, suite_name: str) -> None:
+    """pytorch-ood 0.4.0's ImageNet200_OpenOOD / ImageNet_OpenOOD resolve every list against ONE
+    root, Textures included, whereas OpenOOD keeps Textures in images_classic/: on a copy of the
+    tree with images_largescale/texture linked to images_classic/texture both read the same
+    images. (pytorch-ood has no csID sets; those are checked in test_suite_file_reads_the_tree.)"""
+    benchmark_module = pytest.importorskip("pytorch_ood.benchmark.img.openood")
+    source_root, _ = tree
+    root = tmp_path / "data"
+    shutil.copytree(source_root, root, symlinks=True)
+    (root / "images_largescale" / "texture").symlink_to(root / "images_classic" / "texture")
+    hub = tmp_path / "hub"
+    shutil.copytree(root / "benchmark_imglist", hub / "openood_benchmark_imglist" / "benchmark_imglist")
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(hub))
+    try:
+        cls = {"openood-imagenet200": "ImageNet200_OpenOOD", "openood-imagenet1k": "ImageNet_OpenOOD"}[
+            suite_name
+        ]
+        pipeline = torchvision_pipeline(suite_name, native=False)
+        theirs = getattr(benchmark_module, cls)(
+            root=str(root / "images_largescale"), transform=pipeline, download=False
+        )
+    finally:
+        torch.hub.set_dir(old)
+    suite = load_suite_file(builtin_suite_files()[suite_name], data_root=root)
+    ours = suite.named_sources()
+    their_names = {"SSBHard": "ssb_hard", "NINCO": "ninco", "iNaturalist": "inaturalist",
+                   "Textures": "textures", "OpenImagesO": "openimage_o"}  # fmt: skip
+    pairs = {"train": theirs.train_in, "val": theirs.val_in, "test": theirs.test_in}
+    pairs["validation_ood:openimage_o_val"] = theirs.val_ood
+    for name, dataset in zip(theirs.ood_names, theirs.test_oods, strict=True):
+        pairs[their_names[name]] = dataset
+    assert set(ours) - set(pairs) == {"imagenet_v2", "imagenet_c", "imagenet_r"}
+    assert suite.groups() == {
+        "near": [their_names[n] for n in theirs._near_ood],
+        "far": [their_names[n] for n in theirs._far_ood],
+    }
+    for role, dataset in pairs.items():
+        source = ours[role].build(suite.preprocess, name=role)
+        assert [Path(f).resolve() for f in dataset.files] == [source.path(i) for i in range(len(source))], (
+            role
+        )
+        assert list(dataset.labels) == [int(v) for v in source.labels], role
+        for i in range(len(source)):
+            image, label = dataset[i]
+            assert torch.equal(image, source[i].image), (role, i)
+            assert label == int(source.labels[i])
