@@ -78,6 +78,26 @@ scores are equal the grid is empty (gap = 0; the public code fails there) and le
 returns the exact values; if end - start overflows (scores near +-1e308) gap is taken as
 end / 200000 - start / 200000.
 
+OpenOOD mode (``compute(..., convention="openood")``) gives the numbers of OpenOOD v1.5's
+evaluator (``openood/evaluators/metrics.py``, current code, read 2026-12): AUROC, FPR@95
+(``fpr95_openood``, OOD positive, as above), TNR at 95% TPR and detection accuracy are the exact
+values, but AUPR-In and AUPR-Out integrate the precision-recall curve with the TRAPEZOID rule
+(scikit-learn ``precision_recall_curve`` then ``auc``) instead of average precision. With the
+positive class's scores p (ID and s for AUPR-In; OOD and -s for AUPR-Out), the distinct pooled
+values t_1 > t_2 > ... > t_m, TP_k / FP_k the positives / negatives with score >= t_k, P the
+number of positives, R_k = TP_k / P, Prec_k = TP_k / (TP_k + FP_k) and the start point
+(R_0, Prec_0) = (0, 1):
+
+    AUPR_trapezoid = sum_{k=1..m} (R_k - R_{k-1}) * (Prec_k + Prec_{k-1}) / 2.
+
+It differs from average precision (sum (R_k - R_{k-1}) * Prec_k) by half of each step's
+precision change, and it is not the area under the interpolated (step) PR curve either: a
+negative scored above every positive puts a (0, 0) point on the curve, and the first segment
+then counts half its precision. Scikit-learn truncates the curve at full recall; points of
+equal recall add no area, so that changes nothing. Between 2023-08-10 and 2023-12-18
+OpenOOD's code returned AUPR-In and AUPR-Out swapped (OpenOOD issues #211, #308); this mode
+follows the corrected code (AUPR-In: ID positive).
+
 ``bootstrap`` gives 95% percentile intervals by resampling ID and OOD independently, and
 ``paired_bootstrap`` the distribution of metric(A) - metric(B) for two detectors scored on
 the same samples (one set of draws for both). A resample of sorted data is a count per
@@ -106,6 +126,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {name: name != "fpr95_openood" for name in M
 
 # Number of grid steps of the public code's threshold sweep (calMetric: gap = (end - start) / 200000).
 LEGACY_STEPS = 200_000
+
+# How `compute` reads the metrics: exact (default), legacy (the 2018 threshold grid), openood
+# (OpenOOD v1.5's trapezoidal AUPR). Result rows record it in `metrics_convention`.
+CONVENTIONS: tuple[str, ...] = ("exact", "legacy", "openood")
 
 _LOW63 = np.int64(2**63 - 1)
 
@@ -696,18 +720,59 @@ def _legacy(scores_in: ArrayLike, scores_out: ArrayLike, *, steps: int = LEGACY_
     return _legacy_metrics(values_in, w_in, values_out, w_out, steps)
 
 
-def compute(scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False) -> dict[str, float]:
+def compute(
+    scores_in: ArrayLike, scores_out: ArrayLike, *, legacy: bool = False, convention: str | None = None
+) -> dict[str, float]:
     """All metrics of METRIC_NAMES for ID scores `scores_in` and OOD scores `scores_out`.
 
     Higher score = more in-distribution; ID is positive; values are fractions in [0, 1].
-    Exact and tie-aware by default (definitions in the module docstring, docs/methods.md
-    section 5); ``legacy=True`` uses the public code's 200,000-step threshold grid instead
-    (fpr95_openood stays exact). Raises UserInputError (a ValueError) for empty, non-1-D or
-    non-finite input.
+    `convention` (one of CONVENTIONS): "exact" (default; tie-aware, definitions in the module
+    docstring, docs/methods.md section 5); "legacy" (the public code's 200,000-step threshold
+    grid; fpr95_openood stays exact), also selected by ``legacy=True``; "openood" (the exact
+    values with AUPR-In / AUPR-Out by trapezoidal integration of the PR curve, as OpenOOD v1.5).
+    Raises UserInputError (a ValueError) for empty, non-1-D or non-finite input, an unknown
+    convention, or ``legacy=True`` with another convention.
     """
-    if legacy:
+    convention = resolve_convention(convention, legacy=legacy)
+    if convention == "legacy":
         return _legacy(scores_in, scores_out)
-    return _exact(_as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out"))
+    s_in, s_out = _as_scores(scores_in, "scores_in"), _as_scores(scores_out, "scores_out")
+    result = _exact(s_in, s_out)
+    if convention == "openood":
+        result["aupr_in"] = aupr_trapezoid(s_in, s_out)
+        result["aupr_out"] = aupr_trapezoid(-s_out, -s_in)
+    return result
+
+
+def resolve_convention(convention: str | None, *, legacy: bool = False) -> str:
+    """The convention name `compute` uses for (`convention`, `legacy`): `legacy=True` means
+    "legacy"; None means "exact"; a contradiction or an unknown name is a UserInputError."""
+    if convention is None:
+        return "legacy" if legacy else "exact"
+    if convention not in CONVENTIONS:
+        raise UserInputError(
+            f"Unknown metric convention {convention!r}; use one of {', '.join(CONVENTIONS)}."
+        )
+    if legacy and convention != "legacy":
+        raise UserInputError(f"legacy=True contradicts convention={convention!r}; give one of them.")
+    return convention
+
+
+def aupr_trapezoid(scores_pos: ArrayLike, scores_neg: ArrayLike) -> float:
+    """Area under the precision-recall curve by the trapezoid rule, positives `scores_pos`
+    (higher = more positive): OpenOOD's ``auc(recall, precision)`` after scikit-learn's
+    ``precision_recall_curve``, computed from counts at the distinct pooled values (formula in
+    the module docstring). AUPR-In = aupr_trapezoid(s_in, s_out); AUPR-Out =
+    aupr_trapezoid(-s_out, -s_in)."""
+    pos = np.sort(_as_scores(scores_pos, "scores_pos"))
+    neg = np.sort(_as_scores(scores_neg, "scores_neg"))
+    values = np.unique(np.concatenate([pos, neg]))[::-1]  # distinct thresholds, descending
+    # Counts with score >= t: n minus the count strictly below t.
+    tp = (pos.size - np.searchsorted(pos, values, side="left")).astype(np.float64)
+    fp = (neg.size - np.searchsorted(neg, values, side="left")).astype(np.float64)
+    recall = np.concatenate([[0.0], tp / pos.size])
+    precision = np.concatenate([[1.0], tp / (tp + fp)])  # tp + fp >= 1 at every pooled value
+    return float(np.sum(np.diff(recall) * (precision[1:] + precision[:-1])) / 2.0)
 
 
 class _ValueCounter(NamedTuple):

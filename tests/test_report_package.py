@@ -28,6 +28,7 @@ def test_wheel_contains_the_published_csv(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert "oodbench/report/published_results.csv" in names
+        assert "oodbench/report/openood_leaderboard.csv" in names  # the OpenOOD leaderboard
         assert "oodbench/report/templates/report.html.j2" in names  # the HTML report page
         shipped = archive.read("oodbench/report/published_results.csv")
     assert shipped == (REPO / "oodbench" / "report" / "published_results.csv").read_bytes()

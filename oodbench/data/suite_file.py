@@ -39,9 +39,21 @@
 A source is a table with exactly one of: `dataset` (a registered data set, `split` optional),
 `folder` (every image below it), `classes` (class sub-folders, labels from sorted folder
 names), `list` (an OpenOOD image list, `root` required) or `npz`; `limit` caps it. Relative
-paths are relative to the suite file's folder. Every problem of a file is reported in ONE
-UserInputError naming the file and each key's line. `SuiteFile.sha256` is the file's digest
-for result rows; `SuiteFile.to_suite()` gives today's `Suite` when every set is registered.
+paths are relative to the suite file's folder.
+
+Data roots (OpenOOD's layout, oodbench/suites/openood-*.toml): a path may begin with
+`{data_root}`, replaced by the folder given as `load_suite_file(path, data_root=...)`. Without
+one the file still parses (its sets are listed) but nothing can be read; with one, every list
+and folder is checked at once and `DataNotFoundError` names all that are missing in one line,
+with the optional top-level `[data] get = "..."` saying how to obtain them. List sources take
+`sha256 = "<64 hex>"`, a pin of the list file's bytes: `SuiteFile.verify_lists()` records each
+list's digest, and a list that differs from its pin is an error unless accepted explicitly
+(`accept_changed=True`, recorded in the result). `native = true` reads a set at its stored
+size, without `resize` / `crop` (OpenOOD's ImageNet-C: ToTensor + Normalize only).
+
+Every problem of a file is reported in ONE UserInputError naming the file and each key's
+line. `SuiteFile.sha256` is the file's digest for result rows; `SuiteFile.to_suite()` gives
+today's `Suite` when every set is registered.
 """
 
 from __future__ import annotations
@@ -70,7 +82,9 @@ SOURCE_KINDS = ("dataset", "folder", "classes", "list", "npz")
 NORMALIZE_PRESETS = ("none", "imagenet", "cifar10", "svhn")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _TOP = ("format", "name", "description", "in_distribution", "preprocess", "ood", "validation_ood")
-_TOP_OPTIONAL = ("covariate_shift", "training")
+_TOP_OPTIONAL = ("covariate_shift", "training", "data")
+DATA_ROOT = "{data_root}"  # placeholder at the start of a path: the folder given as data_root
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -83,14 +97,43 @@ class SourceSpec:
     root: str | None = None
     limit: int | None = None
     base: Path = field(default=Path("."), compare=False)  # the suite file's folder
+    sha256: str | None = None  # list sources: pinned sha256 of the list file's bytes
+    native: bool = False  # read at the stored size: no resize / crop
+    data_root: Path | None = field(default=None, compare=False)  # replaces {data_root}
+
+    @property
+    def needs_data_root(self) -> bool:
+        """Whether a path of this source starts with {data_root}."""
+        return self.kind != "dataset" and any(
+            v is not None and v.startswith(DATA_ROOT) for v in (self.value, self.root)
+        )
+
+    def _resolve(self, text: str) -> Path:
+        if text.startswith(DATA_ROOT):
+            if self.data_root is None:
+                raise UserInputError(
+                    f"{text} is relative to a data root; load the suite file with data_root=FOLDER."
+                )
+            return (Path(self.data_root).expanduser() / text[len(DATA_ROOT) :].lstrip("/\\")).resolve()
+        return (self.base / Path(text).expanduser()).resolve()
 
     def path(self) -> Path:
-        return (self.base / Path(self.value).expanduser()).resolve()
+        return self._resolve(self.value)
+
+    def root_path(self) -> Path:
+        """The folder a list's image paths are relative to."""
+        return self._resolve(self.root or ".")
+
+    def list_sha256(self) -> str:
+        """sha256 hex of a list source's file bytes."""
+        return hashlib.sha256(self.path().read_bytes()).hexdigest()
 
     def build(self, pre: Preprocess, *, data_dir: str | None = None, name: str | None = None):
         """The streaming source (oodbench.data.sources) of this set, `limit` applied by `select`."""
         from oodbench.data import sources
 
+        if self.native:
+            pre = Preprocess(pre.channels, None, None, None, pre.interpolation)
         if self.kind == "dataset":
             from oodbench.data.spec import load_dataset
 
@@ -101,8 +144,7 @@ class SourceSpec:
         elif self.kind == "classes":
             source = sources.ClassFolderSource(self.path(), pre, name=name)
         elif self.kind == "list":
-            root = (self.base / Path(self.root or ".").expanduser()).resolve()
-            source = sources.ImageListSource(self.path(), root, pre, name=name)
+            source = sources.ImageListSource(self.path(), self.root_path(), pre, name=name)
         else:
             source = sources.NpzSource(self.path(), pre, name=name)
         return sources.select(source, self.limit)
@@ -134,6 +176,79 @@ class SuiteFile:
     covariate_shift: tuple[NamedSet, ...] = ()
     recipe: str | None = None
     seen_ood: SourceSpec | None = None
+    data_root: Path | None = None
+    data_get: str = ""  # [data] get: how to obtain the data (shown when some is missing)
+
+    def named_sources(self) -> dict[str, SourceSpec]:
+        """Every source by role / set name: train, val, test, each OOD and covariate-shift set
+        by its name, the validation OOD set as validation_ood:<name>, seen_ood."""
+        out = {"train": self.train, "test": self.test}
+        if not isinstance(self.val, int):
+            out["val"] = self.val
+        out[f"validation_ood:{self.validation_ood.name}"] = self.validation_ood.source
+        for entry in (*self.ood, *self.covariate_shift):
+            out[entry.name] = entry.source
+        if self.seen_ood is not None:
+            out["seen_ood"] = self.seen_ood
+        return out
+
+    @property
+    def needs_data_root(self) -> bool:
+        return any(s.needs_data_root for s in self.named_sources().values())
+
+    def missing_data(self) -> list[Path]:
+        """Lists and folders the sources name that do not exist (lists, their image roots,
+        folders), in file order, each once. Empty when all are there."""
+        missing: list[Path] = []
+        for source in self.named_sources().values():
+            if source.kind == "dataset":
+                continue
+            paths = [source.path()] + ([source.root_path()] if source.kind == "list" else [])
+            missing += [p for p in paths if not p.exists() and p not in missing]
+        return missing
+
+    def require_data(self) -> None:
+        """DataNotFoundError naming, in one line, every missing list / folder, where it was
+        looked for and how to get it; nothing when all exist."""
+        from oodbench.errors import DataNotFoundError
+
+        missing = self.missing_data()
+        if not missing:
+            return
+        where = f" under data root {self.data_root}" if self.data_root is not None else ""
+        names = ", ".join(str(p) for p in missing)
+        raise DataNotFoundError(
+            f"Suite {self.name}: {len(missing)} list(s)/folder(s) missing{where}: {names}. "
+            + (self.data_get or "Put the files there, or edit the suite file's paths.")
+        )
+
+    def list_pins(self) -> dict[str, str]:
+        """{set name: pinned sha256} of the list sources that carry a pin."""
+        return {n: s.sha256 for n, s in self.named_sources().items() if s.kind == "list" and s.sha256}
+
+    def verify_lists(self, *, accept_changed: bool = False) -> dict[str, dict[str, Any]]:
+        """sha256 of every list file, by set name (see `named_sources`), for result rows:
+        {"sha256": digest, "pinned": pin or "", "accepted": True where a pinned list differs
+        and `accept_changed` accepts it}. A list differing from its pin without
+        `accept_changed` is a UserInputError naming every such list in one line."""
+        out: dict[str, dict[str, Any]] = {}
+        changed = []
+        for name, source in self.named_sources().items():
+            if source.kind != "list":
+                continue
+            digest = source.list_sha256()
+            pinned = source.sha256 or ""
+            differs = bool(pinned) and digest != pinned
+            out[name] = {"sha256": digest, "pinned": pinned, "accepted": differs}
+            if differs:
+                changed.append(f"{name} ({source.path()}: sha256 {digest}, pinned {pinned})")
+        if changed and not accept_changed:
+            raise UserInputError(
+                f"Suite {self.name}: image list(s) differ from the pinned sha256: "
+                + "; ".join(changed)
+                + ". Get the official lists, or accept them explicitly (accept_changed=True; recorded)."
+            )
+        return out
 
     def groups(self) -> dict[str, list[str]]:
         """OOD test set names by group, in file order."""
@@ -178,8 +293,13 @@ class SuiteFile:
 
 
 # ---------------------------------------------------------------------------------------- parse
-def load_suite_file(path: str | Path) -> SuiteFile:
-    """Parse and validate a suite file; every problem in one UserInputError with lines."""
+def load_suite_file(
+    path: str | Path, *, data_root: str | Path | None = None, check_data: bool = True
+) -> SuiteFile:
+    """Parse and validate a suite file; every problem in one UserInputError with lines.
+
+    data_root: the folder that replaces {data_root} in its paths; with `check_data`, every
+    list / folder it names must exist (`SuiteFile.require_data`: one DataNotFoundError)."""
     path = Path(path).expanduser()
     try:
         data = path.read_bytes()
@@ -189,7 +309,10 @@ def load_suite_file(path: str | Path) -> SuiteFile:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserInputError(f"Suite file {path} is not UTF-8 text; save it as UTF-8.") from None
-    return parse_suite(text, path=path, sha256=hashlib.sha256(data).hexdigest())
+    suite = parse_suite(text, path=path, sha256=hashlib.sha256(data).hexdigest(), data_root=data_root)
+    if data_root is not None and check_data:
+        suite.require_data()
+    return suite
 
 
 def suite_file_sha256(path: str | Path) -> str:
@@ -197,25 +320,35 @@ def suite_file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).expanduser().read_bytes()).hexdigest()
 
 
-def parse_suite(text: str, *, path: Path = Path("<suite>"), sha256: str | None = None) -> SuiteFile:
+def parse_suite(
+    text: str,
+    *,
+    path: Path = Path("<suite>"),
+    sha256: str | None = None,
+    data_root: str | Path | None = None,
+) -> SuiteFile:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends "(at line L, column C)": already the file's line.
         raise UserInputError(f"Suite file {path}: invalid TOML: {error}. Fix that line.") from None
-    checker = _Checker(text, path)
+    root = None if data_root is None else Path(data_root).expanduser().resolve()
+    checker = _Checker(text, path, data_root=root)
     suite = checker.suite(doc, base=path.parent if path.name != "<suite>" else Path("."))
     checker.raise_if_any()
     assert suite is not None
-    return SuiteFile(path=path, sha256=sha256 or hashlib.sha256(text.encode()).hexdigest(), **suite)
+    return SuiteFile(
+        path=path, sha256=sha256 or hashlib.sha256(text.encode()).hexdigest(), data_root=root, **suite
+    )
 
 
 class _Checker:
     """Collects every schema problem with the line of the key it concerns."""
 
-    def __init__(self, text: str, path: Path) -> None:
+    def __init__(self, text: str, path: Path, data_root: Path | None = None) -> None:
         self.lines = text.splitlines()
         self.path = path
+        self.data_root = data_root
         self.problems: list[tuple[int, str]] = []
 
     # Lines: the header of the table, then the first `key =` after it (inline tables included).
@@ -329,6 +462,14 @@ class _Checker:
             if item:
                 shifted.append(item)
 
+        data_get = ""
+        if "data" in doc:
+            data = self.table(doc, "data")
+            self.keys(data, ("get",), ["data"])
+            data_get = data.get("get", "")
+            if not isinstance(data_get, str):
+                self.add(["data", "get"], "data.get must be a string (how to obtain the data)")
+                data_get = ""
         recipe, seen = None, None
         if "training" in doc:
             training = self.table(doc, "training")
@@ -357,6 +498,7 @@ class _Checker:
             covariate_shift=tuple(shifted),
             recipe=recipe,
             seen_ood=seen,
+            data_get=data_get,
         )
 
     def table(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -397,7 +539,7 @@ class _Checker:
         if not isinstance(raw, dict):
             self.add(where, f"{label} must be a table with one of {', '.join(SOURCE_KINDS)}")
             return None
-        self.keys(raw, (*SOURCE_KINDS, "split", "root", "limit"), where)
+        self.keys(raw, (*SOURCE_KINDS, "split", "root", "limit", "sha256", "native"), where)
         kinds = [k for k in SOURCE_KINDS if k in raw]
         if len(kinds) != 1:
             self.add(where, f"{label} needs exactly one of {', '.join(SOURCE_KINDS)} (has {len(kinds)})")
@@ -418,8 +560,19 @@ class _Checker:
             self.add([*where, "limit"], "limit must be an integer >= 1")
         if kind == "dataset":
             self.dataset(value, split, where)
-        spec = SourceSpec(kind, value, split, root, limit, base)
-        if kind != "dataset" and not spec.path().exists():
+        pin, native = raw.get("sha256"), raw.get("native", False)
+        if pin is not None and (kind != "list" or not isinstance(pin, str) or not _SHA256.match(pin)):
+            self.add([*where, "sha256"], "sha256 pins a list file: 64 lowercase hex digits, with list only")
+            pin = None
+        if not isinstance(native, bool):
+            self.add([*where, "native"], "native must be true or false")
+            native = False
+        for text in (value, root):
+            if isinstance(text, str) and DATA_ROOT in text and not text.startswith(DATA_ROOT):
+                self.add([*where, kind], f"{DATA_ROOT} may only start a path")
+        spec = SourceSpec(kind, value, split, root, limit, base, pin, native, self.data_root)
+        # Paths under {data_root} are checked all at once when a data root is given.
+        if kind != "dataset" and not spec.needs_data_root and not spec.path().exists():
             self.add([*where, kind], f"{spec.path()} does not exist")
         return spec
 
