@@ -32,6 +32,7 @@ SHORTHAND_DETECTORS: dict[str, tuple[str, str]] = {
     "baseline": ("cross_entropy", "msp"),
 }
 
-METRICS_CONVENTIONS: tuple[str, ...] = ("exact", "legacy")
+# Metric conventions of result rows (oodbench.metrics.CONVENTIONS): see docs/methods.md.
+METRICS_CONVENTIONS: tuple[str, ...] = ("exact", "legacy", "openood")
 
 PYTORCH_OOD_PREFIX = "pytorch-ood:"  # `-d pytorch-ood:NAME`: a detector of the pytorch-ood library

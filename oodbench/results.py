@@ -138,7 +138,7 @@ class ResultRow:
     aupr_out: float
     detection_accuracy: float
     fpr95_openood: float
-    metrics_convention: str = "exact"  # "exact" | "legacy"
+    metrics_convention: str = "exact"  # "exact" | "legacy" | "openood"
     classification_accuracy: float | None = None
     n_in: int
     n_out: int
@@ -169,7 +169,8 @@ class ResultRow:
             )
         if self.metrics_convention not in METRICS_CONVENTIONS:
             raise UserInputError(
-                f"metrics_convention must be 'exact' or 'legacy'; got {self.metrics_convention!r}."
+                f"metrics_convention must be one of {', '.join(METRICS_CONVENTIONS)}; "
+                f"got {self.metrics_convention!r}."
             )
         for name in METRIC_FIELDS:
             value = getattr(self, name)

@@ -14,7 +14,14 @@ from oodbench.cli.options import (
     rows_file_of,
 )
 from oodbench.errors import UserInputError
-from oodbench.names import COLUMN_MODES, MODEL_SOURCES, ROWS_FILENAME, TABLE_FORMATS, TABLE_METRICS
+from oodbench.names import (
+    COLUMN_MODES,
+    METRICS_CONVENTIONS,
+    MODEL_SOURCES,
+    ROWS_FILENAME,
+    TABLE_FORMATS,
+    TABLE_METRICS,
+)
 
 
 def _repair(rows_path: Path) -> None:
@@ -74,9 +81,10 @@ def _repair(rows_path: Path) -> None:
 )
 @click.option(
     "--convention",
-    type=OneLineChoice(("exact", "legacy")),
+    type=OneLineChoice(METRICS_CONVENTIONS),
     default=None,
-    help="Use only rows with this metric convention (needed when the rows mix them).",
+    help="Use only rows with this metric convention (needed when the rows mix them); "
+    "openood: exact values with OpenOOD v1.5's trapezoidal AUPR.",
 )
 @click.option("--ci", is_flag=True, help="Add 95% bootstrap intervals computed from the stored scores.")
 @click.option(

@@ -130,7 +130,7 @@ def prepare_rows(
     if one_convention and len(conventions) > 1:
         raise UserInputError(
             "The rows mix metric conventions (" + ", ".join(conventions) + "); choose one with "
-            "--convention exact|legacy so that a table never mixes them."
+            "--convention exact|legacy|openood so that a table never mixes them."
         )
     frame = frame.sort_values("created_at", kind="stable")
     replaced = frame.duplicated(subset=list(_RUN_KEY), keep="last")
