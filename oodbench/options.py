@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oodbench.errors import UserInputError
+
 PLOT_CHOICES = ("auto", "all", "none")
 
 
@@ -45,6 +47,7 @@ class RunOptions:
     fit_limit: int | None = None  # images per fit / tuning split
     batch_size: int = 256
     legacy: bool = False  # the papers' threshold-grid metric convention
+    openood: bool = False  # OpenOOD v1.5's metrics (exact, trapezoidal AUPR); not with legacy
     device: Any = "auto"  # "auto", "cpu", "cuda[:N]" or a torch.device
     # Files.
     data_dir: str | Path | None = None
@@ -57,8 +60,10 @@ class RunOptions:
 
     @property
     def convention(self) -> str:
-        """The metric convention's name: "legacy" or "exact"."""
-        return "legacy" if self.legacy else "exact"
+        """The metric convention's name: "legacy", "openood" or "exact"."""
+        if self.legacy and self.openood:
+            raise UserInputError("legacy and openood metrics exclude each other; choose one.")
+        return "legacy" if self.legacy else "openood" if self.openood else "exact"
 
     @property
     def model_file_options(self) -> dict[str, Any]:

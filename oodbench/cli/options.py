@@ -182,10 +182,11 @@ class OneLineChoice(click.Choice):
 
 CONVENTION_OPTION = click.option(
     "--convention",
-    type=OneLineChoice(("exact", "legacy")),
+    type=OneLineChoice(("exact", "legacy", "openood")),
     default="exact",
     show_default=True,
-    help="Metrics: exact and tie-aware, or legacy (the papers' 200,000-step threshold grid).",
+    help="Metrics: exact and tie-aware, legacy (the papers' 200,000-step threshold grid), or "
+    "openood (exact, with OpenOOD v1.5's trapezoidal AUPR).",
 )
 
 

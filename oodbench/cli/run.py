@@ -151,6 +151,7 @@ def run_command(
         seeds=None if seeds is None else parse_seeds(seeds),
         train_overrides=overrides,
         legacy=convention == "legacy",
+        openood=convention == "openood",
         progress=not quiet,
         **fields,
     )

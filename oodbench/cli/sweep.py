@@ -29,6 +29,7 @@ from oodbench.cli.options import (
     recipe_option,
     suite_names,
 )
+from oodbench.errors import UserInputError
 
 
 @cli.command("sweep")
@@ -138,6 +139,10 @@ def sweep_command(
         time_limit=time_limit,
         gpus_per_job=gpus_per_job,
     )
+    if convention == "openood":
+        raise UserInputError(
+            "oodbench sweep does not take --convention openood yet; use `oodbench run --convention openood`."
+        )
     time_min = parse_time(time_limit) if time_limit is not None else None
     runtime = sweep_runtime(
         executor,

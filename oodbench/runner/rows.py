@@ -57,6 +57,7 @@ def build_rows(
     seed: int,
     accuracy: float | None,
     legacy: bool,
+    convention: str | None = None,
     eval_limit: int | None,
     fit_limit: int | None,
     prints: dict[str, str],
@@ -67,6 +68,7 @@ def build_rows(
     saved under a file named by the row's identity and a digest (oodbench.results)."""
     rows: list[ResultRow] = []
     suite = data.suite
+    convention = metrics.resolve_convention(convention, legacy=legacy)
     for detector, cached in scored:
         meta = json.loads(str(cached["in"]["meta"]))
         s_in = cached["in"]["scores"]
@@ -83,8 +85,8 @@ def build_rows(
                 train_overrides=dict(model_ut.train_overrides),
                 detector=detector.name,
                 seed=seed,
-                **metrics.compute(s_in, s_out, legacy=legacy),
-                metrics_convention="legacy" if legacy else "exact",
+                **metrics.compute(s_in, s_out, convention=convention),
+                metrics_convention=convention,
                 classification_accuracy=accuracy,
                 n_in=len(s_in),
                 n_out=len(s_out),

@@ -98,6 +98,7 @@ def run_suite(
                 cache_dir=None if options.cache_dir is None else Path(options.cache_dir),
                 batch_size=options.batch_size,
                 legacy=options.legacy,
+                convention=options.convention,
                 eval_limit=limit,
                 fit_limit=options.fit_limit,
                 progress=say,
