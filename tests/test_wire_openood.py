@@ -83,3 +83,73 @@ def test_run_convention_openood_records_trapezoid_aupr_and_reuses_cached_scores(
     assert first > 0 and len(calls) == first, "the openood run recomputed scores instead of reusing the cache"
     sweep = invoke("sweep", "--convention", "openood", "--dry-run")
     assert sweep.exit_code == 2 and "oodbench run --convention openood" in sweep.output
+
+
+C10 = {"near": ["cifar100", "tin"], "far": ["mnist", "svhn", "texture", "places365"]}
+
+
+def openood_rows(path: Path, aurocs_by_ckpt: list[dict[str, float]], **extra) -> None:
+    """Rows of openood-cifar10, one checkpoint (replicate) per dict of {set: auroc}."""
+    rows = []
+    for k, aurocs in enumerate(aurocs_by_ckpt):
+        for name, value in aurocs.items():
+            values = dict(suite="openood-cifar10", in_dataset="cifar10", out_dataset=name,
+                          model_source="external", model_label="r18", model_arch="openood:resnet18_32x32",
+                          training_recipe="external", checkpoint_sha256=f"{k}" * 64, auroc=value)  # fmt: skip
+            values.update(extra)
+            rows.append(make_row(**values))
+    append_rows(path, rows)
+
+
+def test_report_groups_is_the_unweighted_mean_of_each_groups_sets_over_replicates(tmp_path: Path):
+    path = tmp_path / "rows.jsonl"
+    # Replicate 0: near 0.8, 0.9 -> 0.85; replicate 1: near 0.9, 1.0 -> 0.95. Mean 0.90, std 0.0707.
+    first = {"cifar100": 0.8, "tin": 0.9, "mnist": 0.5, "svhn": 0.6, "texture": 0.7, "places365": 0.8}
+    second = {"cifar100": 0.9, "tin": 1.0, "mnist": 0.7, "svhn": 0.6, "texture": 0.7, "places365": 0.8}
+    openood_rows(path, [first, second])
+    result = invoke("report", "--results", str(path), "--groups")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "openood-cifar10" in x)
+    assert "90.00 ± 7.07 (n=2)" in line and "67.50 ± 3.54 (n=2)" in line
+    assert result.output.index("near") < result.output.index("far")
+    csv = invoke("report", "--results", str(tmp_path / "rows.jsonl"), "--groups", "--format", "csv")
+    assert 'openood-cifar10,r18,msp,exact,near,"cifar100, tin",0.9' in csv.output
+
+
+def test_report_groups_says_in_one_line_when_no_suite_has_groups(tmp_path: Path):
+    path = tmp_path / "rows.jsonl"
+    append_rows(path, [make_row(suite="mine")])
+    result = invoke("report", "--results", str(path), "--groups")
+    assert result.exit_code == 2 and "No suite of these rows has OOD groups (mine)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    openood_rows(path, [dict.fromkeys([*C10["near"], *C10["far"]], 0.9)])
+    mixed = invoke("report", "--results", str(path), "--groups", "--format", "csv")
+    assert mixed.exit_code == 0 and "Suite mine has no OOD groups" in mixed.output
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "csv", "latex"])
+def test_report_against_openood_marks_every_cell_with_its_reasons(tmp_path: Path, fmt: str):
+    path = tmp_path / "rows.jsonl"
+    openood_rows(path, [dict.fromkeys([*C10["near"], *C10["far"]], 0.9)], metrics_convention="openood")
+    result = invoke("report", "--results", str(path), "--against", "openood", "--format", fmt)
+    assert result.exit_code == 0, result.output
+    assert "88.03" in result.output  # the leaderboard's MSP near AUROC on CIFAR-10
+    assert "checkpoint digests unverifiable" in result.output
+    assert "1 checkpoint(s), leaderboard mean of 3" in result.output
+    assert "image-list digests not recorded" in result.output
+    if fmt == "csv":
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 3 and all(",False," in x for x in lines[1:])
+    both = invoke("report", "--results", str(path), "--against", "openood", "--groups")
+    assert both.exit_code == 0 and both.output.count("openood-cifar10") == 3
+
+
+def test_report_against_openood_refusals(tmp_path: Path):
+    path = tmp_path / "rows.jsonl"
+    append_rows(path, [make_row()])
+    result = invoke("report", "--results", str(path), "--against", "openood")
+    assert result.exit_code == 2 and "No result rows of an OpenOOD suite" in result.output
+    bad = invoke("report", "--results", str(path), "--against", "openood", "--comparable-only")
+    assert bad.exit_code == 2 and "--comparable-only works with --against published only" in bad.output
+    bad = invoke("report", "--results", str(path), "--groups", "--against", "published")
+    assert bad.exit_code == 2 and "--groups works with the plain table or --against openood" in bad.output

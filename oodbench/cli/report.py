@@ -86,12 +86,19 @@ def _repair(rows_path: Path) -> None:
     help="Use only rows with this metric convention (needed when the rows mix them); "
     "openood: exact values with OpenOOD v1.5's trapezoidal AUPR.",
 )
+@click.option(
+    "--groups",
+    is_flag=True,
+    help="Per OOD group (near / far) of the suite: the unweighted mean over the group's sets, "
+    "mean ± std over replicates (checkpoints of one --label).",
+)
 @click.option("--ci", is_flag=True, help="Add 95% bootstrap intervals computed from the stored scores.")
 @click.option(
     "--against",
-    type=OneLineChoice(("published",)),
+    type=OneLineChoice(("published", "openood")),
     default=None,
-    help="'published': our cells beside matching published numbers, marked comparable or not.",
+    help="'published': our cells beside matching published numbers, marked comparable or not; "
+    "'openood': our near/far AUROC group means beside OpenOOD v1.5's leaderboard, marked the same way.",
 )
 @click.option(
     "--comparable-only",

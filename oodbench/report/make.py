@@ -1,6 +1,8 @@
 """`ReportOptions` and `make_report`: what `oodbench report` makes from a rows file, in one call.
 
 One of: the comparison table (default), the published comparison (`against="published"`),
+OpenOOD's leaderboard beside our group means (`against="openood"`), the OOD-group means
+(`groups`; before the leaderboard comparison when both are asked),
 a paired comparison (`compare=(A, B)`), the whole HTML page (`fmt="html"`), a baseline CSV
 (`write_baseline`) or the CI regression check (`baseline`).
 """
@@ -36,6 +38,7 @@ class ReportOptions:
     tolerance: float = 0.01
     write_baseline: Path | None = None
     allow_missing: bool = False
+    groups: bool = False  # per OOD group (near / far) means of the suites that define groups
 
     def check(self) -> None:
         """Refuse options that do not go together, before anything is read."""
@@ -53,9 +56,13 @@ class ReportOptions:
             raise UserInputError(f"Use one of {', '.join(modes)} at a time.")
         if self.ci and modes:
             raise UserInputError("--ci works with the comparison table only, not with " + modes[0] + ".")
-        if (self.comparable_only or self.as_training) and self.against is None:
+        if (self.comparable_only or self.as_training) and self.against != "published":
             flag = "--comparable-only" if self.comparable_only else "--as"
             raise UserInputError(f"{flag} works with --against published only.")
+        if self.groups and (set(modes) - {"--against"} or self.against == "published" or self.ci):
+            raise UserInputError("--groups works with the plain table or --against openood only.")
+        if self.groups and self.fmt == "html":
+            raise UserInputError("--groups is for the text tables (markdown, csv, latex).")
         if self.allow_missing and self.baseline is None:
             raise UserInputError("--allow-missing works with --baseline only.")
         if self.labels and (self.baseline is not None or self.write_baseline is not None):
@@ -112,6 +119,21 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
         write_page(frame, scores_root=scores_root, output=target, convention=o.convention,
                    compare=o.compare, n_resamples=o.resamples)  # fmt: skip
         return ReportOutcome(notes=[f"wrote {target}"])
+    if o.groups or o.against == "openood":
+        from oodbench.report import openood
+
+        chosen = report.prepare_rows(frame, convention=o.convention)
+        parts, notes = [], []
+        if o.groups:
+            groups, notes = openood.group_table(chosen, metric=o.metric)
+            parts.append(openood.render_groups(groups, o.fmt, metric=o.metric))
+        if o.against == "openood":
+            parts.append(openood.render_openood(openood.against_openood(chosen), o.fmt))
+        text = "\n".join(parts)
+        if o.output is None:
+            return ReportOutcome(text=text, notes=notes)
+        atomic_write_text(o.output, text)
+        return ReportOutcome(notes=[*notes, f"wrote {o.output}"])
     if o.against == "published":
         comparison = report.published_comparison(
             frame,

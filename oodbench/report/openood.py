@@ -342,3 +342,120 @@ def _list_reasons(rows: pd.DataFrame, pins: Mapping[str, str]) -> list[str]:
 def leaderboard_methods(detectors: Sequence[str]) -> dict[str, str]:
     """The leaderboard method of each oodbench detector name that has one."""
     return {d: DETECTOR_TO_METHOD[d] for d in detectors if d in DETECTOR_TO_METHOD}
+
+
+def suites_with_groups(rows_frame: pd.DataFrame) -> tuple[dict[str, dict[str, list[str]]], list[str]]:
+    """({suite: groups} for the rows' suites that have OOD groups, [suites without groups])."""
+    from oodbench.data.suite_file import builtin_suite_files, load_suite_file
+
+    files = builtin_suite_files()
+    grouped: dict[str, dict[str, list[str]]] = {}
+    plain: list[str] = []
+    for name in dict.fromkeys(rows_frame["suite"].astype(str)):
+        groups = load_suite_file(files[name]).groups() if name in files else {}
+        if groups:
+            grouped[name] = groups
+        else:
+            plain.append(name)
+    return grouped, plain
+
+
+def group_table(rows_frame: pd.DataFrame, *, metric: str = "auroc") -> tuple[pd.DataFrame, list[str]]:
+    """`group_means` of every grouped suite in the rows, and one line per suite without groups.
+    Raises UserInputError when no suite of the rows has groups."""
+    grouped, plain = suites_with_groups(rows_frame)
+    notes = [
+        f"Suite {name} has no OOD groups (no built-in suite file of that name defines near/far); "
+        "its rows are left out of --groups."
+        for name in plain
+    ]
+    if not grouped:
+        raise UserInputError(
+            "No suite of these rows has OOD groups (" + ", ".join(plain) + "); --groups needs rows of a "
+            "suite with groups, e.g. openood-cifar10 (`oodbench list suites`)."
+        )
+    frames = [group_means(rows_frame[rows_frame["suite"] == name], groups, metric=metric)
+              for name, groups in grouped.items()]  # fmt: skip
+    return pd.concat(frames, ignore_index=True), notes
+
+
+def _mean_text(mean: float, std: float, n: int) -> str:
+    """Percent "m", or "m ± s (n=k)" over replicates; MISSING without a value."""
+    from oodbench.report.common import MISSING
+
+    if not n or pd.isna(mean):
+        return MISSING
+    if n > 1:
+        return f"{100 * mean:.2f} ± {100 * std:.2f} (n={n})"
+    return f"{100 * mean:.2f}"
+
+
+def render_groups(table: pd.DataFrame, fmt: str, *, metric: str = "auroc") -> str:
+    """`group_table` output, one row per suite/model/detector/convention and one column per group
+    (in the suite files' order); CSV keeps the long numeric table (fractions)."""
+    from oodbench.report.render import Grid, csv_text, render_grid
+
+    if fmt == "csv":
+        return csv_text(table)
+    groups = list(dict.fromkeys(table["group"]))
+    index = ["suite", "model", "detector", "convention"]
+    body = []
+    for key, cells in table.groupby(index, sort=False):
+        by_group = {row["group"]: row for _, row in cells.iterrows()}
+        texts = []
+        for group in groups:
+            row = by_group.get(group)
+            texts.append("" if row is None else _mean_text(row["mean"], row["std"], int(row["n"])))
+        body.append([*map(str, key), *texts])
+    missing = table[table["missing"] != ""]
+    caption = (
+        f"{metric} in percent: per OOD group, the unweighted mean over the group's sets (as OpenOOD "
+        "v1.5 reports near / far), then mean ± sample std over replicates (checkpoints / seeds of "
+        "one model)."
+    )
+    if not missing.empty:
+        caption += (
+            " Replicates lacking a set of a group give no value (sets missing: "
+            + "; ".join(sorted({f"{r['group']}: {r['missing']}" for _, r in missing.iterrows()}))
+            + ")."
+        )
+    grid = Grid(header=[*index, *groups], body=body, bold=[[False] * (len(index) + len(groups))] * len(body),
+                n_index=len(index), caption=caption)  # fmt: skip
+    return render_grid(grid, fmt)
+
+
+def render_openood(comparison: pd.DataFrame, fmt: str) -> str:
+    """`against_openood` output as the --against published table is rendered; CSV keeps numbers."""
+    from oodbench.report.common import MISSING
+    from oodbench.report.render import Grid, csv_text, render_grid
+
+    if fmt == "csv":
+        return csv_text(comparison)
+    body = []
+    for _, row in comparison.iterrows():
+        n = int(row["ours_n"])
+        ours = MISSING if not n else (
+            f"{row['ours']:.2f} ± {row['ours_std']:.2f} (n={n})" if n > 1 else f"{row['ours']:.2f}"
+        )  # fmt: skip
+        if pd.isna(row["openood"]):
+            theirs = MISSING
+        elif pd.isna(row["openood_std"]):
+            theirs = f"{row['openood']:.2f} (n={int(row['openood_n'])})"
+        else:
+            theirs = f"{row['openood']:.2f} ± {row['openood_std']:.2f} (n={int(row['openood_n'])})"
+        body.append([
+            row["suite"], row["model"], row["detector"], row["group"], ours, theirs,
+            row["method"] or MISSING, row["source"] or "no leaderboard row",
+            "yes" if row["comparable"] else "no", row["why_not"] or MISSING,
+        ])  # fmt: skip
+    caption = (
+        "AUROC in percent, per OOD group: the unweighted mean over the group's sets, mean ± std over "
+        "replicates. OpenOOD: the v1.5 leaderboard (mean ± std over its released checkpoints). "
+        "Comparable: the leaderboard's network, the official checkpoints and image lists (sha256), "
+        "an AUROC convention equal to OpenOOD's, OpenOOD's tuning protocol and full sets."
+    )
+    header = ["suite", "model", "detector", "group", "ours", "OpenOOD", "method", "source",
+              "comparable", "why not"]  # fmt: skip
+    grid = Grid(header=header, body=body, bold=[[False] * len(header) for _ in body], n_index=4,
+                text_columns=(6, 7, 8, 9), caption=caption)  # fmt: skip
+    return render_grid(grid, fmt)
