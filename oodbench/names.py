@@ -35,4 +35,7 @@ SHORTHAND_DETECTORS: dict[str, tuple[str, str]] = {
 # Metric conventions of result rows (oodbench.metrics.CONVENTIONS): see docs/methods.md.
 METRICS_CONVENTIONS: tuple[str, ...] = ("exact", "legacy", "openood")
 
+# OpenOOD v1.5's classifiers (`--arch openood:NAME`, oodbench.models.openood_arch.ARCHITECTURES).
+OPENOOD_ARCHITECTURES: tuple[str, ...] = ("resnet18_32x32", "resnet18_224x224")
+
 PYTORCH_OOD_PREFIX = "pytorch-ood:"  # `-d pytorch-ood:NAME`: a detector of the pytorch-ood library

@@ -72,3 +72,10 @@ def test_resnet18_224x224_has_torchvision_keys() -> None:
         reference.load_state_dict(model.state_dict())
         assert torch.allclose(reference(x), model(x), atol=1e-6)
     assert set(ARCHITECTURES) == {"resnet18_32x32", "resnet18_224x224"}
+
+
+def test_torch_free_names_list_every_openood_architecture():
+    from oodbench.models.openood_arch import ARCHITECTURES
+    from oodbench.names import OPENOOD_ARCHITECTURES
+
+    assert tuple(ARCHITECTURES) == OPENOOD_ARCHITECTURES

@@ -153,3 +153,54 @@ def test_report_against_openood_refusals(tmp_path: Path):
     assert bad.exit_code == 2 and "--comparable-only works with --against published only" in bad.output
     bad = invoke("report", "--results", str(path), "--groups", "--against", "published")
     assert bad.exit_code == 2 and "--groups works with the plain table or --against openood" in bad.output
+
+
+def test_load_model_openood_resnet18_32x32_gives_the_modules_logits(tmp_path: Path):
+    import torch
+
+    import oodbench
+    from oodbench.models import openood_arch
+
+    torch.manual_seed(0)
+    net = openood_arch.resnet18_32x32(10).eval()
+    torch.save(net.state_dict(), tmp_path / "s0.ckpt")
+    loaded = oodbench.load_model(tmp_path / "s0.ckpt", arch="openood:resnet18_32x32", in_shape=(3, 32, 32))
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(x), net(x), atol=1e-5)
+    with pytest.raises(UserInputError, match="openood:resnet18_32x32 or openood:resnet18_224x224"):
+        oodbench.load_model(tmp_path / "s0.ckpt", arch="openood:resnet50")
+    with pytest.raises(UserInputError, match="do not match --arch openood:resnet18_224x224"):
+        oodbench.load_model(tmp_path / "s0.ckpt", arch="openood:resnet18_224x224")
+    listed = invoke("list", "models")
+    assert "openood:resnet18_32x32, openood:resnet18_224x224" in listed.output
+
+
+def test_run_checkpoint_with_arch_openood_on_a_3x32x32_suite(tmp_path: Path, monkeypatch):
+    """An OpenOOD-format state_dict through `oodbench run` on a tiny SVHN suite in the real formats."""
+    import torch
+    from test_data_formats import data_root, write_cifar10, write_odin, write_svhn
+
+    from oodbench.data import SUITES, Suite
+    from oodbench.models import openood_arch
+    from oodbench.results import load_rows
+
+    root = data_root()
+    write_svhn(root / "svhn", "train", 40)
+    write_svhn(root / "svhn", "test", 12)
+    write_cifar10(root, n=4)
+    for folder in ("Imagenet_resize", "LSUN_resize", "iSUN"):
+        write_odin(root, folder, n=5)
+    real = SUITES.get("svhn")
+    monkeypatch.setitem(
+        SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
+    )
+    torch.manual_seed(0)
+    torch.save(openood_arch.resnet18_32x32(10).state_dict(), tmp_path / "s0.ckpt")
+    result = invoke("run", "--in", "tiny-svhn", "--checkpoint", str(tmp_path / "s0.ckpt"), "--arch",
+                    "openood:resnet18_32x32", "-d", "msp", "--plots", "none", "--quiet",
+                    "--convention", "openood", "--results-dir", str(tmp_path / "res"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = load_rows(tmp_path / "res" / "rows.jsonl")
+    assert set(rows["model_arch"]) == {"openood:resnet18_32x32"} and len(rows) == 4
+    assert set(rows["metrics_convention"]) == {"openood"}

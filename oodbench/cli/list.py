@@ -139,3 +139,7 @@ def list_models_command() -> None:
         ("discriminators", DISCRIMINATORS),
     ):
         click.echo(f"{kind}: {', '.join(registry.names())}")
+    from oodbench.names import OPENOOD_ARCHITECTURES
+
+    names = ", ".join(f"openood:{name}" for name in OPENOOD_ARCHITECTURES)
+    click.echo(f"OpenOOD v1.5 classifiers (--arch, plain state_dicts of its checkpoints): {names}")

@@ -60,7 +60,7 @@ from oodbench.options import RunOptions
 @click.option(
     "--arch",
     default=None,
-    metavar="NAME|torchvision:NAME|timm:NAME|FILE.py:FUNC|MODULE:FUNC",
+    metavar="NAME|torchvision:NAME|timm:NAME|openood:NAME|FILE.py:FUNC|MODULE:FUNC",
     help="The architecture of plain weights given with --checkpoint.",
 )
 @click.option(

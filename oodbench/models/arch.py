@@ -1,5 +1,6 @@
-"""Architectures of plain weights: oodbench's, torchvision's, timm's or a user's factory, and
-loading a state dict into them."""
+"""Architectures of plain weights: oodbench's, torchvision's, timm's, OpenOOD v1.5's
+(`openood:NAME`, oodbench.models.openood_arch) or a user's factory, and loading a state dict
+into them."""
 
 from __future__ import annotations
 
@@ -73,6 +74,21 @@ def build_arch(arch: str, *, num_classes: int, in_shape: tuple[int, ...] | None)
             return timm.create_model(name, **kwargs)
         except RuntimeError as error:
             raise UserInputError(f"timm cannot build {name!r}: {torch_error_line(error)}") from None
+    if arch.startswith("openood:"):
+        from oodbench.models.openood_arch import ARCHITECTURES
+
+        name = arch.split(":", 1)[1]
+        if name not in ARCHITECTURES:
+            raise UserInputError(
+                f"OpenOOD has no architecture {name!r} here; use openood:"
+                + " or openood:".join(ARCHITECTURES)
+                + "."
+            )
+        if in_shape is not None and in_shape[0] != 3:
+            raise UserInputError(
+                f"--arch {arch} takes 3-channel images; the suite's are {in_shape[0]}-channel."
+            )
+        return ARCHITECTURES[name](num_classes=num_classes)
     if ":" in arch:
         return _call_factory(arch, num_classes=num_classes, in_shape=in_shape)
     from oodbench.models import CLASSIFIERS, create_classifier
@@ -80,7 +96,7 @@ def build_arch(arch: str, *, num_classes: int, in_shape: tuple[int, ...] | None)
     if arch not in CLASSIFIERS:
         raise UserInputError(
             CLASSIFIERS.unknown_message(arch)
-            + ". Or use torchvision:NAME, timm:NAME, or a factory path/to/file.py:function."
+            + ". Or use torchvision:NAME, timm:NAME, openood:NAME, or a factory path/to/file.py:function."
         )
     if in_shape is None:
         raise UserInputError(f"--arch {arch} needs the input shape: evaluate it on a suite.")
