@@ -204,3 +204,30 @@ def test_run_checkpoint_with_arch_openood_on_a_3x32x32_suite(tmp_path: Path, mon
     rows = load_rows(tmp_path / "res" / "rows.jsonl")
     assert set(rows["model_arch"]) == {"openood:resnet18_32x32"} and len(rows) == 4
     assert set(rows["metrics_convention"]) == {"openood"}
+
+
+def test_report_intervals_of_openood_rows_refuse_or_leave_out_the_trapezoidal_aupr(tmp_path: Path):
+    import numpy as np
+
+    from oodbench import metrics
+    from oodbench.results import save_scores
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for detector, shift in (("msp", 1.0), ("energy", 2.0)):
+        s_in, s_out = rng.normal(shift, 1, 50), rng.normal(0, 1, 40)
+        name = f"scores/{detector}.npz"
+        save_scores(tmp_path / name, scores_in=s_in, scores_out=s_out)
+        values = metrics.compute(s_in, s_out, convention="openood")
+        rows.append(make_row(detector=detector, metrics_convention="openood", scores_file=name, n_in=50,
+                             n_out=40, **values))  # fmt: skip
+    append_rows(tmp_path / "rows.jsonl", rows)
+    base = ["report", "--results", str(tmp_path / "rows.jsonl"), "--resamples", "50"]
+    refused = invoke(*base, "--ci", "--metric", "aupr_in")
+    assert (
+        refused.exit_code == 2 and "--ci has no aupr_in interval in the openood convention" in refused.output
+    )
+    assert invoke(*base, "--ci", "--metric", "auroc").exit_code == 0
+    paired = invoke(*base, "--compare", "msp", "energy", "--format", "csv")
+    assert paired.exit_code == 0, paired.output
+    assert "auroc" in paired.output and "aupr_in" not in paired.output

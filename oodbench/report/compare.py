@@ -31,7 +31,7 @@ from oodbench.errors import UserInputError
 from oodbench.metrics import METRIC_NAMES, paired_bootstrap
 from oodbench.report.render import Grid, csv_text, render_grid
 from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
-from oodbench.report.table import row_scores
+from oodbench.report.table import OPENOOD_TRAPEZOID, row_scores
 from oodbench.results import warn_unverified
 
 
@@ -215,6 +215,9 @@ def compare(
         raise UserInputError(f"No in/out pair and seed has rows of both {a} and {b}; nothing to compare.")
 
     legacy = str(frame["metrics_convention"].iloc[0]) == "legacy"
+    if str(frame["metrics_convention"].iloc[0]) == "openood":
+        # The bootstrap knows the exact and legacy metrics; OpenOOD's trapezoidal AUPR it has not.
+        metrics = [name for name in metrics if name not in OPENOOD_TRAPEZOID]
     cells: dict[tuple[tuple[str, ...], str], Difference] = {}
     unverified: list[str] = []
     for shown, pairs in paired.items():
@@ -239,6 +242,8 @@ def compare(
     notes = []
     if unpaired:
         notes.append(f"{unpaired} row group(s) of only one of the two were left out.")
+    if str(frame["metrics_convention"].iloc[0]) == "openood":
+        notes.append("AUPR-In / AUPR-Out are left out: the bootstrap has no trapezoidal (openood) AUPR.")
     return PairedComparison(
         a=a,
         b=b,

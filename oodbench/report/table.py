@@ -22,6 +22,9 @@ from oodbench.report.common import MISSING, check_metric, higher_is_better, perc
 from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.results import checked_scores_pair, warn_unverified
 
+# Metrics the openood convention computes by the trapezoid rule, which the bootstrap does not.
+OPENOOD_TRAPEZOID = ("aupr_in", "aupr_out")
+
 
 @dataclass
 class Cell:
@@ -219,6 +222,11 @@ def _bootstrap_interval(
     n_resamples: int,
     unverified: list[str],
 ) -> tuple[float, float]:
+    if row["metrics_convention"] == "openood" and metric in OPENOOD_TRAPEZOID:
+        raise UserInputError(
+            f"--ci has no {metric} interval in the openood convention (trapezoidal AUPR); "
+            "use --metric auroc or fpr95_openood, or rows of the exact convention."
+        )
     scores_in, scores_out = row_scores(row, scores_root, unverified)
     intervals = bootstrap(
         scores_in,
