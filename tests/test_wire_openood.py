@@ -231,3 +231,44 @@ def test_report_intervals_of_openood_rows_refuse_or_leave_out_the_trapezoidal_au
     paired = invoke(*base, "--compare", "msp", "energy", "--format", "csv")
     assert paired.exit_code == 0, paired.output
     assert "auroc" in paired.output and "aupr_in" not in paired.output
+
+
+def test_report_replicates_pools_the_checkpoints_of_one_label_and_compare_pairs_them(tmp_path: Path):
+    import numpy as np
+
+    from oodbench import metrics
+    from oodbench.results import save_scores
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for k in range(3):  # three checkpoints of "r18", each scored by msp and energy
+        for detector, shift in (("msp", 1.0), ("energy", 1.5)):
+            s_in, s_out = rng.normal(shift + 0.2 * k, 1, 40), rng.normal(0, 1, 30)
+            name = f"scores/{k}-{detector}.npz"
+            save_scores(tmp_path / name, scores_in=s_in, scores_out=s_out)
+            rows.append(make_row(detector=detector, model_source="external", model_label="r18",
+                                 model_arch="openood:resnet18_32x32", training_recipe="external",
+                                 checkpoint_sha256=f"{k}" * 64, scores_file=name, n_in=40, n_out=30,
+                                 **metrics.compute(s_in, s_out)))  # fmt: skip
+    append_rows(tmp_path / "rows.jsonl", rows)
+    aurocs = [r.auroc for r in rows if r.detector == "msp"]
+    base = ["report", "--results", str(tmp_path / "rows.jsonl")]
+    apart = invoke(*base, "--format", "csv")
+    assert apart.exit_code == 0 and apart.output.count("sha256") == 6  # one column per checkpoint
+    pooled = invoke(*base, "--replicates")
+    assert pooled.exit_code == 0, pooled.output
+    mean, std = 100 * np.mean(aurocs), 100 * np.std(aurocs, ddof=1)
+    assert f"{mean:.1f} ± {std:.1f} (n=3)" in pooled.output
+    assert "r18: 3 replicates pooled as seeds" in pooled.output
+    paired = invoke(
+        *base, "--replicates", "--compare", "msp", "energy", "--resamples", "50", "--format", "csv"
+    )
+    assert paired.exit_code == 0, paired.output
+    table = [x for x in paired.output.strip().splitlines() if not x.startswith("r18: ")]
+    assert len(table) == 2 and ",3," in table[1]  # one in/out pair, over the 3 replicates
+    none = invoke("report", "--results", str(tmp_path / "rows.jsonl"), "--replicates", "--label", "other")
+    assert none.exit_code == 2
+    lone = tmp_path / "lone.jsonl"
+    append_rows(lone, [make_row(model_label="r18", model_source="external", checkpoint_sha256="a" * 64)])
+    refused = invoke("report", "--results", str(lone), "--replicates")
+    assert refused.exit_code == 2 and "no model label with several checkpoints" in refused.output

@@ -92,6 +92,12 @@ def _repair(rows_path: Path) -> None:
     help="Per OOD group (near / far) of the suite: the unweighted mean over the group's sets, "
     "mean ± std over replicates (checkpoints of one --label).",
 )
+@click.option(
+    "--replicates",
+    is_flag=True,
+    help="Pool the checkpoints of one --label (e.g. OpenOOD's s0, s1, s2) as replicates: cells give "
+    "mean ± std over them and --compare pairs them.",
+)
 @click.option("--ci", is_flag=True, help="Add 95% bootstrap intervals computed from the stored scores.")
 @click.option(
     "--against",

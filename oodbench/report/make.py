@@ -39,6 +39,7 @@ class ReportOptions:
     write_baseline: Path | None = None
     allow_missing: bool = False
     groups: bool = False  # per OOD group (near / far) means of the suites that define groups
+    replicates: bool = False  # checkpoints of one --label pooled as seeds (oodbench.report.replicates)
 
     def check(self) -> None:
         """Refuse options that do not go together, before anything is read."""
@@ -61,6 +62,8 @@ class ReportOptions:
             raise UserInputError(f"{flag} works with --against published only.")
         if self.groups and (set(modes) - {"--against"} or self.against == "published" or self.ci):
             raise UserInputError("--groups works with the plain table or --against openood only.")
+        if self.replicates and (self.fmt == "html" or set(modes) - {"--compare"}):
+            raise UserInputError("--replicates works with the text table and --compare only.")
         if self.groups and self.fmt == "html":
             raise UserInputError("--groups is for the text tables (markdown, csv, latex).")
         if self.allow_missing and self.baseline is None:
@@ -100,6 +103,16 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
     o = options
     frame = report.select_labels(load_rows(rows_path), o.labels)
     scores_root = rows_path.parent
+    pooled: list[str] = []
+    if o.replicates:
+        from oodbench.report.replicates import pool_replicates
+
+        frame, pooled = pool_replicates(frame)
+        if not pooled:
+            raise UserInputError(
+                "--replicates found no model label with several checkpoints; evaluate each checkpoint "
+                "with the same --label."
+            )
     if o.write_baseline is not None:
         text = report.export_baseline(frame, convention=o.convention)
         atomic_write_text(o.write_baseline, text)
@@ -161,6 +174,6 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
         )
         text = report.render_table(table, o.fmt)
     if o.output is None:
-        return ReportOutcome(text=text)
+        return ReportOutcome(text=text, notes=pooled)
     atomic_write_text(o.output, text)
-    return ReportOutcome(notes=[f"wrote {o.output}"])
+    return ReportOutcome(notes=[*pooled, f"wrote {o.output}"])
