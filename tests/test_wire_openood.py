@@ -272,3 +272,15 @@ def test_report_replicates_pools_the_checkpoints_of_one_label_and_compare_pairs_
     append_rows(lone, [make_row(model_label="r18", model_source="external", checkpoint_sha256="a" * 64)])
     refused = invoke("report", "--results", str(lone), "--replicates")
     assert refused.exit_code == 2 and "no model label with several checkpoints" in refused.output
+
+
+def test_report_page_shows_the_openood_leaderboard_comparison(tmp_path: Path):
+    path = tmp_path / "rows.jsonl"
+    openood_rows(path, [dict.fromkeys([*C10["near"], *C10["far"]], 0.9)])
+    result = invoke(
+        "report", "--results", str(path), "--format", "html", "--output", str(tmp_path / "r.html")
+    )
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "AUROC, OpenOOD near" in page and "88.03 ± 0.25" in page and "90.73 ± 0.43" in page
+    assert "checkpoint digests unverifiable" in page

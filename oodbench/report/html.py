@@ -217,7 +217,33 @@ def _published(frame: pd.DataFrame, convention: str | None) -> tuple[list[dict[s
                           "published": f"{row['published']:.1f}", "source": row["source"],
                           "comparable": bool(row["comparable"]), "why_not": row["why_not"]})  # fmt: skip
             not_comparable += not row["comparable"]
+    found += _openood(frame)
+    not_comparable += sum(
+        not row["comparable"] for row in found if row["metric"].startswith("AUROC, OpenOOD")
+    )
     return found, not_comparable
+
+
+def _openood(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Our near / far group means beside OpenOOD v1.5's leaderboard (rows of its suites only)."""
+    from oodbench.report.openood import against_openood, load_leaderboard
+
+    if not frame["suite"].isin(set(load_leaderboard()["suite"])).any():
+        return []
+    found = []
+    for _, row in against_openood(frame).iterrows():
+        if pd.isna(row["openood"]):
+            continue
+        ours = "—" if not row["ours_n"] else f"{row['ours']:.2f}"
+        if row["ours_n"] > 1:
+            ours += f" ± {row['ours_std']:.2f} (n={row['ours_n']})"
+        theirs = f"{row['openood']:.2f}" + (
+            "" if pd.isna(row["openood_std"]) else f" ± {row['openood_std']:.2f}"
+        )
+        found.append({"metric": f"AUROC, OpenOOD {row['group']}", "pair": row["suite"], "model": row["model"],
+                      "detector": row["detector"], "ours": ours, "published": theirs, "source": row["source"],
+                      "comparable": bool(row["comparable"]), "why_not": row["why_not"]})  # fmt: skip
+    return found
 
 
 def _provenance(frame: pd.DataFrame) -> list[tuple[str, Grid]]:
@@ -336,7 +362,9 @@ def build_page(
             "Our cells beside published numbers for the same in/out pair, training and detector. "
             "Comparable only when made the same way (architecture, the paper's full recipe, full "
             "test sets, the papers' legacy metric grid, the papers' tuning protocol); otherwise "
-            "the reason is given."
+            "the reason is given. Rows of OpenOOD v1.5 suites: our near / far AUROC group means "
+            "(unweighted over the group's sets) beside OpenOOD's leaderboard, whose comparability "
+            "also needs the official checkpoints and image lists (sha256)."
         ),
         provenance=_provenance(frame),
         generated_at=utc_now_iso(),
