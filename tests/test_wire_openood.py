@@ -284,3 +284,9 @@ def test_report_page_shows_the_openood_leaderboard_comparison(tmp_path: Path):
     page = (tmp_path / "r.html").read_text()
     assert "AUROC, OpenOOD near" in page and "88.03 ± 0.25" in page and "90.73 ± 0.43" in page
     assert "checkpoint digests unverifiable" in page
+
+
+def test_every_convention_option_offers_openood():
+    for command in (["report"], ["run"], ["export", "mlflow"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "openood" in result.output.split("--convention", 1)[1][:120]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from oodbench.names import METRICS_CONVENTIONS
+
 MLFLOW_OPTION = click.option(
     "--mlflow",
     "mlflow_uri",
@@ -84,7 +86,7 @@ _RESULTS = click.option(
 )
 _CONVENTION = click.option(
     "--convention",
-    type=click.Choice(("exact", "legacy")),
+    type=click.Choice(METRICS_CONVENTIONS),
     default=None,
     help="Export only rows of this metric convention (default: every row).",
 )
