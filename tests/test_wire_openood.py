@@ -290,3 +290,13 @@ def test_every_convention_option_offers_openood():
     for command in (["report"], ["run"], ["export", "mlflow"]):
         result = invoke(*command, "--help")
         assert result.exit_code == 0 and "openood" in result.output.split("--convention", 1)[1][:120]
+
+
+def test_sweep_jobs_refuse_the_openood_convention():
+    from oodbench.options import RunOptions
+    from oodbench.sweep.jobs import expand_jobs
+
+    with pytest.raises(UserInputError, match="openood metric convention"):
+        expand_jobs(["mnist"], options=RunOptions(openood=True))
+    with pytest.raises(UserInputError, match="exclude each other"):
+        _ = RunOptions(legacy=True, openood=True).convention

@@ -157,6 +157,8 @@ def expand_jobs(
         options = RunOptions(params=detector_params or {}, **fields)
     elif detector_params is not None or fields:
         raise TypeError("give either options or keyword options, not both")
+    if options.convention == "openood":
+        raise UserInputError("Sweeps do not take the openood metric convention yet; use oodbench run.")
     models, detectors, seeds, recipe = options.models, options.detectors, options.seeds, options.recipe
     if not suites:
         raise ValueError("expand_jobs needs at least one suite")
