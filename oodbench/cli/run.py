@@ -20,6 +20,9 @@ from oodbench.cli.options import (
     QUIET_OPTION,
     RESULTS_DIR_OPTION,
     SEEDS_OPTION,
+    STRICT_OPTION,
+    SUITE_FILE_OPTION,
+    WORKERS_OPTION,
     OneLineChoice,
     apply_options,
     detectors_option,
@@ -114,6 +117,7 @@ from oodbench.options import RunOptions
     help="Fit and tune detectors (Mahalanobis, ODIN, pytorch-ood) on at most N training images (a "
     "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
 )
+@apply_options(SUITE_FILE_OPTION, WORKERS_OPTION, STRICT_OPTION)
 @apply_options(DEVICE_OPTION, EVAL_BATCH_OPTION)
 @apply_options(DATA_DIR_OPTION, DOWNLOAD_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
 @apply_options(CONVENTION_OPTION)

@@ -167,7 +167,11 @@ def evaluate(
         check = checker(name)
         pending = [p for p in plans if name not in p[2]]
         from_outputs = [p for p in pending if not p[0].needs_model()]
-        if from_outputs or (name == "in" and accuracy is None):
+        n = len(x)
+        # A streamed set (a suite file's) may skip unreadable images: its shared pass runs first
+        # whenever anything is scored, so that every detector scores the images that pass read.
+        streamed = not isinstance(x, torch.Tensor) and hasattr(x, "narrowed")
+        if from_outputs or (name == "in" and accuracy is None) or (streamed and pending):
             if progress:
                 progress(f"{model_name}: scoring {name} ({len(x)} images)")
             feature_plans = [p for p in from_outputs if p[0].uses == "features"]
@@ -180,8 +184,13 @@ def evaluate(
                 progress_label=None if progress is None else f"scoring {name}",
                 check=check,
             )
+            n = len(logits)
+            labels = data.test_in.y
+            if streamed:
+                labels = labels[torch.from_numpy(x.kept)] if name == "in" else labels
+                x = x.narrowed()
             if name == "in" and accuracy is None:
-                accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())
+                accuracy = float((logits.argmax(1) == labels).double().mean())
                 to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
             outputs = ForwardOutputs(logits=logits)
             for detector, files, cached, meta in from_outputs:
@@ -189,12 +198,12 @@ def evaluate(
                 scores = (
                     feature_scores[plan_index] if plan_index is not None else detector.score_outputs(outputs)
                 )
-                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
+                cached[name] = cache_entry(check(detector, scores, n), meta)
                 to_write.append((files[name], cached[name]))
         for detector, files, cached, meta in pending:
             if detector.needs_model():
                 scores = detector.score(model, x, device=device, batch_size=batch_size)
-                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
+                cached[name] = cache_entry(check(detector, scores, n), meta)
                 to_write.append((files[name], cached[name]))
     if use_cache:
         for path, arrays in to_write:
@@ -213,4 +222,5 @@ def evaluate(
         fit_limit=fit_limit,
         prints=prints,
         results_dir=results_dir,
+        sizes={name: len(x) for name, x in sets.items()},
     )

@@ -56,18 +56,36 @@ def run_suite(
             "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds "
             "(or pass one checkpoint per seed in separate runs)."
         )
-    # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
-    # when empty) before any training starts.
-    parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
-    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
-    data = load_suite(
-        suite_name,
-        data_dir=options.data_dir,
-        download=options.download,
-        limit=limit,
-        fit_limit=options.fit_limit,
-        progress=progress,
-    )
+    if options.suite_file is not None:
+        # A user's suite file: evaluated sets stream from their files (oodbench.data.streamed).
+        from oodbench.data.streamed import load_suite_file_data
+
+        if checkpoint is None:
+            raise UserInputError(
+                "--suite evaluates a given model; add --checkpoint (and --arch for weights)."
+            )
+        data = load_suite_file_data(
+            options.suite_file,
+            data_dir=options.data_dir,
+            limit=limit,
+            fit_limit=options.fit_limit,
+            workers=options.workers,
+            strict=options.strict,
+        )
+        parse_outs(options.extra_out, taken=tuple(data.test_out))
+    else:
+        # --out sets: names checked before any data is read, sets loaded (capped at `limit`,
+        # refused when empty) before any training starts.
+        parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
+        # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+        data = load_suite(
+            suite_name,
+            data_dir=options.data_dir,
+            download=options.download,
+            limit=limit,
+            fit_limit=options.fit_limit,
+            progress=progress,
+        )
     data.test_out.update(
         load_custom_outs(
             options.extra_out,
