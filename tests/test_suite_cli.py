@@ -163,3 +163,58 @@ def test_streamed_scores_equal_in_memory_scores(user, tmp_path):
         np.testing.assert_array_equal(a["scores_in"], b["scores_in"])
         np.testing.assert_array_equal(a["scores_out"], b["scores_out"])
         assert row.auroc == streamed.loc[row.detector, "auroc"]
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = _run(args)
+    assert result.exit_code != 0, result.output
+    message = result.output.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    assert "Traceback" not in message
+    return message
+
+
+def test_limit_selects_before_reading(user, tmp_path, monkeypatch):
+    """--limit 5 decodes 5 test images and 5 OOD images, not 18 and 10 (fit splits are read whole)."""
+    from oodbench.data.sources import files
+
+    opened: list[Path] = []
+    decode = files.decode
+
+    def counting(path, pre):
+        opened.append(Path(path))
+        return decode(path, pre)
+
+    monkeypatch.setattr(files, "decode", counting)  # --workers 0: decoded in this process
+    result = _cli_run(user, tmp_path / "runs", "--limit", "5")
+    assert result.exit_code == 0, result.output
+    under = {name: {p for p in opened if (tmp_path / "data" / name) in p.parents} for name in ("test", "ood")}
+    assert len(under["test"]) == 5 and len(under["ood"]) == 5
+    rows = load_rows(tmp_path / "runs")
+    assert set(rows["n_in"]) == {5} and set(rows["n_out"]) == {5} and set(rows["eval_limit"]) == {5}
+
+
+def test_a_corrupt_file_is_skipped_and_counted_or_refused_with_strict(user, tmp_path):
+    (tmp_path / "data" / "ood" / "03.png").write_bytes(b"not a png at all")
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image\(s\): 03.png"):
+        result = _cli_run(user, tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    rows = load_rows(tmp_path / "runs")
+    assert set(rows["n_out"]) == {9} and set(rows["n_skipped"]) == {1} and set(rows["n_in"]) == {18}
+    suite, weights, factory, _ = user
+    strict = ["run", "--suite", str(suite), "--checkpoint", str(weights), "--arch", factory, "-d", "msp"]
+    strict += ["--workers", "0", "--strict", "--quiet", "--results-dir", str(tmp_path / "strict")]
+    message = _one_line_error(strict)
+    # precheck's message: every file was checked before anything was scored, and nothing written.
+    assert "1 unreadable image(s) under" in message and "03.png" in message
+    assert not (tmp_path / "strict" / "rows.jsonl").exists()
+
+
+def test_suite_file_errors_are_one_line_with_file_and_line(user, tmp_path):
+    suite, weights, factory, _ = user
+    suite.write_text(SUITE.replace("channels = 1", "chanels = 1"))
+    message = _one_line_error(["run", "--suite", str(suite), "--checkpoint", str(weights), "--arch", factory])
+    assert str(suite) in message and "unknown key 'preprocess.chanels'" in message
+    assert "line 13:" in message  # the line of `chanels` in SUITE (which starts with a blank line)
+    message = _one_line_error(["run", "--suite", str(suite)])
+    assert "--checkpoint" in message
