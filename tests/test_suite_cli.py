@@ -218,3 +218,22 @@ def test_suite_file_errors_are_one_line_with_file_and_line(user, tmp_path):
     assert "line 13:" in message  # the line of `chanels` in SUITE (which starts with a blank line)
     message = _one_line_error(["run", "--suite", str(suite)])
     assert "--checkpoint" in message
+
+
+def test_suite_init_writes_a_file_that_loads_and_runs(user, tmp_path, monkeypatch):
+    from oodbench.data.suite_file import load_suite_file
+
+    monkeypatch.chdir(tmp_path)
+    result = _run(["suite", "init", "data/train", "--test", "data/test", "--name", "mine", "--channels", "1",
+                   "--output", "made.toml"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    made = load_suite_file(tmp_path / "made.toml")
+    assert (made.name, made.classes, made.preprocess.shape) == ("mine", 3, (1, 28, 28))
+    assert made.train.path() == (tmp_path / "data" / "train").resolve()
+    again = ["suite", "init", "data/train", "--test", "data/test", "-o", "made.toml"]
+    assert "exists" in _one_line_error(again)
+    _, weights, factory, _ = user
+    args = ["run", "--suite", "made.toml", "--checkpoint", str(weights), "--arch", factory, "-d", "msp"]
+    result = _run([*args, "--workers", "0", "--plots", "none", "--quiet", "--results-dir", "runs"])
+    assert result.exit_code == 0, result.output
+    assert set(load_rows(tmp_path / "runs")["out_dataset"]) == {"gaussian"}
