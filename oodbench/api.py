@@ -211,12 +211,15 @@ def evaluate(
     """
     from oodbench import paths
     from oodbench.data import load_custom_outs
+    from oodbench.data.streamed import is_suite_file, suite_file_normalize
     from oodbench.devices import resolve_device
     from oodbench.models.loading import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
 
     torch_device = resolve_device(device)
+    if is_suite_file(suite) and preprocess is None:  # the suite file's normalisation
+        preprocess = suite_file_normalize(suite)
     data = load_suite(
         suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
     )

@@ -237,3 +237,13 @@ def test_suite_init_writes_a_file_that_loads_and_runs(user, tmp_path, monkeypatc
     result = _run([*args, "--workers", "0", "--plots", "none", "--quiet", "--results-dir", "runs"])
     assert result.exit_code == 0, result.output
     assert set(load_rows(tmp_path / "runs")["out_dataset"]) == {"gaussian"}
+
+
+def test_the_suite_files_normalisation_wraps_the_model(user, tmp_path):
+    suite, _, _, net = user
+    normalised = tmp_path / "normalised.toml"
+    normalised.write_text(SUITE.replace('normalize = "none"', "normalize = { mean = [0.5], std = [0.25] }"))
+    by_file = oodbench.evaluate(net, suite=str(normalised), detectors=["energy"], workers=0)
+    given = oodbench.evaluate(net, suite=str(suite), detectors=["energy"], workers=0, preprocess="0.5/0.25")
+    plain = oodbench.evaluate(net, suite=str(suite), detectors=["energy"], workers=0)
+    assert by_file["auroc"].tolist() == given["auroc"].tolist() != plain["auroc"].tolist()

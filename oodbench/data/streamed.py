@@ -190,5 +190,17 @@ def load_suite_file_data(
     )
 
 
+def suite_file_normalize(path: str | Path) -> str | None:
+    """The [preprocess] normalize of a suite file as a --normalize value (None for "none"):
+    the model is wrapped with it unless the user gives another."""
+    from oodbench.data.suite_file import load_suite_file
+
+    normalize = load_suite_file(path, check_data=False).normalize
+    if isinstance(normalize, str):
+        return None if normalize == "none" else normalize
+    mean, std = normalize
+    return ",".join(map(repr, mean)) + "/" + ",".join(map(repr, std))
+
+
 def _no_loader(spec, request):  # a suite file's sets are read through their sources
     raise UserInputError(f"{spec.name} is a suite file's data; load it with load_suite_file_data.")

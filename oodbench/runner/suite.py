@@ -58,7 +58,7 @@ def run_suite(
         )
     if options.suite_file is not None:
         # A user's suite file: evaluated sets stream from their files (oodbench.data.streamed).
-        from oodbench.data.streamed import load_suite_file_data
+        from oodbench.data.streamed import load_suite_file_data, suite_file_normalize
 
         if checkpoint is None:
             raise UserInputError(
@@ -73,6 +73,8 @@ def run_suite(
             strict=options.strict,
         )
         parse_outs(options.extra_out, taken=tuple(data.test_out))
+        if options.normalize is None:  # the suite file's normalisation, unless --normalize is given
+            options = options.replace(normalize=suite_file_normalize(options.suite_file))
     else:
         # --out sets: names checked before any data is read, sets loaded (capped at `limit`,
         # refused when empty) before any training starts.
