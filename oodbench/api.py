@@ -301,7 +301,9 @@ def run_benchmark(
     Takes a `RunOptions` or its fields as keywords (oodbench.options: models, detectors, params,
     seeds, checkpoint, arch, normalize, resize, features, logits, label, extra_out, recipe,
     train_overrides, limit, fit_limit, device, batch_size, data_dir, download, cache_dir,
-    results_dir, legacy, plots, progress).
+    results_dir, legacy, plots, progress, suite_file, workers, strict).
+    `suite_file`: a user's suite file (TOML) evaluated instead of `suite`, with `checkpoint`; its
+    sets stream from their files (`workers` decoding processes; `strict` refuses unreadable images).
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
