@@ -247,3 +247,20 @@ def test_the_suite_files_normalisation_wraps_the_model(user, tmp_path):
     given = oodbench.evaluate(net, suite=str(suite), detectors=["energy"], workers=0, preprocess="0.5/0.25")
     plain = oodbench.evaluate(net, suite=str(suite), detectors=["energy"], workers=0)
     assert by_file["auroc"].tolist() == given["auroc"].tolist() != plain["auroc"].tolist()
+
+
+def test_decoding_workers_change_speed_not_scores(user, tmp_path):
+    suite, _, _, net = user
+    detectors = ["msp", "mahalanobis"]
+    by_two = oodbench.evaluate(
+        net, suite=str(suite), detectors=detectors, workers=2, results_dir=tmp_path / "w2"
+    )
+    in_process = oodbench.evaluate(
+        net, suite=str(suite), detectors=detectors, workers=0, results_dir=tmp_path / "w0"
+    )
+    assert by_two["auroc"].tolist() == in_process["auroc"].tolist()
+    files = [load_rows(tmp_path / name)["scores_file"] for name in ("w2", "w0")]
+    for a, b in zip(*files, strict=True):
+        first, second = np.load(tmp_path / "w2" / a), np.load(tmp_path / "w0" / b)
+        np.testing.assert_array_equal(first["scores_in"], second["scores_in"])
+        np.testing.assert_array_equal(first["scores_out"], second["scores_out"])
