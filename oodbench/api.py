@@ -216,6 +216,7 @@ def evaluate(
     from oodbench.models.loading import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
+    from oodbench.runner.evaluation import process_group
 
     torch_device = resolve_device(device)
     if is_suite_file(suite) and preprocess is None:  # the suite file's normalisation
@@ -257,7 +258,7 @@ def evaluate(
         eval_limit=limit,
         fit_limit=fit_limit,
     )
-    if results is not None:
+    if results is not None and process_group()[0] == 0:  # under torchrun, rank 0 writes
         append_rows(results / ROWS_FILENAME, rows)
     return rows_to_frame(rows)
 

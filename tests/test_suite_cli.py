@@ -264,3 +264,56 @@ def test_decoding_workers_change_speed_not_scores(user, tmp_path):
         first, second = np.load(tmp_path / "w2" / a), np.load(tmp_path / "w0" / b)
         np.testing.assert_array_equal(first["scores_in"], second["scores_in"])
         np.testing.assert_array_equal(first["scores_out"], second["scores_out"])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sharded_worker(rank: int, world: int, port: int, folder: str) -> None:
+    """One rank of a 2-process gloo group: the API and `oodbench run --suite`, each sharded."""
+    import os
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    root = Path(folder)
+    namespace: dict = {}
+    exec(FACTORY, namespace)
+    net = namespace["make_net"]()
+    net.load_state_dict(torch.load(root / "tiny.pt", weights_only=True))
+    suite = str(root / "my.toml")
+    oodbench.evaluate(net, suite=suite, detectors=["msp", "energy", "mahalanobis"], workers=0,
+                      batch_size=4, results_dir=root / "api_sharded")  # fmt: skip
+    user = (root / "my.toml", root / "tiny.pt", f"{root / 'netdef.py'}:make_net", net)
+    result = _cli_run(user, root / "cli_sharded", "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    dist.destroy_process_group()
+
+
+def test_torchrun_ranks_score_shards_and_rank_0_writes_the_single_process_rows(user, tmp_path):
+    import torch.multiprocessing as mp
+
+    suite, _, _, net = user
+    (tmp_path / "data" / "ood" / "03.png").write_bytes(b"not a png at all")  # skipped on one rank
+    mp.spawn(_sharded_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    with pytest.warns(UserWarning, match="skipped 1"):
+        oodbench.evaluate(net, suite=str(suite), detectors=["msp", "energy", "mahalanobis"], workers=0,
+                          batch_size=4, results_dir=tmp_path / "api_single")  # fmt: skip
+        assert _cli_run(user, tmp_path / "cli_single", "--batch-size", "4").exit_code == 0
+    identity = ["detector", "out_dataset", "auroc", "tnr_at_tpr95", "n_in", "n_out", "n_skipped",
+                "in_fingerprint", "out_fingerprint", "classification_accuracy", "scores_sha256",
+                "suite_sha256"]  # fmt: skip
+    for kind in ("api", "cli"):
+        single, sharded = (load_rows(tmp_path / f"{kind}_{how}") for how in ("single", "sharded"))
+        assert len(single) == len(sharded) == 3  # rank 1 wrote nothing
+        # scores_sha256: the digest of both score arrays, bit for bit, in image order.
+        assert sharded[identity].to_dict("records") == single[identity].to_dict("records")
+        assert set(sharded["n_skipped"]) == {1}
