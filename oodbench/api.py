@@ -387,8 +387,11 @@ def finish_run(rows: list[ResultRow], options: RunOptions) -> BenchmarkRun:
     """Tables, plots and the report page of a run's rows (the rows frame is built once)."""
     from oodbench.report.html import try_write_report
     from oodbench.results import rows_to_frame
+    from oodbench.training.distributed import env_rank
 
     results = Path(options.results_dir)
+    if env_rank() != 0:  # under torchrun rank 0 writes the tables, plots and report
+        return BenchmarkRun(rows, {}, "", results / ROWS_FILENAME, results / "tables")
     frame = rows_to_frame(rows)
     # A suite file's rows carry its name; built-in runs name options.suite, as before.
     suite = rows[0].suite if rows and options.suite_file is not None else options.suite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -165,6 +166,8 @@ def run_command(
         options=options,
         on_training_estimate=estimate_echo(f"oodbench run --in {options.suite}", "--limit 1000"),
     )
+    if not run.tables and run.rows and os.environ.get("RANK", "0") not in ("", "0"):
+        return  # another torchrun rank: rank 0 prints and writes
     for table in run.printed_tables:
         click.echo(table + "\n")
     click.echo(run.accuracy_summary)
