@@ -52,12 +52,22 @@ def load_suite(
     download: bool = False,
     limit: int | None = None,
     fit_limit: int | None = None,
+    workers: int | None = None,
+    strict: bool = False,
 ) -> SuiteData:
     """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`.
 
     `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
+    A name ending in .toml is a suite file (oodbench.data.suite_file): its evaluated sets stream
+    from their files (`workers` decoding processes; `strict` refuses unreadable images).
     """
     from oodbench.data import load_suite as _load
+    from oodbench.data.streamed import is_suite_file, load_suite_file_data
+
+    if is_suite_file(name):
+        return load_suite_file_data(
+            name, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
+        )
 
     return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
 
@@ -173,6 +183,8 @@ def evaluate(
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     legacy: bool = False,
+    workers: int | None = None,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Score `detectors` for `model` on `suite`: one DataFrame row per (detector, OOD set).
 
@@ -194,16 +206,24 @@ def evaluate(
         and validation images per set (fixed seed 0); recorded in each row's `fit_limit`.
     results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
+    suite: a built-in suite's name, or a suite file (a path ending in .toml; see `load_suite`);
+        `workers` and `strict` are how its images are read.
     """
     from oodbench import paths
     from oodbench.data import load_custom_outs
+    from oodbench.data.streamed import is_suite_file, suite_file_normalize
     from oodbench.devices import resolve_device
     from oodbench.models.loading import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
+    from oodbench.runner.evaluation import process_group
 
     torch_device = resolve_device(device)
-    data = load_suite(suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit)
+    if is_suite_file(suite) and preprocess is None:  # the suite file's normalisation
+        preprocess = suite_file_normalize(suite)
+    data = load_suite(
+        suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
+    )
     data.test_out.update(
         load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
     )
@@ -238,7 +258,7 @@ def evaluate(
         eval_limit=limit,
         fit_limit=fit_limit,
     )
-    if results is not None:
+    if results is not None and process_group()[0] == 0:  # under torchrun, rank 0 writes
         append_rows(results / ROWS_FILENAME, rows)
     return rows_to_frame(rows)
 
@@ -282,7 +302,9 @@ def run_benchmark(
     Takes a `RunOptions` or its fields as keywords (oodbench.options: models, detectors, params,
     seeds, checkpoint, arch, normalize, resize, features, logits, label, extra_out, recipe,
     train_overrides, limit, fit_limit, device, batch_size, data_dir, download, cache_dir,
-    results_dir, legacy, plots, progress).
+    results_dir, legacy, plots, progress, suite_file, workers, strict).
+    `suite_file`: a user's suite file (TOML) evaluated instead of `suite`, with `checkpoint`; its
+    sets stream from their files (`workers` decoding processes; `strict` refuses unreadable images).
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).
     `plots`: "auto" (the msp rows when msp ran, else all), "all" or "none".
     `train_overrides`: e.g. {"epochs": 1, "train_limit": 1000} (a smoke run; own checkpoints).
@@ -326,6 +348,8 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
+    if options.suite_file is not None and options.checkpoint is None:
+        raise UserInputError("--suite evaluates a given model; add --checkpoint (and --arch for weights).")
     if options.checkpoint is not None and options.seeds is not None:
         # Even one seed: it would be recorded in the rows as if it had made the given weights.
         raise UserInputError(
@@ -363,10 +387,15 @@ def finish_run(rows: list[ResultRow], options: RunOptions) -> BenchmarkRun:
     """Tables, plots and the report page of a run's rows (the rows frame is built once)."""
     from oodbench.report.html import try_write_report
     from oodbench.results import rows_to_frame
+    from oodbench.training.distributed import env_rank
 
     results = Path(options.results_dir)
+    if env_rank() != 0:  # under torchrun rank 0 writes the tables, plots and report
+        return BenchmarkRun(rows, {}, "", results / ROWS_FILENAME, results / "tables")
     frame = rows_to_frame(rows)
-    tables = write_run_tables(frame, results / "tables", suite=options.suite)
+    # A suite file's rows carry its name; built-in runs name options.suite, as before.
+    suite = rows[0].suite if rows and options.suite_file is not None else options.suite
+    tables = write_run_tables(frame, results / "tables", suite=suite)
     drawn = draw_run_plots(frame, results, options.plots)
     page = try_write_report(results, convention=options.convention)
     return BenchmarkRun(

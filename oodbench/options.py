@@ -25,6 +25,7 @@ class RunOptions:
     how to train and evaluate, and where files go. Defaults are those of `oodbench run`."""
 
     suite: str = "mnist"
+    suite_file: str | Path | None = None  # a user's suite file (TOML) instead of `suite`
     # What is evaluated.
     models: Sequence[str] = ()  # trained model sources; () = every one (or the shorthands')
     detectors: Sequence[Any] = ()  # names, specs or Detector objects; () = every built-in one
@@ -49,6 +50,10 @@ class RunOptions:
     legacy: bool = False  # the papers' threshold-grid metric convention
     openood: bool = False  # OpenOOD v1.5's metrics (exact, trapezoidal AUPR); not with legacy
     device: Any = "auto"  # "auto", "cpu", "cuda[:N]" or a torch.device
+    # Suite files' streamed sets: decoding processes (None = min(CPUs, 8), 0 = in process), and
+    # strict = check every file before scoring and refuse unreadable ones (else skip and count).
+    workers: int | None = None
+    strict: bool = False
     # Files.
     data_dir: str | Path | None = None
     download: bool = False

@@ -158,6 +158,8 @@ class ResultRow:
     created_at: str = field(default_factory=utc_now_iso)
     scores_file: str = ""
     scores_sha256: str = ""  # `scores_digest` of the arrays in scores_file ("" = not recorded)
+    suite_sha256: str = ""  # sha256 of the suite file evaluated ("" = a built-in suite)
+    n_skipped: int = 0  # unreadable images left out of this row's two sets (suite files)
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -198,9 +200,11 @@ class ResultRow:
             limit = getattr(self, name)
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
                 raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
-        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256"):
+        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256", "suite_sha256"):
             if not isinstance(getattr(self, name), str):
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
+        if isinstance(self.n_skipped, bool) or not isinstance(self.n_skipped, int) or self.n_skipped < 0:
+            raise UserInputError(f"n_skipped must be an integer >= 0; got {self.n_skipped!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -232,6 +236,7 @@ class ResultRow:
         if data["schema_version"] in (1, 2):
             # Rows before schema 3 were fitted on the full splits and recorded no fingerprints.
             data = {**_SCHEMA_2_DEFAULTS, **data}
+        data = {**_ADDED_DEFAULTS, **data}  # fields added within schema 3
         missing = [name for name in names if name not in data]
         if unknown:
             raise UserInputError(f"Unknown field(s) in result row: {', '.join(unknown)}.")
@@ -256,6 +261,10 @@ _SCHEMA_2_DEFAULTS: dict[str, Any] = {
     "out_fingerprint": "",
     "scores_sha256": "",
 }
+
+
+# Added within schema 3, with defaults that describe the rows written before them.
+_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0}
 
 
 def _schema_message(version: object) -> str:

@@ -31,6 +31,7 @@ def _probe(*args: str) -> tuple[int, str, str]:
         ["--help"],
         ["run", "--help"],
         ["train", "--help"],
+        ["suite", "init", "--help"],
         ["list", "detectors"],
         ["list", "suites"],
         ["list", "datasets"],

@@ -21,7 +21,7 @@ PINNED_FIELDS = (
     "n_in", "n_out", "eval_limit", "fit_limit", "in_fingerprint", "out_fingerprint", "detector_params",
     "tuning",
     "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
-    "host_cpu", "created_at", "scores_file", "scores_sha256",
+    "host_cpu", "created_at", "scores_file", "scores_sha256", "suite_sha256", "n_skipped",
 )  # fmt: skip
 
 
@@ -73,6 +73,15 @@ def test_schema_2_rows_read_without_fingerprints_and_digest():
     assert (row.in_fingerprint, row.out_fingerprint, row.scores_sha256, row.schema_version) == ("", "", "", 3)
     with pytest.raises(UserInputError, match="lacks field"):  # schema 3 rows must have them
         ResultRow.from_dict({**data, "schema_version": 3})
+
+
+def test_rows_written_before_suite_files_read_with_neutral_values():
+    data = make_row().to_dict()
+    del data["suite_sha256"], data["n_skipped"]
+    row = ResultRow.from_dict(data)
+    assert (row.suite_sha256, row.n_skipped) == ("", 0)
+    with pytest.raises(UserInputError, match="n_skipped"):
+        make_row(n_skipped=-1)
 
 
 def test_row_roundtrips_through_json():

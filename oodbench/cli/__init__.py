@@ -7,7 +7,7 @@ usage errors answer at once; each command imports the library when it runs.
 
 from __future__ import annotations
 
-from oodbench.cli import export, figures, report, run, sweep, train
+from oodbench.cli import export, figures, report, run, suite, sweep, train
 from oodbench.cli import list as list_commands
 from oodbench.cli.app import cli
 
@@ -21,4 +21,4 @@ def main() -> None:
     cli(prog_name="oodbench")
 
 
-_COMMAND_MODULES = (export, figures, list_commands, report, run, sweep, train)  # registered on import
+_COMMAND_MODULES = (export, figures, list_commands, report, run, suite, sweep, train)  # registered on import

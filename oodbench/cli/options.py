@@ -78,6 +78,26 @@ DEVICE_OPTION = click.option(
     help="auto, cpu or cuda[:N] ($OODBENCH_DEVICE).",
 )
 QUIET_OPTION = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+SUITE_FILE_OPTION = click.option(
+    "--suite",
+    "suite_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.toml",
+    help="Your own suite file (see `oodbench suite init`) instead of --in; needs --checkpoint.",
+)
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes decoding a suite file's images (default: min(CPUs, 8); 0 = in this process).",
+)
+STRICT_OPTION = click.option(
+    "--strict",
+    is_flag=True,
+    help="Check every image of a suite file before scoring and refuse unreadable ones "
+    "(default: skip them, count them in the rows' n_skipped and name them in one warning).",
+)
 
 
 def suite_option(help_text: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -20,6 +21,9 @@ from oodbench.cli.options import (
     QUIET_OPTION,
     RESULTS_DIR_OPTION,
     SEEDS_OPTION,
+    STRICT_OPTION,
+    SUITE_FILE_OPTION,
+    WORKERS_OPTION,
     OneLineChoice,
     apply_options,
     detectors_option,
@@ -114,6 +118,7 @@ from oodbench.options import RunOptions
     help="Fit and tune detectors (Mahalanobis, ODIN, pytorch-ood) on at most N training images (a "
     "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
 )
+@apply_options(SUITE_FILE_OPTION, WORKERS_OPTION, STRICT_OPTION)
 @apply_options(DEVICE_OPTION, EVAL_BATCH_OPTION)
 @apply_options(DATA_DIR_OPTION, DOWNLOAD_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
 @apply_options(CONVENTION_OPTION)
@@ -162,6 +167,8 @@ def run_command(
         options=options,
         on_training_estimate=estimate_echo(f"oodbench run --in {options.suite}", "--limit 1000"),
     )
+    if not run.tables and run.rows and os.environ.get("RANK", "0") not in ("", "0"):
+        return  # another torchrun rank: rank 0 prints and writes
     for table in run.printed_tables:
         click.echo(table + "\n")
     click.echo(run.accuracy_summary)

@@ -184,6 +184,7 @@ class SuiteData:
     seen_ood: LabeledImages
     val_ood: LabeledImages | None
     test_out: dict[str, LabeledImages]
+    suite_sha256: str = ""  # a suite file's sha256 (oodbench.data.streamed); "" for built-in suites
 
     @property
     def tuning(self) -> str:

@@ -31,7 +31,11 @@ class ForwardOutputs:
 
 
 def iter_batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches of `x` as float32 in [0, 1] (data sets may be stored as uint8)."""
+    """Batches of `x` as float32 in [0, 1] (data sets may be stored as uint8). `x` may also be a
+    streamed set of a suite file (oodbench.data.streamed.StreamedSet), read through its loader."""
+    if not isinstance(x, torch.Tensor) and hasattr(x, "batches"):
+        yield from x.batches(batch_size)
+        return
     for start in range(0, len(x), batch_size):
         yield as_float(x[start : start + batch_size])
 

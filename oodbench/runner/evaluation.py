@@ -21,6 +21,10 @@ Invariants (tests/test_runner.py, tests/test_hostile_*.py hold them):
    from checked scores; a row's score file is named by the row's identity with a digest
    (oodbench.results.save_row_scores), so two rows never share or overwrite one file.
 5. Hyperparameters are tuned only on the suite's validation split, never on a test set.
+6. Under torchrun (a joined torch.distributed group), every rank fits each detector on the whole
+   fit data, scores batches rank, rank + W, ... of each set (the single process's batches, so
+   the same floats), and the scores are gathered by image position: every rank holds the rows
+   a single process would make; only rank 0 writes the cache, the score files and the rows.
 """
 
 from __future__ import annotations
@@ -164,11 +168,25 @@ def evaluate(
     )
     accuracy_entry = load_cached(accuracy_file, use_cache)
     accuracy = None if accuracy_entry is None else float(accuracy_entry["accuracy"])
-    for name, x in sets.items():
+    rank, world = process_group()
+    for name, full in sets.items():
         check = checker(name)
         pending = [p for p in plans if name not in p[2]]
         from_outputs = [p for p in pending if not p[0].needs_model()]
-        if from_outputs or (name == "in" and accuracy is None):
+        # Under torchrun each rank scores every world-th batch of the single process's batches
+        # (the same batches give the same floats); rank 0's rows hold them all, in order.
+        positions = _shard_positions(len(full), batch_size, rank, world)
+        x = full if world == 1 else _shard(full, positions)
+        n = len(x)
+        labels = (
+            None if data.test_in.y is None or name != "in" else data.test_in.y[torch.from_numpy(positions)]
+        )
+        # A streamed set (a suite file's) may skip unreadable images: its shared pass runs first
+        # whenever anything is scored, so that every detector scores the images that pass read.
+        streamed = not isinstance(x, torch.Tensor) and hasattr(x, "narrowed")
+        fresh: dict[int, np.ndarray] = {}  # plan index -> this rank's scores
+        correct = None
+        if from_outputs or (name == "in" and accuracy is None) or (streamed and pending):
             if progress:
                 progress(f"{model_name}: scoring {name} ({len(x)} images)")
             feature_plans = [p for p in from_outputs if p[0].uses == "features"]
@@ -181,23 +199,34 @@ def evaluate(
                 progress_label=None if progress is None else f"scoring {name}",
                 check=check,
             )
+            n = len(logits)
+            if streamed:
+                positions = positions[x.kept]
+                labels = None if labels is None else labels[torch.from_numpy(x.kept)]
+                x = x.narrowed()
             if name == "in" and accuracy is None:
-                accuracy = float((logits.argmax(1) == data.test_in.y).double().mean())
-                to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
+                correct = int((logits.argmax(1) == labels).sum())
             outputs = ForwardOutputs(logits=logits)
-            for detector, files, cached, meta in from_outputs:
+            for detector, _, _, _ in from_outputs:
                 plan_index = next((i for i, p in enumerate(feature_plans) if p[0] is detector), None)
                 scores = (
                     feature_scores[plan_index] if plan_index is not None else detector.score_outputs(outputs)
                 )
-                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
-                to_write.append((files[name], cached[name]))
-        for detector, files, cached, meta in pending:
+                fresh[_index(plans, detector)] = check(detector, scores, n)
+        for detector, _, _, _ in pending:
             if detector.needs_model():
                 scores = detector.score(model, x, device=device, batch_size=batch_size)
-                cached[name] = cache_entry(check(detector, scores, len(x)), meta)
-                to_write.append((files[name], cached[name]))
-    if use_cache:
+                fresh[_index(plans, detector)] = check(detector, scores, n)
+        if world > 1:
+            fresh, correct, n = _gather(positions, fresh, correct)
+        if correct is not None:
+            accuracy = correct / n if n else float("nan")
+            to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
+        for index, scores in fresh.items():
+            detector, files, cached, meta = plans[index]
+            cached[name] = cache_entry(check(detector, scores, n), meta)
+            to_write.append((files[name], cached[name]))
+    if use_cache and rank == 0:  # one writer under torchrun; every rank holds the same scores
         for path, arrays in to_write:
             save_scores(path, **arrays)
 
@@ -214,5 +243,46 @@ def evaluate(
         eval_limit=eval_limit,
         fit_limit=fit_limit,
         prints=prints,
-        results_dir=results_dir,
+        results_dir=results_dir if rank == 0 else None,
+        sizes={name: len(x) for name, x in sets.items()},
     )
+
+
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the joined torch.distributed group, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard_positions(n: int, batch_size: int, rank: int, world: int) -> np.ndarray:
+    """The image positions of batches rank, rank + world, ... of a set of n in batches."""
+    starts = range(rank * batch_size, n, world * batch_size)
+    return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts] or [np.empty(0, np.int64)])
+
+
+def _shard(x: Any, positions: np.ndarray) -> Any:
+    """The images of `x` at `positions`: a tensor's rows, or a streamed set over those items."""
+    if isinstance(x, torch.Tensor) or not hasattr(x, "source"):
+        return x[torch.from_numpy(positions)]
+    return type(x)(x.source.subset(positions), workers=x.workers, strict=x.strict)
+
+
+def _index(plans: list, detector: Detector) -> int:
+    return next(i for i, plan in enumerate(plans) if plan[0] is detector)
+
+
+def _gather(
+    positions: np.ndarray, fresh: dict[int, np.ndarray], correct: int | None
+) -> tuple[dict[int, np.ndarray], int | None, int]:
+    """Every rank's scores put back in image order (by position), the correct count summed."""
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (positions, fresh, correct))
+    order = np.argsort(np.concatenate([p[0] for p in parts]), kind="stable")
+    merged = {i: np.concatenate([p[1][i] for p in parts])[order] for i in fresh}
+    total = None if correct is None else sum(p[2] for p in parts)
+    return merged, total, len(order)

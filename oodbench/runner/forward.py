@@ -17,7 +17,10 @@ from oodbench.progress import progress_bar
 
 
 def fingerprint(x: torch.Tensor) -> str:
-    """A short content hash of a tensor (data set identity for the score cache)."""
+    """A short content hash of a tensor (data set identity for the score cache); a streamed set
+    of a suite file is named by its source's fingerprint (files, labels, preprocessing)."""
+    if not isinstance(x, torch.Tensor) and hasattr(x, "fingerprint"):
+        return x.fingerprint()
     if hasattr(x, "content_hash"):  # images read from their file (oodbench.data.ondisk)
         return hashlib.sha1((x.content_hash() + str(tuple(x.shape))).encode()).hexdigest()[:16]
     # Hash the buffer in place: a .tobytes() copy would double the memory of a large set.
@@ -34,7 +37,7 @@ ScoreCheck = Callable[[Detector, Any, int], np.ndarray]
 @torch.no_grad()
 def shared_forward_pass(
     model: nn.Module,
-    x: torch.Tensor,
+    x: Any,
     *,
     device: torch.device | str,
     batch_size: int,
@@ -43,6 +46,9 @@ def shared_forward_pass(
     check: ScoreCheck | None = None,
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """ONE streamed pass over `x`: all logits (N, K), and the scores of every feature detector.
+
+    `x` is a tensor or a suite file's streamed set (oodbench.data.streamed); from the latter,
+    unreadable images are left out, so N may be smaller than len(x) (the set's `kept` says which).
 
     Batches are converted to float one at a time (`iter_batches`); features are scored batch by
     batch and dropped, so memory grows with the batch size, not with N, apart from the logits.
@@ -82,7 +88,8 @@ def shared_forward_pass(
         start += len(batch)
     if logits is None:
         logits = torch.empty((0, 0), dtype=torch.float32)
-    return logits, scores
+    # A streamed set leaves unreadable images out: keep only the rows that were filled.
+    return logits[:start], [store[:start] for store in scores]
 
 
 def as_eval_model(model: nn.Module) -> nn.Module:

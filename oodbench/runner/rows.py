@@ -62,10 +62,12 @@ def build_rows(
     fit_limit: int | None,
     prints: dict[str, str],
     results_dir: Path | None,
+    sizes: dict[str, int] | None = None,
 ) -> list[ResultRow]:
     """One ResultRow per (detector, OOD set) from checked cache entries ({"in": ..., "out:NAME":
     ...}, all of one fit), with metrics computed here; with `results_dir`, each row's scores are
-    saved under a file named by the row's identity and a digest (oodbench.results)."""
+    saved under a file named by the row's identity and a digest (oodbench.results). `sizes`:
+    the images of each set; fewer scores than images = unreadable images skipped (n_skipped)."""
     rows: list[ResultRow] = []
     suite = data.suite
     convention = metrics.resolve_convention(convention, legacy=legacy)
@@ -74,6 +76,9 @@ def build_rows(
         s_in = cached["in"]["scores"]
         for out_name in data.test_out:
             s_out = cached[f"out:{out_name}"]["scores"]
+            skipped = 0
+            if sizes is not None:
+                skipped = sizes["in"] - len(s_in) + sizes[f"out:{out_name}"] - len(s_out)
             row = ResultRow(
                 suite=suite.name,
                 in_dataset=suite.in_dataset,
@@ -102,6 +107,8 @@ def build_rows(
                 torch_version=meta["torch_version"],
                 host_cpu=meta["host_cpu"],
                 torch_threads=meta["torch_threads"],
+                suite_sha256=getattr(data, "suite_sha256", ""),
+                n_skipped=skipped,
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)

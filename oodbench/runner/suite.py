@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from tqdm import tqdm
 
 from oodbench.detectors.base import Detector
@@ -15,7 +17,7 @@ from oodbench.models.loading import LoadedModel
 from oodbench.names import ROWS_FILENAME
 from oodbench.options import RunOptions, run_options
 from oodbench.results import ResultRow, append_rows
-from oodbench.runner.evaluation import evaluate
+from oodbench.runner.evaluation import evaluate, process_group
 from oodbench.runner.model import DetectorRequest, ModelUnderTest
 
 if TYPE_CHECKING:
@@ -56,18 +58,38 @@ def run_suite(
             "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds "
             "(or pass one checkpoint per seed in separate runs)."
         )
-    # --out sets: names checked before any data is read, sets loaded (capped at `limit`, refused
-    # when empty) before any training starts.
-    parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
-    # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
-    data = load_suite(
-        suite_name,
-        data_dir=options.data_dir,
-        download=options.download,
-        limit=limit,
-        fit_limit=options.fit_limit,
-        progress=progress,
-    )
+    if options.suite_file is not None:
+        # A user's suite file: evaluated sets stream from their files (oodbench.data.streamed).
+        from oodbench.data.streamed import load_suite_file_data, suite_file_normalize
+
+        if checkpoint is None:
+            raise UserInputError(
+                "--suite evaluates a given model; add --checkpoint (and --arch for weights)."
+            )
+        data = load_suite_file_data(
+            options.suite_file,
+            data_dir=options.data_dir,
+            limit=limit,
+            fit_limit=options.fit_limit,
+            workers=options.workers,
+            strict=options.strict,
+        )
+        parse_outs(options.extra_out, taken=tuple(data.test_out))
+        if options.normalize is None:  # the suite file's normalisation, unless --normalize is given
+            options = options.replace(normalize=suite_file_normalize(options.suite_file))
+    else:
+        # --out sets: names checked before any data is read, sets loaded (capped at `limit`,
+        # refused when empty) before any training starts.
+        parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
+        # `limit` caps the evaluated sets only; `fit_limit` the fit/tuning splits (oodbench.data.suites).
+        data = load_suite(
+            suite_name,
+            data_dir=options.data_dir,
+            download=options.download,
+            limit=limit,
+            fit_limit=options.fit_limit,
+            progress=progress,
+        )
     data.test_out.update(
         load_custom_outs(
             options.extra_out,
@@ -80,6 +102,46 @@ def run_suite(
     # Progress lines go through tqdm so they do not break the training progress bars.
     say = (lambda message: tqdm.write(message, file=sys.stderr)) if progress else None
     results_dir = Path(options.results_dir)
+    with _process_group_of_checkpoint_runs(checkpoint is not None, device) as device:
+        options = options.replace(device=device)
+        rows = _evaluate_models(
+            suite_name, models, detectors, seeds, options, data, checkpoint, results_dir, rows_file,
+            on_training_estimate, say,
+        )  # fmt: skip
+    return rows
+
+
+@contextmanager
+def _process_group_of_checkpoint_runs(given: bool, device: Any) -> Iterator[Any]:
+    """Under torchrun (RANK set) a given checkpoint's run joins the process group, so that every
+    rank scores a shard of each set (runner.evaluation); yields this rank's device."""
+    from oodbench.training import distributed
+
+    if not given or not distributed.requested():
+        yield device
+        return
+    context, device = distributed.setup(torch.device(device))
+    try:
+        yield device
+    finally:
+        distributed.teardown(context)
+
+
+def _evaluate_models(
+    suite_name: str,
+    models: Sequence[str],
+    detectors: Sequence[DetectorRequest | Detector],
+    seeds: Sequence[int],
+    options: RunOptions,
+    data: SuiteData,
+    checkpoint: Path | None,
+    results_dir: Path,
+    rows_file: Path | None,
+    on_training_estimate: Callable[[Any], None] | None,
+    say: Callable[[str], None] | None,
+) -> list[ResultRow]:
+    """Per seed and model source: train or reuse, load, evaluate, append the rows (rank 0)."""
+    device, limit = options.device, options.limit
     rows: list[ResultRow] = []
     for seed in seeds:
         sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
@@ -103,7 +165,8 @@ def run_suite(
                 fit_limit=options.fit_limit,
                 progress=say,
             )
-            append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
+            if process_group()[0] == 0:  # under torchrun every rank scores a shard; rank 0 writes
+                append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows
     return rows
 

@@ -1,0 +1,206 @@
+"""A user's suite file (oodbench.data.suite_file) as the `SuiteData` a run evaluates.
+
+    data = load_suite_file_data("my.toml", limit=1000, fit_limit=5000, workers=4)
+    data.test_in.x      # a StreamedSet: nothing decoded until the runner reads its batches
+
+Evaluated sets (the ID test set and every OOD test set) stay streaming sources: the runner
+reads them through `make_loader` batches (uint8 -> float32 with `as_float`), and `--limit`
+picks the images with `select` BEFORE anything is read. Fit splits (train, the ID validation
+split, the validation OOD set) are read into memory once, after `fit_limit` has picked them:
+ODIN, KNN, pytorch-ood and plug-in detectors take tensors (`train.x`). Unreadable images of an
+evaluated set are left out and counted (the row's `n_skipped`); with `strict`, every file is
+checked (`precheck`) before anything is scored and unreadable ones are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from oodbench.data.convert import as_float
+from oodbench.data.spec import DatasetSpec, LabeledImages, Suite, SuiteData, stratified_holdout
+from oodbench.errors import UserInputError
+
+if TYPE_CHECKING:
+    from oodbench.data.sources.base import ImageSource
+
+
+def is_suite_file(name: str | Path) -> bool:
+    """Whether a suite given by name is a suite file (a path ending in .toml)."""
+    return str(name).lower().endswith(".toml")
+
+
+class StreamedSet:
+    """An evaluated set read in batches from its source; stands where `LabeledImages.x` would.
+
+    `kept` holds the source positions of the last complete pass (unreadable images are left
+    out): the runner narrows the set to them so later passes (input-gradient detectors) score
+    the same images the shared forward pass did.
+    """
+
+    def __init__(self, source: ImageSource, *, workers: int | None = None, strict: bool = False) -> None:
+        self.source = source
+        self.workers = workers
+        self.strict = strict
+        self.kept: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def fingerprint(self) -> str:
+        """The source's fingerprint (files, sizes, mtimes, labels and preprocessing)."""
+        return self.source.fingerprint()
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """float32 batches in [0, 1], in source order; records `kept` after a complete pass."""
+        from oodbench.data.sources.loader import make_loader
+
+        kept = []
+        for batch in make_loader(self.source, batch_size, self.workers, strict=self.strict):
+            kept.append(batch.index.numpy())
+            yield as_float(batch.x)
+        self.kept = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+
+    def narrowed(self) -> StreamedSet:
+        """This set without the images the last pass could not read (itself when none)."""
+        if self.kept is None or len(self.kept) == len(self):
+            return self
+        narrowed = StreamedSet(self.source.subset(self.kept), workers=self.workers, strict=self.strict)
+        narrowed.kept = np.arange(len(self.kept))
+        return narrowed
+
+
+def materialise(
+    source: ImageSource, *, name: str, split: str, workers: int | None, strict: bool
+) -> LabeledImages:
+    """A fit split read into memory (uint8 as decoded); unreadable images are left out."""
+    from oodbench.data.sources.loader import make_loader
+
+    xs, ys = [], []
+    for batch in make_loader(source, 256, workers, strict=strict):
+        xs.append(batch.x)
+        ys.append(batch.y)
+    if not xs:
+        raise UserInputError(
+            f"{name} {split}: no readable images in {source.name}; check the suite file's path."
+        )
+    y = torch.cat(ys)
+    return LabeledImages(torch.cat(xs), y if bool((y >= 0).any()) else None, name, split)
+
+
+def load_suite_file_data(
+    path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
+    limit: int | None = None,
+    fit_limit: int | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+) -> SuiteData:
+    """Every set of the suite file at `path`: evaluated sets streaming, fit splits in memory.
+
+    `limit` picks the evaluated images (a fixed shuffle, seed 0, as `--limit` on built-in
+    suites) and `fit_limit` the fit splits (train stratified), both before anything is read.
+    `strict`: `precheck` every source first and refuse unreadable images. The result's
+    `suite_sha256` is the file's digest.
+    """
+    from oodbench.data.sources.base import select
+    from oodbench.data.sources.loader import precheck
+    from oodbench.data.suite_file import load_suite_file
+
+    for option, value in (("limit", limit), ("fit_limit", fit_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserInputError(f"The {option!r} parameter must be an integer >= 1. Got {value!r} instead.")
+    sf = load_suite_file(path, data_root=data_root)
+    if sf.preprocess.shape is None:
+        raise UserInputError(f"{sf.path}: [preprocess] needs size = [H, W] to evaluate a model; add it.")
+    pre = sf.preprocess
+    where = None if data_dir is None else str(data_dir)
+    train = sf.train.build(pre, data_dir=where, name="train")
+    if isinstance(sf.val, int):  # held out of train: stratified, seed 0, removed from training
+        if sf.val >= len(train):
+            raise UserInputError(
+                f"{sf.path}: val holdout = {sf.val} but train has {len(train)} images; hold out fewer."
+            )
+        rest, held = stratified_holdout(torch.from_numpy(train.labels), sf.val, seed=0)
+        train, val_in = train.subset(rest), train.subset(held)
+    else:
+        val_in = sf.val.build(pre, data_dir=where, name="val")
+    val_ood = sf.validation_ood.source.build(pre, data_dir=where, name=sf.validation_ood.name)
+    test_in = select(sf.test.build(pre, data_dir=where, name="test"), limit, stratified=False)
+    outs = {
+        entry.name: select(entry.source.build(pre, data_dir=where, name=entry.name), limit, stratified=False)
+        for entry in sf.ood
+    }
+    fit = {
+        "train": select(train, fit_limit),
+        "val": select(val_in, fit_limit),
+        "val_ood": select(val_ood, fit_limit, stratified=False),
+    }
+    if strict:  # every file's header before anything is scored (or trained on)
+        for source in (*fit.values(), test_in, *outs.values()):
+            precheck(source)
+
+    def stream(source: ImageSource) -> StreamedSet:
+        return StreamedSet(source, workers=workers, strict=strict)
+
+    def read(key: str, name: str, split: str) -> LabeledImages:
+        return materialise(fit[key], name=name, split=split, workers=workers, strict=strict)
+
+    suite = Suite(
+        name=sf.name,
+        in_dataset=sf.name,
+        out_datasets=tuple(outs),
+        seen_ood="",
+        val_ood=sf.validation_ood.name,
+        recipe=sf.recipe or "",
+        description=sf.description,
+        val_in_from="train" if isinstance(sf.val, int) else "val",
+        val_in_size=sf.val if isinstance(sf.val, int) else len(val_in),
+        val_ood_size=len(fit["val_ood"]),
+    )
+    spec = DatasetSpec(
+        name=sf.name,
+        image_shape=pre.shape,
+        num_classes=sf.classes,
+        mean=None,
+        std=None,
+        source=f"suite file {sf.path}",
+        licence="the user's",
+        splits=("train", "val", "test"),
+        loader=_no_loader,
+        files_hint=f"the paths in {sf.path}",
+    )
+    test_y = torch.from_numpy(test_in.labels.copy())
+    return SuiteData(
+        suite=suite,
+        spec=spec,
+        train=read("train", sf.name, "train"),
+        val_in=read("val", sf.name, "val"),
+        test_in=LabeledImages(stream(test_in), test_y, sf.name, "test"),  # type: ignore[arg-type]
+        seen_ood=None,  # type: ignore[arg-type]  # suite files evaluate given models only
+        val_ood=read("val_ood", sf.validation_ood.name, "val"),
+        test_out={n: LabeledImages(stream(s), None, n, "test") for n, s in outs.items()},  # type: ignore[arg-type]
+        suite_sha256=sf.sha256,
+    )
+
+
+def suite_file_normalize(path: str | Path) -> str | None:
+    """The [preprocess] normalize of a suite file as a --normalize value (None for "none"):
+    the model is wrapped with it unless the user gives another."""
+    from oodbench.data.suite_file import load_suite_file
+
+    normalize = load_suite_file(path, check_data=False).normalize
+    if isinstance(normalize, str):
+        return None if normalize == "none" else normalize
+    mean, std = normalize
+    return ",".join(map(repr, mean)) + "/" + ",".join(map(repr, std))
+
+
+def _no_loader(spec, request):  # a suite file's sets are read through their sources
+    raise UserInputError(f"{spec.name} is a suite file's data; load it with load_suite_file_data.")
