@@ -347,3 +347,20 @@ def test_training_only_needs_only_the_in_dist_and_seen_ood_files(monkeypatch):
     with pytest.raises(DataNotFoundError, match=r"training with suite tiny-svhn.*svhn: train_32x32.mat"):
         (root / "svhn" / "train_32x32.mat").unlink()
         load_suite("tiny-svhn", training_only=True)
+
+
+def tiny_svhn_suite(monkeypatch) -> None:
+    """Register suite "tiny-svhn": Lee et al.'s SVHN suite on tiny files written in the real
+    formats (SVHN .mat, CIFAR-10 batches, ODIN's folders) under the test's data root."""
+    from oodbench.data import SUITES, Suite
+
+    root = data_root()
+    write_svhn(root / "svhn", "train", 40)
+    write_svhn(root / "svhn", "test", 12)
+    write_cifar10(root, n=4)
+    for folder in ("Imagenet_resize", "LSUN_resize", "iSUN"):
+        write_odin(root, folder, n=5)
+    real = SUITES.get("svhn")
+    monkeypatch.setitem(
+        SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
+    )

@@ -224,20 +224,9 @@ def test_odin_step_is_in_pixel_units_like_pytorch_ood_with_norm_std():
 def test_torchvision_resnet18_on_a_3x32x32_suite(tmp_path, monkeypatch):
     """torchvision:resnet18 (random weights) on a tiny SVHN suite written in the real formats."""
     import torchvision
-    from test_data_formats import data_root, write_cifar10, write_odin, write_svhn
+    from test_data_formats import tiny_svhn_suite
 
-    from oodbench.data import SUITES, Suite
-
-    root = data_root()
-    write_svhn(root / "svhn", "train", 40)
-    write_svhn(root / "svhn", "test", 12)
-    write_cifar10(root, n=4)
-    for folder in ("Imagenet_resize", "LSUN_resize", "iSUN"):
-        write_odin(root, folder, n=5)
-    real = SUITES.get("svhn")
-    monkeypatch.setitem(
-        SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
-    )
+    tiny_svhn_suite(monkeypatch)
     torch.manual_seed(0)
     net = torchvision.models.resnet18(num_classes=10)
     torch.save(net.state_dict(), tmp_path / "resnet18.pt")

@@ -30,6 +30,9 @@ def test_wheel_contains_the_published_csv(tmp_path):
         assert "oodbench/report/published_results.csv" in names
         assert "oodbench/report/openood_leaderboard.csv" in names  # the OpenOOD leaderboard
         assert "oodbench/report/templates/report.html.j2" in names  # the HTML report page
+        # Without the suite files an installed oodbench would have no suites.
+        suites = {f"oodbench/suites/{p.name}" for p in (REPO / "oodbench" / "suites").glob("*.toml")}
+        assert len(suites) == 9 and suites <= names
         shipped = archive.read("oodbench/report/published_results.csv")
     assert shipped == (REPO / "oodbench" / "report" / "published_results.csv").read_bytes()
     assert "oodbench/report/compare.py" in names

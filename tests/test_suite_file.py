@@ -95,30 +95,6 @@ def test_every_builtin_file_is_exactly_the_builtin_suite():
         assert parsed.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_the_wheel_ships_every_builtin_suite_file(tmp_path):
-    """Without the files an installed oodbench would have no suites: build a wheel and look."""
-    import shutil
-    import subprocess
-    import sys
-    import zipfile
-
-    repo = Path(__file__).resolve().parents[1]
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(repo / name, source / name)
-    shutil.copytree(repo / "oodbench", source / "oodbench", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path / "dist"), "-q", "--disable-pip-version-check"],
-        check=True, cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
-    (wheel,) = (tmp_path / "dist").glob("oodbench-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        shipped = {n for n in archive.namelist() if n.startswith("oodbench/suites/")}
-    assert shipped == {f"oodbench/suites/{name}.toml" for name in (*FROZEN, *OPENOOD)}
-
-
 GOOD = """format = 1
 name = "toy"
 description = "toy"

@@ -179,22 +179,12 @@ def test_load_model_openood_resnet18_32x32_gives_the_modules_logits(tmp_path: Pa
 def test_run_checkpoint_with_arch_openood_on_a_3x32x32_suite(tmp_path: Path, monkeypatch):
     """An OpenOOD-format state_dict through `oodbench run` on a tiny SVHN suite in the real formats."""
     import torch
-    from test_data_formats import data_root, write_cifar10, write_odin, write_svhn
+    from test_data_formats import tiny_svhn_suite
 
-    from oodbench.data import SUITES, Suite
     from oodbench.models import openood_arch
     from oodbench.results import load_rows
 
-    root = data_root()
-    write_svhn(root / "svhn", "train", 40)
-    write_svhn(root / "svhn", "test", 12)
-    write_cifar10(root, n=4)
-    for folder in ("Imagenet_resize", "LSUN_resize", "iSUN"):
-        write_odin(root, folder, n=5)
-    real = SUITES.get("svhn")
-    monkeypatch.setitem(
-        SUITES._items, "tiny-svhn", Suite(**{**real.__dict__, "name": "tiny-svhn", "val_in_size": 10})
-    )
+    tiny_svhn_suite(monkeypatch)
     torch.manual_seed(0)
     torch.save(openood_arch.resnet18_32x32(10).state_dict(), tmp_path / "s0.ckpt")
     result = invoke("run", "--in", "tiny-svhn", "--checkpoint", str(tmp_path / "s0.ckpt"), "--arch",
