@@ -6,9 +6,13 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 
 class UserInputError(ValueError):
@@ -83,3 +87,19 @@ def one_line(
         chosen = f"{type(error).__name__}: {chosen}".rstrip(": ")
     chosen = chosen or type(error).__name__
     return chosen if max_chars is None else chosen[:max_chars]
+
+
+def import_user_file(path: Path, module_name: str) -> ModuleType:
+    """Execute a user's .py file as module `module_name` (registered in sys.modules, so its
+    classes pickle); a syntax error or an exception at import is one line naming the file, and
+    leaves no half-imported module behind."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        with in_user_code("importing", str(path), file=str(path)):
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oodbench.errors import UserInputError, in_user_code, user_code_error
+from oodbench.errors import UserInputError, import_user_file, in_user_code, user_code_error
 from oodbench.names import PYTORCH_OOD_PREFIX
 
 if TYPE_CHECKING:
@@ -243,17 +243,7 @@ def _import_file(where: str, spec: str) -> Any:
     module_name = f"oodbench_plugin_{digest}"
     if module_name in sys.modules:  # same file, same content: the same classes
         return sys.modules[module_name]
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    try:
-        # A syntax error or an exception at import is the plug-in's: one line naming the file.
-        with in_user_code("importing", str(path), file=str(path)):
-            module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
+    return import_user_file(path, module_name)
 
 
 def pytorch_ood_installed() -> bool:

@@ -9,7 +9,6 @@ import importlib
 import importlib.util
 import inspect
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from oodbench.errors import DataNotFoundError, UserInputError, in_user_code, one_line, user_code_error
+from oodbench.errors import (
+    DataNotFoundError,
+    UserInputError,
+    import_user_file,
+    in_user_code,
+    one_line,
+    user_code_error,
+)
 
 
 def torch_error_line(error: BaseException) -> str:
@@ -116,15 +122,7 @@ def _call_factory(target: str, *, num_classes: int, in_shape: tuple[int, ...] | 
         if not path.is_file():
             raise DataNotFoundError(f"Factory file {path} does not exist (--arch FILE.py:function).")
         module_name = f"oodbench_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            with in_user_code("importing", str(path), file=str(path)):
-                spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
+        module = import_user_file(path, module_name)
     else:
         try:
             module = importlib.import_module(where)
