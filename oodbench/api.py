@@ -25,7 +25,7 @@ from oodbench.errors import UserInputError
 # with `arch`), wrapped with its preprocessing: the public name of models.loading.load_model.
 from oodbench.models.loading import LoadedModel, load_model
 from oodbench.names import ROWS_FILENAME, SHORTHAND_DETECTORS
-from oodbench.options import PLOT_CHOICES, RunOptions, run_options
+from oodbench.options import PLOT_CHOICES, RunOptions, check_download, check_replicates, run_options
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,7 +72,9 @@ def load_suite(
     return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
 
 
-def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape, device, logits=None):
+def _model_under_test(
+    model: Any, *, arch, preprocess, features, label, in_shape, device, logits=None, channels=None
+):
     """nn.Module, LoadedModel or a file path -> (ModelUnderTest, LoadedModel)."""
     from torch import nn
 
@@ -96,6 +98,7 @@ def _model_under_test(model: Any, *, arch, preprocess, features, label, in_shape
             label=label,
             device=device,
             logits=logits,
+            channels=channels,
         )
     elif isinstance(model, nn.Module):
         loaded = wrap_module(
@@ -185,6 +188,7 @@ def evaluate(
     legacy: bool = False,
     workers: int | None = None,
     strict: bool = False,
+    channels: int | None = None,
 ) -> pd.DataFrame:
     """Score `detectors` for `model` on `suite`: one DataFrame row per (detector, OOD set).
 
@@ -208,6 +212,9 @@ def evaluate(
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
     suite: a built-in suite's name, or a suite file (a path ending in .toml; see `load_suite`);
         `workers` and `strict` are how its images are read.
+    channels: the channels the model takes (1 or 3; default: its first conv's, else a trial
+        pass); the suite's images are converted to them inside the model (grey -> RGB repeats the
+        channel, RGB -> grey is ITU-R 601-2 luma), recorded in each row's `input_channels`.
     """
     from oodbench import paths
     from oodbench.data import load_custom_outs
@@ -237,9 +244,12 @@ def evaluate(
         in_shape=shape,
         device=torch_device,
         logits=logits,
+        channels=channels,
     )
     loaded.module.to(torch_device)
-    check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device)
+    check_against_suite(
+        loaded, in_shape=shape, num_classes=data.spec.num_classes, device=torch_device, channels=channels
+    )
     requests = detector_requests(detectors, params)
     results = None if results_dir is None else paths.results_dir(results_dir)
     if results is not None:
@@ -318,6 +328,8 @@ def run_benchmark(
     if suite is not None:
         fields["suite"] = suite
     options = run_options(options, **fields)
+    if suite is not None and options.suite_file is not None:
+        raise UserInputError(f"suite {suite!r} and suite_file name two suites; give one of them.")
     sources, requests, seeds, options = prepare_run(options)
     rows = run_suite(
         options.suite,
@@ -344,22 +356,25 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
     if options.plots not in PLOT_CHOICES:
         raise UserInputError(f"plots must be auto, all or none; got {options.plots!r}.")
     detectors, models = options.detectors, options.models
-    if options.checkpoint is not None and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
+    check_download(options)
+    check_replicates(options)
+    if options.checkpoints and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
         raise UserInputError(
             "--checkpoint evaluates one given model; drop --model and the shorthand detectors."
         )
-    if options.suite_file is not None and options.checkpoint is None:
+    if options.suite_file is not None and not options.checkpoints:
         raise UserInputError("--suite evaluates a given model; add --checkpoint (and --arch for weights).")
-    if options.checkpoint is not None and options.seeds is not None:
+    if options.checkpoints and options.seeds is not None:
         # Even one seed: it would be recorded in the rows as if it had made the given weights.
         raise UserInputError(
             "--seeds trains one model per seed, but --checkpoint is one fixed model; drop --seeds."
         )
     describes_checkpoint = [options.arch, options.normalize, options.resize, options.features, options.label]
-    if options.checkpoint is None and (any(describes_checkpoint) or options.logits is not None):
+    describes_checkpoint.append(options.channels)
+    if not options.checkpoints and (any(describes_checkpoint) or options.logits is not None):
         raise UserInputError(
-            "--arch, --normalize, --resize, --features, --logits-key and --label describe a --checkpoint; "
-            "add one."
+            "--arch, --normalize, --resize, --features, --logits-key, --channels and --label describe a "
+            "--checkpoint; add one."
         )
     names = [d for d in detectors if isinstance(d, str)]
     objects = [d for d in detectors if not isinstance(d, str)]
@@ -373,7 +388,8 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
     check_rows_appendable(results / ROWS_FILENAME)  # a garbage line would break every later report
     for folder in (results, paths.cache_dir(options.cache_dir)):
         remove_stale_temp_files(folder)
-    checkpoint = None if options.checkpoint is None else Path(options.checkpoint)
+    given = options.checkpoints  # one file stays one Path; several (replicates) a tuple of Paths
+    checkpoint = None if not given else given[0] if len(given) == 1 else given
     resolved = options.replace(
         results_dir=results,
         device=resolve_device(options.device),

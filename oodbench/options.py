@@ -9,6 +9,7 @@ Plain values only (no torch import here): the CLI stays light.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +33,16 @@ class RunOptions:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {detector: {name: value}}
     seeds: Sequence[int] | None = None  # None = the recipe's seed
     extra_out: Sequence[str] = ()  # "[NAME=]folder:PATH" / "[NAME=]npz:PATH"
-    # A user's model instead of the suite's trained ones (see oodbench.models.loading).
-    checkpoint: str | Path | None = None
+    # A user's model instead of the suite's trained ones (see oodbench.models.loading); several
+    # files are replicates of one model (e.g. OpenOOD's 3 checkpoints), evaluated one by one.
+    checkpoint: str | Path | Sequence[str | Path] | None = None
     arch: str | None = None
     normalize: str | None = None
     resize: int | None = None
     features: str | None = None
     logits: str | int | None = None
     label: str | None = None
+    channels: int | None = None  # the channels the model takes (1 or 3); None = read from the model
     # Training.
     recipe: str | None = None  # None = the suite's
     train_overrides: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 1}
@@ -71,9 +74,25 @@ class RunOptions:
         return "legacy" if self.legacy else "openood" if self.openood else "exact"
 
     @property
+    def checkpoints(self) -> tuple[Path, ...]:
+        """The given model files as paths: () when none, else one or several (replicates)."""
+        given = self.checkpoint
+        if given is None:
+            return ()
+        if isinstance(given, (str, os.PathLike)):
+            return (Path(given),)
+        return tuple(Path(path) for path in given)
+
+    @property
     def model_file_options(self) -> dict[str, Any]:
-        """How to read a model file: normalize, resize, features and logits."""
-        return dict(normalize=self.normalize, resize=self.resize, features=self.features, logits=self.logits)
+        """How to read a model file: normalize, resize, features, logits and channels."""
+        return dict(
+            normalize=self.normalize,
+            resize=self.resize,
+            features=self.features,
+            logits=self.logits,
+            channels=self.channels,
+        )
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with `changes` (the object itself is frozen)."""
@@ -87,3 +106,36 @@ def run_options(options: RunOptions | None, **fields: Any) -> RunOptions:
     if fields:
         raise TypeError(f"give either options or keyword options, not both ({', '.join(sorted(fields))})")
     return options
+
+
+def check_replicates(options: RunOptions) -> None:
+    """Several --checkpoint files are replicates of one model: one label for all (else each file's
+    stem would make a model of its own), no --seeds, and no file twice."""
+    paths = options.checkpoints
+    if len(paths) < 2:
+        return
+    if not options.label:
+        raise UserInputError(
+            f"{len(paths)} --checkpoint files are evaluated as replicates of one model; name it with --label."
+        )
+    if options.seeds is not None:
+        raise UserInputError(
+            "Several --checkpoint files are the replicates; drop --seeds (it trains one model per seed)."
+        )
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        resolved = path.expanduser().resolve()
+        if resolved in seen:
+            raise UserInputError(f"--checkpoint {path} is given twice; each replicate is a different file.")
+        seen[resolved] = path
+
+
+def check_download(options: RunOptions) -> None:
+    """--download fetches the built-in suites' data sets; a suite file (--suite) names the user's
+    own files, which oodbench cannot download. (The one place to allow suite files whose sources
+    can be downloaded.)"""
+    if options.download and options.suite_file is not None:
+        raise UserInputError(
+            "--download fetches the built-in suites' data; a suite file (--suite) reads your own files, "
+            "so drop --download."
+        )

@@ -56,10 +56,12 @@ from oodbench.options import RunOptions
 )
 @click.option(
     "--checkpoint",
+    "checkpoints",
+    multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
     help="Evaluate this model instead of the suite's: an oodbench checkpoint, TorchScript, a "
-    "torch.export .pt2, or weights (state_dict / .safetensors) with --arch.",
+    "torch.export .pt2, or weights (state_dict / .safetensors) with --arch. Repeated: replicates "
+    "of one model (e.g. training seeds), one label (--label), for `report --replicates`.",
 )
 @click.option(
     "--arch",
@@ -91,6 +93,14 @@ from oodbench.options import RunOptions
     metavar="NAME|INDEX",
     help="For a model returning a tuple, dict or dataclass: the element holding the logits. Default: "
     "the one 2-D float tensor of shape (N, classes).",
+)
+@click.option(
+    "--channels",
+    type=OneLineChoice(("1", "3")),
+    default=None,
+    help="The channels the model takes: grayscale suites are given to a 3-channel model as RGB (the "
+    "channel repeated), RGB suites to a 1-channel model as grey (ITU-R 601-2 luma). Default: read from "
+    "the model (its first conv, else a trial pass). Recorded in each row's input_channels.",
 )
 @click.option(
     "--label", default=None, help="The model's name in results (default: the checkpoint file's stem)."
@@ -133,6 +143,8 @@ from oodbench.options import RunOptions
 )
 @apply_options(QUIET_OPTION, export.MLFLOW_OPTION, export.WANDB_OPTION)
 def run_command(
+    checkpoints: tuple[Path, ...],
+    channels: str | None,
     seeds: str | None,
     params: tuple[str, ...],
     epochs: int | None,
@@ -150,10 +162,14 @@ def run_command(
     """
     # Option text is checked before the library (and torch) is imported: usage errors stay fast.
     # The other options are named as the fields of RunOptions and go there as they are.
+    refuse_in_with_suite_file(click.get_current_context(), fields.get("suite_file"))
     overrides = {k: v for k, v in {"epochs": epochs, "train_limit": train_limit}.items() if v is not None}
     options = RunOptions(
         params=parse_params(params),
         seeds=None if seeds is None else parse_seeds(seeds),
+        # One file stays one path; several are replicates of one model.
+        checkpoint=None if not checkpoints else checkpoints[0] if len(checkpoints) == 1 else checkpoints,
+        channels=None if channels is None else int(channels),
         train_overrides=overrides,
         legacy=convention == "legacy",
         openood=convention == "openood",
@@ -182,3 +198,12 @@ def run_command(
         run.rows_file.parent, mlflow_uri=mlflow_uri, wandb_project=wandb_project, convention=convention,
         echo=click.echo,
     )  # fmt: skip
+
+
+def refuse_in_with_suite_file(ctx: click.Context, suite_file: Path | None) -> None:
+    """--in names a built-in suite and --suite a suite file: both at once would ignore --in."""
+    given = ctx.get_parameter_source("suite") is not click.core.ParameterSource.DEFAULT
+    if suite_file is not None and given:
+        raise click.UsageError(
+            f"--in {ctx.params['suite']} and --suite {suite_file} name two suites; give one of them."
+        )

@@ -16,6 +16,14 @@ normalises them INSIDE the module, then runs the network. Detectors therefore al
 pixel space, and the input-perturbation steps of ODIN and Mahalanobis stay in pixel units, as
 ODIN defines eps.
 
+Channels (`check_against_suite`): a model that takes 3 channels gets a grayscale suite as RGB
+(the channel repeated), one that takes 1 gets an RGB suite as grey (ITU-R 601-2 luma, as PIL's
+convert("L")), inside `Preprocess`. The model's channel count is `channels` (`--channels`) when
+given, else its first `nn.Conv2d`'s `in_channels` (TorchScript's too), else a trial pass with each
+count. For plain weights whose architecture is built for the suite's shape (oodbench's, `timm:`,
+factories taking `in_shape`), it is `channels` or the in-channels of the weights' first 4-D
+tensor. Rows record the conversion (`input_channels`), and the score cache key holds it.
+
 Features (for feature-based detectors) are, in this order of defaults:
 1. `features(x)` of oodbench's own classifiers (the penultimate layer, then `head`);
 2. timm's `forward_features` + `forward_head(pre_logits=True)`;
@@ -130,15 +138,19 @@ def load_model(
     expect_dataset: str | None = None,
     device: str | torch.device = "cpu",
     logits: str | int | None = None,
+    channels: int | None = None,
 ) -> LoadedModel:
     """Load any supported checkpoint file and wrap it for evaluation (see the module docstring).
 
     `num_classes`: for `arch` builders; default: read from the weights (the last 2-D weight).
     `in_shape` (C, H, W): the suite's image shape, needed by oodbench's own architectures.
+    `channels` (1 or 3): the channels the model takes (`--channels`); architectures built for the
+    input shape are built for it. The conversion itself is set by `check_against_suite`.
     `expect_dataset`: oodbench checkpoints trained on another data set are refused.
     `logits`: the name or index of the logits in a tuple/dict/dataclass output (`select_logits`).
     """
     key = parse_logits_key(logits)  # checked before the file is read
+    check_channels_option(channels)
     loaded = _load_model(
         path,
         arch,
@@ -150,13 +162,14 @@ def load_model(
         label=label,
         expect_dataset=expect_dataset,
         device=device,
+        channels=channels,
     )
     loaded.module.logits_key = key
     return loaded
 
 
 def _load_model(
-    path, arch, *, num_classes, in_shape, normalize, resize, features, label, expect_dataset, device
+    path, arch, *, num_classes, in_shape, normalize, resize, features, label, expect_dataset, device, channels
 ) -> LoadedModel:
     from oodbench.provenance import sha256_file
 
@@ -176,7 +189,7 @@ def _load_model(
     if path.suffix == ".safetensors":
         state = _read_safetensors(path)
         return _from_weights(
-            state, path, arch, num_classes, in_shape, preprocess, features, "safetensors", common
+            state, path, arch, num_classes, in_shape, preprocess, features, "safetensors", common, channels
         )
     if _is_torchscript(path):
         _refuse_arch(arch, path, "a TorchScript file")
@@ -213,7 +226,9 @@ def _load_model(
     state = unwrap_state_dict(obj)
     if state is None:
         raise UserInputError(f"{path} holds no weights oodbench can use; {_NOT_READABLE_HINT}.")
-    return _from_weights(state, path, arch, num_classes, in_shape, preprocess, features, "state_dict", common)
+    return _from_weights(
+        state, path, arch, num_classes, in_shape, preprocess, features, "state_dict", common, channels
+    )
 
 
 def _refuse_arch(arch: str | None, path: Path, what: str) -> None:
@@ -419,7 +434,9 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def _from_weights(state, path, arch, num_classes, in_shape, preprocess, features, fmt, common) -> LoadedModel:
+def _from_weights(
+    state, path, arch, num_classes, in_shape, preprocess, features, fmt, common, channels=None
+) -> LoadedModel:
     if arch is None:
         raise UserInputError(
             f"{path} holds plain weights (a state_dict); say which architecture they belong to with --arch "
@@ -429,6 +446,8 @@ def _from_weights(state, path, arch, num_classes, in_shape, preprocess, features
     classes = num_classes or guess_num_classes(state)
     if classes is None:
         raise UserInputError(f"Cannot tell the number of classes from {path}; pass num_classes.")
+    if in_shape is not None:  # build for the channels the weights take; the suite's are converted
+        in_shape = (channels or _weights_input_channels(state) or in_shape[0], *in_shape[1:])
     net = build_arch(arch, num_classes=classes, in_shape=in_shape)
     load_weights(net, state, path=path, arch=arch)
     return _wrap(net, preprocess, features, fmt, arch, common, "cpu")
@@ -508,10 +527,89 @@ def wrap_module(
     )
 
 
-def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_classes: int, device) -> None:
-    """One trial forward pass at the suite's shape: refuse shape or class-count mismatches in one line."""
+CHANNEL_CHOICES = (1, 3)
+
+
+def check_channels_option(channels: Any) -> None:
+    """`channels` is None, 1 or 3 (the only conversions are grey <-> RGB)."""
+    if channels is not None and (isinstance(channels, bool) or channels not in CHANNEL_CHOICES):
+        raise UserInputError(f"--channels takes 1 or 3 (the channels the model takes); got {channels!r}.")
+
+
+def _weights_input_channels(state: dict[str, torch.Tensor]) -> int | None:
+    """The in-channels of the first 4-D tensor of a state dict (a first conv's weight,
+    (out, in, kh, kw)) when 1 or 3, else None."""
+    first = next((v for v in state.values() if isinstance(v, torch.Tensor) and v.ndim == 4), None)
+    return int(first.shape[1]) if first is not None and int(first.shape[1]) in CHANNEL_CHOICES else None
+
+
+def first_conv_channels(net: nn.Module) -> int | None:
+    """The in_channels of the net's first registered 2-D convolution (nn.Conv2d, or a TorchScript
+    module compiled from one), None when it has none (torch.export programs: use a trial pass)."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            return int(module.in_channels)
+        if getattr(module, "original_name", None) == "Conv2d":  # TorchScript keeps the weights
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.ndim == 4:
+                try:
+                    groups = int(module.groups)
+                except (AttributeError, RuntimeError, TypeError):
+                    groups = 1  # traced modules drop constants; a grouped first conv is rare
+                return int(weight.shape[1]) * groups
+    return None
+
+
+def _runs_on(module: EvalModel, shape: tuple[int, ...], device) -> bool:
+    try:
+        with torch.no_grad():
+            module(torch.zeros((2, *shape), device=device))
+    except Exception:  # noqa: BLE001 - a trial pass: any failure means "not this input"
+        return False
+    return True
+
+
+def adapt_channels(
+    loaded: LoadedModel, *, in_shape: tuple[int, ...], channels: int | None = None, device="cpu"
+) -> str:
+    """Make the model take the suite's `in_shape` images by converting their channels inside its
+    `Preprocess` (1 <-> 3) when the model takes the other count: `channels` if given, else its
+    first conv's in_channels, else the count a trial pass succeeds with (the suite's first).
+    Returns the row's note ("" = no conversion)."""
+    check_channels_option(channels)
+    preprocess = loaded.module.preprocess
+    preprocess.set_channels(1, 1, "")  # undo an earlier decision: decide from scratch
+    have = int(in_shape[0])
+    if channels is not None:
+        want, why = channels, "--channels"
+    else:
+        want, why = first_conv_channels(loaded.module.net), "from the model's first conv"
+        if want is None and have in CHANNEL_CHOICES and not _runs_on(loaded.module, in_shape, device):
+            other = 4 - have  # 1 <-> 3
+            preprocess.set_channels(have, other, "from a trial pass")
+            if _runs_on(loaded.module, in_shape, device):
+                return preprocess.channels_note
+            preprocess.set_channels(have, have, "")
+    if want is None or want == have or (have, want) not in ((1, 3), (3, 1)):
+        return ""  # nothing to convert (or nothing convertible: the trial pass reports it)
+    preprocess.set_channels(have, want, why)
+    return preprocess.channels_note
+
+
+def check_against_suite(
+    loaded: LoadedModel,
+    *,
+    in_shape: tuple[int, ...],
+    num_classes: int,
+    device,
+    channels: int | None = None,
+) -> None:
+    """One trial forward pass at the suite's shape: refuse shape or class-count mismatches in one
+    line. First the model's channels are adapted to the suite's (`adapt_channels`; `channels`:
+    the --channels option)."""
     module = loaded.module
     module.num_classes = num_classes  # picks the logits out of a tuple/dict output (select_logits)
+    note = adapt_channels(loaded, in_shape=in_shape, channels=channels, device=device)
     shape = "x".join(map(str, in_shape))
     try:
         with torch.no_grad():
@@ -527,12 +625,16 @@ def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_c
                 f"Model {loaded.label} was exported with a fixed batch size; export it with a dynamic batch "
                 "dimension (torch.export.export(..., dynamic_shapes=...) with torch.export.Dim)."
             ) from None
-        channels = re.search(r"to have (\d+) channels, but got (\d+) channels", detail)
-        if channels:  # --resize changes height and width, never the channel count
-            raise UserInputError(_channel_message(loaded.label, int(channels.group(1)), in_shape)) from None
+        wanted = re.search(r"to have (\d+) channels, but got (\d+) channels", detail)
+        if wanted:  # --resize changes height and width, never the channel count
+            raise UserInputError(
+                _channel_message(loaded.label, int(wanted.group(1)), in_shape, note)
+            ) from None
+        converted = f" converted {note.split(' ', 1)[0]} channels" if note else ""
         raise UserInputError(
-            f"Model {loaded.label} cannot take this suite's {shape} images ({detail}); "
-            "check --arch, or resize the inputs with --resize N."
+            f"Model {loaded.label} cannot take this suite's {shape} images{converted} ({detail}); "
+            "check --arch, resize the inputs with --resize N, or set the channels the model takes "
+            "with --channels 1|3."
         ) from None
     if logits.ndim != 2 or logits.shape[0] != 2:
         raise UserInputError(
@@ -546,18 +648,16 @@ def check_against_suite(loaded: LoadedModel, *, in_shape: tuple[int, ...], num_c
         )
 
 
-def _channel_message(label: str, wanted: int, in_shape: tuple[int, ...]) -> str:
+def _channel_message(label: str, wanted: int, in_shape: tuple[int, ...], note: str = "") -> str:
     """A model for `wanted`-channel images on a suite of in_shape[0] channels: what fixes it."""
-    from oodbench.data.spec import DATASETS, SUITES
-
-    suites = sorted(
-        n for n in SUITES.names() if DATASETS.get(SUITES.get(n).in_dataset).image_shape[0] == wanted
-    )
-    where = f" ({', '.join(suites)})" if suites else ""
     have = in_shape[0]
+    shape = "x".join(map(str, in_shape))
+    given = f", converted {note.split(' ', 1)[0]}" if note else ""
+    if wanted in CHANNEL_CHOICES and have in CHANNEL_CHOICES:
+        fix = f"pass --channels {wanted} to convert them (grey <-> RGB)"
+    else:
+        fix = f"oodbench converts only 1 <-> 3 channels: evaluate it on a suite with {wanted}-channel images"
     return (
-        f"Model {label} takes {wanted}-channel images but this suite's images have {have} "
-        f"({'x'.join(map(str, in_shape))}); --resize changes only height and width. Evaluate it on a "
-        f"suite with {wanted}-channel images{where}, or use a model built for {have} channel"
-        f"{'s' if have != 1 else ''}."
+        f"Model {label} takes {wanted}-channel images but this suite's have {have} ({shape}{given}); "
+        f"--resize changes only height and width; {fix}."
     )

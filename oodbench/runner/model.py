@@ -34,6 +34,11 @@ class ModelUnderTest:
     label: str = ""
     train_overrides: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def input_channels(self) -> str:
+        """The channel conversion of the evaluated model's input pipeline ("" = none)."""
+        return getattr(getattr(self.model, "preprocess", None), "channels_note", "")
+
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> ModelUnderTest:
         return cls(

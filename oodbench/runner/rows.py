@@ -109,6 +109,7 @@ def build_rows(
                 torch_threads=meta["torch_threads"],
                 suite_sha256=getattr(data, "suite_sha256", ""),
                 n_skipped=skipped,
+                input_channels=model_ut.input_channels,
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)

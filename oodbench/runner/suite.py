@@ -15,7 +15,7 @@ from oodbench.detectors.base import Detector
 from oodbench.errors import UserInputError
 from oodbench.models.loading import LoadedModel
 from oodbench.names import ROWS_FILENAME
-from oodbench.options import RunOptions, run_options
+from oodbench.options import RunOptions, check_replicates, run_options
 from oodbench.results import ResultRow, append_rows
 from oodbench.runner.evaluation import evaluate, process_group
 from oodbench.runner.model import DetectorRequest, ModelUnderTest
@@ -51,7 +51,10 @@ def run_suite(
     if options is None:
         fields.setdefault("device", "cpu")  # the keyword form's default, as before RunOptions
     options = run_options(options, **fields)
-    checkpoint = None if options.checkpoint is None else Path(options.checkpoint)
+    check_replicates(options)
+    checkpoints = options.checkpoints  # several: replicates of one model, evaluated one by one
+    checkpoint = checkpoints[0] if checkpoints else None
+    _refuse_equal_replicates(checkpoints)  # before any data is read
     device, limit, progress = options.device, options.limit, options.progress
     if checkpoint is not None and len(seeds) > 1:
         raise UserInputError(
@@ -105,7 +108,7 @@ def run_suite(
     with _process_group_of_checkpoint_runs(checkpoint is not None, device) as device:
         options = options.replace(device=device)
         rows = _evaluate_models(
-            suite_name, models, detectors, seeds, options, data, checkpoint, results_dir, rows_file,
+            suite_name, models, detectors, seeds, options, data, checkpoints, results_dir, rows_file,
             on_training_estimate, say,
         )  # fmt: skip
     return rows
@@ -134,22 +137,24 @@ def _evaluate_models(
     seeds: Sequence[int],
     options: RunOptions,
     data: SuiteData,
-    checkpoint: Path | None,
+    checkpoints: Sequence[Path],
     results_dir: Path,
     rows_file: Path | None,
     on_training_estimate: Callable[[Any], None] | None,
     say: Callable[[str], None] | None,
 ) -> list[ResultRow]:
-    """Per seed and model source: train or reuse, load, evaluate, append the rows (rank 0)."""
+    """Per seed and model source: train or reuse, load, evaluate, append the rows (rank 0).
+    Given `checkpoints` replace the sources; several are replicates of one label, each evaluated
+    as if alone (its own rows, checkpoint_sha256 and score cache entries)."""
     device, limit = options.device, options.limit
     rows: list[ResultRow] = []
     for seed in seeds:
-        sources = [("external", checkpoint)] if checkpoint else [(m, None) for m in models]
+        sources = [("external", path) for path in checkpoints] or [(m, None) for m in models]
         for source, path in sources:
             if path is None:
                 path = train_for_run(source, suite_name, seed, options, on_estimate=on_training_estimate)
             loaded = _load_for_suite(path, source, data, options)
-            row_seed = int(loaded.config.get("seed", seed)) if checkpoint else seed
+            row_seed = int(loaded.config.get("seed", seed)) if checkpoints else seed
             new_rows = evaluate(
                 ModelUnderTest.from_loaded(loaded),
                 detectors,
@@ -169,6 +174,23 @@ def _evaluate_models(
                 append_rows(rows_file or results_dir / ROWS_FILENAME, new_rows)
             rows += new_rows
     return rows
+
+
+def _refuse_equal_replicates(checkpoints: Sequence[Path]) -> None:
+    """Replicates are different weights: two files with equal content would count one model twice."""
+    from oodbench.provenance import sha256_file
+
+    if len(checkpoints) < 2:
+        return
+    seen: dict[str, Path] = {}
+    for path in checkpoints:
+        digest = sha256_file(path) if path.is_file() else str(path)  # a missing file: load_model says so
+        if digest in seen:
+            raise UserInputError(
+                f"--checkpoint {seen[digest]} and {path} hold the same weights (sha256 {digest[:12]}); "
+                "each replicate must be a different model."
+            )
+        seen[digest] = path
 
 
 def train_for_run(
@@ -196,7 +218,7 @@ def _load_for_suite(path: Path, source: str, data: SuiteData, options: RunOption
     from oodbench.models.loading import check_against_suite, load_model
 
     shape = tuple(data.spec.image_shape)
-    given = options.checkpoint is not None
+    given = bool(options.checkpoints)
     loaded = load_model(
         path,
         options.arch,
@@ -206,5 +228,11 @@ def _load_for_suite(path: Path, source: str, data: SuiteData, options: RunOption
         device=options.device,
         **options.model_file_options,
     )
-    check_against_suite(loaded, in_shape=shape, num_classes=data.spec.num_classes, device=options.device)
+    check_against_suite(
+        loaded,
+        in_shape=shape,
+        num_classes=data.spec.num_classes,
+        device=options.device,
+        channels=options.channels,
+    )
     return loaded
