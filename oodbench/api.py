@@ -312,7 +312,10 @@ def run_benchmark(
     Takes a `RunOptions` or its fields as keywords (oodbench.options: models, detectors, params,
     seeds, checkpoint, arch, normalize, resize, features, logits, label, extra_out, recipe,
     train_overrides, limit, fit_limit, device, batch_size, data_dir, download, cache_dir,
-    results_dir, legacy, plots, progress, suite_file, workers, strict).
+    results_dir, legacy, plots, progress, suite_file, workers, strict, channels).
+    `checkpoint`: one model file, or several: replicates of one model (`label` required), each
+    evaluated as if alone. `channels`: the channels the model takes (1 or 3; default: read from
+    it); the suite's images are converted to them inside the model (oodbench.models.loading).
     `suite_file`: a user's suite file (TOML) evaluated instead of `suite`, with `checkpoint`; its
     sets stream from their files (`workers` decoding processes; `strict` refuses unreadable images).
     `detectors` may hold the paper's shorthands ("joint" = the joint model scored by msp).

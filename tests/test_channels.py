@@ -211,7 +211,11 @@ def test_the_option_overrides_detection(tmp_path):
     common = ["run", "--checkpoint", str(tmp_path / "w.pt"), "--arch", f"{tmp_path / 'netdef.py'}:make_net"]
     # Detection reads the side branch's 3 channels; the converted images fail the trial pass.
     message = _one_line_error(*common, "-d", "msp", *QUIET)
-    assert "converted 1->3" in message and "--channels" in message and "--resize" in message
+    assert (
+        "takes 1-channel images" in message
+        and "converted 1->3 (repeated; from the model's first conv)" in message
+    )
+    assert "--channels 1" in message
     result = _run(*common, "--channels", "1", "-d", "msp", *QUIET, "--results-dir", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert set(load_rows(tmp_path / "r")["input_channels"]) == {""}

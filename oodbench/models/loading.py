@@ -649,15 +649,20 @@ def check_against_suite(
 
 
 def _channel_message(label: str, wanted: int, in_shape: tuple[int, ...], note: str = "") -> str:
-    """A model for `wanted`-channel images on a suite of in_shape[0] channels: what fixes it."""
+    """A model for `wanted`-channel images on a suite of in_shape[0] channels (converted as
+    `note` says, "" = not converted): what fixes it."""
     have = in_shape[0]
     shape = "x".join(map(str, in_shape))
-    given = f", converted {note.split(' ', 1)[0]}" if note else ""
+    if note:  # the conversion was decided wrongly (e.g. a first conv that is not the first layer)
+        return (
+            f"Model {label} takes {wanted}-channel images, but this suite's {shape} images were "
+            f"converted {note}; pass --channels {wanted} (the channels it takes)."
+        )
     if wanted in CHANNEL_CHOICES and have in CHANNEL_CHOICES:
         fix = f"pass --channels {wanted} to convert them (grey <-> RGB)"
     else:
         fix = f"oodbench converts only 1 <-> 3 channels: evaluate it on a suite with {wanted}-channel images"
     return (
-        f"Model {label} takes {wanted}-channel images but this suite's have {have} ({shape}{given}); "
+        f"Model {label} takes {wanted}-channel images but this suite's have {have} ({shape}); "
         f"--resize changes only height and width; {fix}."
     )

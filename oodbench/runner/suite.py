@@ -39,7 +39,8 @@ def run_suite(
 
     `models` are model sources ("cross_entropy", "confidence", "joint"), trained with the suite's
     recipe (plus `options.train_overrides`, e.g. {"epochs": 1}). With `options.checkpoint`, that
-    file is the only model (any format of oodbench.models.loading, read as `options` says).
+    file is the only model (any format of oodbench.models.loading, read as `options` says); several
+    files are replicates of one label, each evaluated as if alone.
     `options.extra_out` adds custom OOD sets ("[NAME=]folder:PATH" or "[NAME=]npz:PATH").
     `options` may be given as its fields (keywords). Rows go to `rows_file` (default:
     results_dir/rows.jsonl). The options' other selections (models, detectors, seeds) are not read:
