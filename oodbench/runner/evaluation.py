@@ -84,6 +84,9 @@ def evaluate(
     `results_dir`, raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
     Detectors are names with parameters (`DetectorRequest`) or ready `Detector` objects.
     With `use_cache=False` nothing is read from or written to the score cache.
+    Full spectrum (`data.covariate_shift`, a suite file loaded with full_spectrum=True): each
+    csID set is scored and cached as a set of its own, its accuracy computed from the same pass;
+    the rows put its scores on the ID side (rows.build_rows).
 
     The ID and OOD scores of a detector always come from ONE fit: unless every set has a cache
     entry of the same fit, the detector is fitted again and every set rescored. Every score
