@@ -54,19 +54,31 @@ def load_suite(
     fit_limit: int | None = None,
     workers: int | None = None,
     strict: bool = False,
+    accept_changed_lists: bool = False,
+    full_spectrum: bool = False,
 ) -> SuiteData:
     """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`.
 
     `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
-    A name ending in .toml is a suite file (oodbench.data.suite_file): its evaluated sets stream
-    from their files (`workers` decoding processes; `strict` refuses unreadable images).
+    A name ending in .toml, or a packaged suite file's name (openood-cifar10, ...), is a suite
+    file (oodbench.data.suite_file): its evaluated sets stream from their files (`workers`
+    decoding processes; `strict` refuses unreadable images); `{data_root}` in its paths is
+    `data_dir` (else $OODBENCH_DATA, else the default data folder). `accept_changed_lists`:
+    evaluate image lists that differ from their pinned sha256 (recorded in rows).
+    `full_spectrum`: also load its covariate-shifted sets (`SuiteData.covariate_shift`).
     """
     from oodbench.data import load_suite as _load
     from oodbench.data.streamed import is_suite_file, load_suite_file_data
 
     if is_suite_file(name):
         return load_suite_file_data(
-            name, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
+            name, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict,
+            accept_changed_lists=accept_changed_lists, full_spectrum=full_spectrum,
+        )  # fmt: skip
+    if full_spectrum:
+        raise UserInputError(
+            f"full_spectrum needs a suite file with [[covariate_shift]] sets (e.g. openood-imagenet200); "
+            f"{name} has none."
         )
 
     return _load(name, data_dir=data_dir, download=download, limit=limit, fit_limit=fit_limit)
@@ -189,6 +201,9 @@ def evaluate(
     workers: int | None = None,
     strict: bool = False,
     channels: int | None = None,
+    convention: str | None = None,
+    full_spectrum: bool = False,
+    accept_changed_lists: bool = False,
 ) -> pd.DataFrame:
     """Score `detectors` for `model` on `suite`: one DataFrame row per (detector, OOD set).
 
@@ -210,27 +225,36 @@ def evaluate(
         and validation images per set (fixed seed 0); recorded in each row's `fit_limit`.
     results_dir: if given, rows are appended to results_dir/rows.jsonl and scores saved there.
     cache_dir: if given, scores are cached there (keyed by the weights' hash) and reused.
-    suite: a built-in suite's name, or a suite file (a path ending in .toml; see `load_suite`);
+    suite: a built-in suite's name, or a suite file (a path ending in .toml, or a packaged one's
+        name such as "openood-cifar10", its data under `data_dir`; see `load_suite`);
         `workers` and `strict` are how its images are read.
     channels: the channels the model takes (1 or 3; default: its first conv's, else a trial
         pass); the suite's images are converted to them inside the model (grey -> RGB repeats the
         channel, RGB -> grey is ITU-R 601-2 luma), recorded in each row's `input_channels`.
+    convention: the metric convention, "exact" (default), "legacy" (the papers' threshold grid;
+        `legacy=True` says the same) or "openood" (OpenOOD v1.5's; oodbench.metrics).
+    full_spectrum: OpenOOD's fsood: the suite file's covariate-shifted sets join the ID side
+        (rows' in_dataset "<suite>+csid"; `csid_accuracy` per set).
+    accept_changed_lists: evaluate image lists that differ from their pinned sha256 (recorded).
     """
     from oodbench import paths
     from oodbench.data import load_custom_outs
     from oodbench.data.streamed import is_suite_file, suite_file_normalize
     from oodbench.devices import resolve_device
+    from oodbench.metrics import resolve_convention
     from oodbench.models.loading import check_against_suite
     from oodbench.results import ROWS_FILENAME, append_rows, check_rows_appendable, rows_to_frame
     from oodbench.runner import evaluate as run_evaluate
     from oodbench.runner.evaluation import process_group
 
+    convention = resolve_convention(convention, legacy=legacy)  # a contradiction fails before any work
     torch_device = resolve_device(device)
     if is_suite_file(suite) and preprocess is None:  # the suite file's normalisation
         preprocess = suite_file_normalize(suite)
     data = load_suite(
-        suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
-    )
+        suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict,
+        accept_changed_lists=accept_changed_lists, full_spectrum=full_spectrum,
+    )  # fmt: skip
     data.test_out.update(
         load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
     )
@@ -265,6 +289,7 @@ def evaluate(
         use_cache=cache_dir is not None,
         batch_size=batch_size,
         legacy=legacy,
+        convention=convention,
         eval_limit=limit,
         fit_limit=fit_limit,
     )
@@ -478,10 +503,30 @@ def accuracy_summary(rows: Sequence[ResultRow], frame: pd.DataFrame | None = Non
     frame = (rows_to_frame(rows) if frame is None else frame).copy()
     frame["model"] = [r.model_label or r.model_source for r in rows]
     stats = frame.groupby("model", sort=False)["classification_accuracy"].agg(["mean", "std"])
-    return f"Classification accuracy on {rows[0].in_dataset} test (n={rows[0].n_in}): " + ", ".join(
+    first = rows[0]
+    # Full spectrum: n_in counts the ID test set AND the csID sets; the accuracy is the ID test's.
+    where = (
+        f"{first.in_dataset.removesuffix('+csid')} ID test"
+        if first.full_spectrum
+        else f"{first.in_dataset} test (n={first.n_in})"
+    )
+    line = f"Classification accuracy on {where}: " + ", ".join(
         f"{model} {100 * s['mean']:.1f}%" + (f" ± {100 * s['std']:.1f}" if s["std"] > 0 else "")
         for model, s in stats.iterrows()
     )
+    shifted = [r for r in rows if r.full_spectrum]
+    if shifted:  # per model and csID set, the mean over its rows (as the ID accuracy above)
+        per_model: dict[str, dict[str, list[float]]] = {}
+        for r in shifted:
+            model = per_model.setdefault(r.model_label or r.model_source, {})
+            for name, acc in r.csid_accuracy.items():
+                model.setdefault(name, []).append(acc)
+        line += "; covariate-shifted ID (csID): " + "; ".join(
+            f"{model} " + ", ".join(f"{name} {100 * sum(a) / len(a):.1f}%" for name, a in accs.items())
+            for model, accs in per_model.items()
+        )
+        line += f" (full spectrum: {first.n_in} ID-side images)"
+    return line
 
 
 def draw_run_plots(frame: pd.DataFrame, results: Path, choice: str) -> list[Path]:

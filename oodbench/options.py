@@ -57,6 +57,10 @@ class RunOptions:
     # strict = check every file before scoring and refuse unreadable ones (else skip and count).
     workers: int | None = None
     strict: bool = False
+    # Suite files' image lists: accept lists that differ from their pinned sha256 (recorded per row).
+    accept_changed_lists: bool = False
+    # OpenOOD's full-spectrum mode: the suite file's [[covariate_shift]] sets join the ID side.
+    full_spectrum: bool = False
     # Files.
     data_dir: str | Path | None = None
     download: bool = False

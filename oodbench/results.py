@@ -161,6 +161,15 @@ class ResultRow:
     suite_sha256: str = ""  # sha256 of the suite file evaluated ("" = a built-in suite)
     n_skipped: int = 0  # unreadable images left out of this row's two sets (suite files)
     input_channels: str = ""  # the images' channel conversion, e.g. "1->3 (repeated; --channels)"; "" = none
+    # A suite file's image lists this row read (ID test, this OOD set, tuning and csID sets):
+    # {set name: sha256 of the list file}; the names whose list differed from its pinned sha256
+    # and was accepted (--accept-changed-lists). Empty: no image lists (built-in suites, folders).
+    list_sha256: dict[str, str] = field(default_factory=dict)
+    list_changed_accepted: list[str] = field(default_factory=list)
+    # --full-spectrum (OpenOOD's fsood): the ID side is the ID test set plus the covariate-shifted
+    # sets; classification_accuracy stays the ID test set's, csid_accuracy is each csID set's.
+    full_spectrum: bool = False
+    csid_accuracy: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -206,6 +215,26 @@ class ResultRow:
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if isinstance(self.n_skipped, bool) or not isinstance(self.n_skipped, int) or self.n_skipped < 0:
             raise UserInputError(f"n_skipped must be an integer >= 0; got {self.n_skipped!r}.")
+        if not isinstance(self.list_sha256, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.list_sha256.items()
+        ):
+            raise UserInputError(f"list_sha256 must map set names to sha256 text; got {self.list_sha256!r}.")
+        if not isinstance(self.list_changed_accepted, list) or not all(
+            isinstance(v, str) for v in self.list_changed_accepted
+        ):
+            raise UserInputError(
+                f"list_changed_accepted must be a list of set names; got {self.list_changed_accepted!r}."
+            )
+        if not isinstance(self.full_spectrum, bool):
+            raise UserInputError(f"full_spectrum must be true or false; got {self.full_spectrum!r}.")
+        if not isinstance(self.csid_accuracy, dict) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+            for v in self.csid_accuracy.values()
+        ):
+            raise UserInputError(
+                f"csid_accuracy must map csID set names to fractions in [0, 1]; got {self.csid_accuracy!r}."
+            )
+        self.csid_accuracy = {str(k): float(v) for k, v in self.csid_accuracy.items()}
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -265,7 +294,15 @@ _SCHEMA_2_DEFAULTS: dict[str, Any] = {
 
 
 # Added within schema 3, with defaults that describe the rows written before them.
-_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0, "input_channels": ""}
+_ADDED_DEFAULTS: dict[str, Any] = {
+    "suite_sha256": "",
+    "n_skipped": 0,
+    "input_channels": "",
+    "list_sha256": {},
+    "list_changed_accepted": [],
+    "full_spectrum": False,
+    "csid_accuracy": {},
+}
 
 
 def _schema_message(version: object) -> str:
@@ -434,13 +471,18 @@ def repair_rows(path: str | os.PathLike) -> tuple[int, int, Path]:
     return len(kept), len(rejected), rejected_file
 
 
+# Fields added within schema 3 that hold a dict or list: JSON text in frames, as detector_params.
+_JSON_ADDED = ("list_sha256", "list_changed_accepted", "csid_accuracy")
+
+
 def rows_to_frame(rows: Sequence[ResultRow]) -> pd.DataFrame:
-    """One DataFrame column per ResultRow field; detector_params as a sorted-key JSON string."""
+    """One DataFrame column per ResultRow field; the dict and list fields (detector_params,
+    train_overrides, list_sha256, list_changed_accepted, csid_accuracy) as sorted-key JSON strings."""
     records = []
     for row in rows:
         record = row.to_dict()
-        record["detector_params"] = json.dumps(record["detector_params"], sort_keys=True)
-        record["train_overrides"] = json.dumps(record["train_overrides"], sort_keys=True)
+        for name in ("detector_params", "train_overrides", *_JSON_ADDED):
+            record[name] = json.dumps(record[name], sort_keys=True)
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=list(FIELD_NAMES))
     # None -> NaN so the column is numeric even when some rows lack an accuracy.

@@ -68,8 +68,10 @@ def list_datasets_command(data_dir: Path | None, details: bool) -> None:
 
 
 @list_group.command("suites")
-def list_suites_command() -> None:
-    """Every suite: in-distribution set, OOD test sets, seen OOD training set, validation data, recipe."""
+@apply_options(DATA_DIR_OPTION)
+def list_suites_command(data_dir: Path | None) -> None:
+    """Every suite: in-distribution set, OOD test sets, seen OOD training set, validation data, recipe;
+    then the packaged suite files run with `--suite NAME` (OpenOOD v1.5's), which read a data root."""
     from oodbench.data import DATASETS, DEFAULT_SUITE, SUITES
     from oodbench.data.suites import seen_split
 
@@ -86,6 +88,34 @@ def list_suites_command() -> None:
         )
         click.echo(f"  validation:  {suite.validation}")
         click.echo(f"  recipe:      {suite.recipe}")
+    _list_suite_files(data_dir)
+
+
+def _list_suite_files(data_dir: Path | None) -> None:
+    """The packaged suite files that are not registered suites (oodbench/suites/openood-*.toml)."""
+    from oodbench.data.suite_file import builtin_suite_files, load_suite_file
+    from oodbench.data.suites import BUILTIN_SUITES
+
+    root = paths.data_dir(data_dir)
+    for name, path in builtin_suite_files().items():
+        if name in BUILTIN_SUITES:
+            continue
+        suite = load_suite_file(path, check_data=False)
+        shape = "x".join(map(str, suite.preprocess.shape or ()))
+        click.echo(f"\n{name}  - {suite.description}")
+        click.echo(f"  run:         oodbench run --suite {name} --checkpoint FILE --arch A --data-dir ROOT")
+        click.echo(f"  in-dist:     {suite.classes} classes, evaluated at {shape}")
+        for group, names in suite.groups().items():
+            click.echo(f"  OOD {group + ':':<8} {', '.join(names)}")
+        click.echo(f"  validation:  ID val + {suite.validation_ood.name} (tuning only)")
+        if suite.covariate_shift:
+            shifted = ", ".join(e.name for e in suite.covariate_shift)
+            click.echo(f"  csID:        {shifted} (--full-spectrum adds them to the ID side)")
+        if suite.needs_data_root:
+            click.echo(
+                f"  data:        needs OpenOOD's data root (benchmark_imglist/, images_classic/, "
+                f"images_largescale/): --data-dir, else $OODBENCH_DATA, else the default; now {root}"
+            )
 
 
 @list_group.command("detectors")

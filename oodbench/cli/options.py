@@ -83,8 +83,9 @@ SUITE_FILE_OPTION = click.option(
     "suite_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    metavar="FILE.toml",
-    help="Your own suite file (see `oodbench suite init`) instead of --in; needs --checkpoint.",
+    metavar="FILE.toml|NAME",
+    help="A suite file instead of --in: your own (see `oodbench suite init`) or a packaged one by "
+    "name (openood-cifar10, ...; `oodbench list suites`); needs --checkpoint.",
 )
 WORKERS_OPTION = click.option(
     "--workers",

@@ -129,6 +129,18 @@ from oodbench.options import RunOptions
     "fixed stratified subset) and N images of each validation set; recorded in the rows. Default: all.",
 )
 @apply_options(SUITE_FILE_OPTION, WORKERS_OPTION, STRICT_OPTION)
+@click.option(
+    "--accept-changed-lists",
+    is_flag=True,
+    help="Evaluate a suite file's image lists even where they differ from its pinned sha256 "
+    "(recorded in every row's list_changed_accepted; such rows are not comparable).",
+)
+@click.option(
+    "--full-spectrum",
+    is_flag=True,
+    help="OpenOOD's full-spectrum mode: the suite file's covariate-shifted sets (e.g. ImageNet-V2/-C/-R) "
+    "join the ID side; ID and csID accuracy are reported.",
+)
 @apply_options(DEVICE_OPTION, EVAL_BATCH_OPTION)
 @apply_options(DATA_DIR_OPTION, DOWNLOAD_OPTION, CACHE_DIR_OPTION, RESULTS_DIR_OPTION)
 @apply_options(CONVENTION_OPTION)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -185,6 +185,10 @@ class SuiteData:
     val_ood: LabeledImages | None
     test_out: dict[str, LabeledImages]
     suite_sha256: str = ""  # a suite file's sha256 (oodbench.data.streamed); "" for built-in suites
+    # A suite file's image lists: {set name: {"sha256", "pinned", "accepted"}} (SuiteFile.verify_lists).
+    lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # --full-spectrum: the covariate-shifted ID test sets (labelled), scored on the ID side.
+    covariate_shift: dict[str, LabeledImages] = field(default_factory=dict)
 
     @property
     def tuning(self) -> str:

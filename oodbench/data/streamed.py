@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 
 
 def is_suite_file(name: str | Path) -> bool:
-    """Whether a suite given by name is a suite file (a path ending in .toml)."""
-    return str(name).lower().endswith(".toml")
+    """Whether a suite given by name is a suite file: a path ending in .toml, or the name of a
+    packaged suite file that is not a registered suite (the openood-* suites)."""
+    from oodbench.data.suite_file import builtin_suite_files
+    from oodbench.data.suites import BUILTIN_SUITES
+
+    text = str(name)
+    return text.lower().endswith(".toml") or (text in builtin_suite_files() and text not in BUILTIN_SUITES)
 
 
 class StreamedSet:
@@ -101,22 +106,37 @@ def load_suite_file_data(
     fit_limit: int | None = None,
     workers: int | None = None,
     strict: bool = False,
+    accept_changed_lists: bool = False,
+    full_spectrum: bool = False,
 ) -> SuiteData:
-    """Every set of the suite file at `path`: evaluated sets streaming, fit splits in memory.
+    """Every set of the suite file at `path` (or a packaged suite's name): evaluated sets
+    streaming, fit splits in memory.
 
     `limit` picks the evaluated images (a fixed shuffle, seed 0, as `--limit` on built-in
     suites) and `fit_limit` the fit splits (train stratified), both before anything is read.
     `strict`: `precheck` every source first and refuse unreadable images. The result's
-    `suite_sha256` is the file's digest.
+    `suite_sha256` is the file's digest and `lists` every image list's digest (`verify_lists`;
+    a list differing from its pin is refused unless `accept_changed_lists`). `{data_root}` is
+    `data_root`, else the data folder (`data_dir`, else $OODBENCH_DATA, else the default).
+    `full_spectrum`: the [[covariate_shift]] sets are loaded too (`covariate_shift`, streamed
+    and capped by `limit` like the ID test set); refused for a suite without them.
     """
+    from oodbench import paths
     from oodbench.data.sources.base import select
     from oodbench.data.sources.loader import precheck
-    from oodbench.data.suite_file import load_suite_file
+    from oodbench.data.suite_file import load_suite_file, resolve_suite_file
 
     for option, value in (("limit", limit), ("fit_limit", fit_limit)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UserInputError(f"The {option!r} parameter must be an integer >= 1. Got {value!r} instead.")
-    sf = load_suite_file(path, data_root=data_root)
+    root = data_root if data_root is not None else paths.data_dir(data_dir)
+    sf = load_suite_file(resolve_suite_file(path), data_root=root)
+    if full_spectrum and not sf.covariate_shift:
+        raise UserInputError(
+            f"Suite {sf.name} has no [[covariate_shift]] sets; drop --full-spectrum "
+            "(it adds them to the ID side)."
+        )
+    lists = sf.verify_lists(accept_changed=accept_changed_lists)
     if sf.preprocess.shape is None:
         raise UserInputError(f"{sf.path}: [preprocess] needs size = [H, W] to evaluate a model; add it.")
     pre = sf.preprocess
@@ -137,13 +157,17 @@ def load_suite_file_data(
         entry.name: select(entry.source.build(pre, data_dir=where, name=entry.name), limit, stratified=False)
         for entry in sf.ood
     }
+    shifted = {
+        entry.name: select(entry.source.build(pre, data_dir=where, name=entry.name), limit, stratified=False)
+        for entry in (sf.covariate_shift if full_spectrum else ())
+    }
     fit = {
         "train": select(train, fit_limit),
         "val": select(val_in, fit_limit),
         "val_ood": select(val_ood, fit_limit, stratified=False),
     }
     if strict:  # every file's header before anything is scored (or trained on)
-        for source in (*fit.values(), test_in, *outs.values()):
+        for source in (*fit.values(), test_in, *outs.values(), *shifted.values()):
             precheck(source)
 
     def stream(source: ImageSource) -> StreamedSet:
@@ -187,15 +211,20 @@ def load_suite_file_data(
         val_ood=read("val_ood", sf.validation_ood.name, "val"),
         test_out={n: LabeledImages(stream(s), None, n, "test") for n, s in outs.items()},  # type: ignore[arg-type]
         suite_sha256=sf.sha256,
+        lists=lists,
+        covariate_shift={
+            n: LabeledImages(stream(s), torch.from_numpy(s.labels.copy()), n, "test")  # type: ignore[arg-type]
+            for n, s in shifted.items()
+        },
     )
 
 
 def suite_file_normalize(path: str | Path) -> str | None:
     """The [preprocess] normalize of a suite file as a --normalize value (None for "none"):
     the model is wrapped with it unless the user gives another."""
-    from oodbench.data.suite_file import load_suite_file
+    from oodbench.data.suite_file import load_suite_file, resolve_suite_file
 
-    normalize = load_suite_file(path, check_data=False).normalize
+    normalize = load_suite_file(resolve_suite_file(path), check_data=False).normalize
     if isinstance(normalize, str):
         return None if normalize == "none" else normalize
     mean, std = normalize

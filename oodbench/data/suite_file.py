@@ -246,7 +246,8 @@ class SuiteFile:
             raise UserInputError(
                 f"Suite {self.name}: image list(s) differ from the pinned sha256: "
                 + "; ".join(changed)
-                + ". Get the official lists, or accept them explicitly (accept_changed=True; recorded)."
+                + ". Get the official lists, or accept them explicitly (--accept-changed-lists, "
+                "accept_changed=True; recorded in the rows)."
             )
         return out
 
@@ -679,6 +680,22 @@ class _Checker:
 def builtin_suite_files() -> dict[str, Path]:
     """The suite files shipped in oodbench/suites/, by suite name (file stem)."""
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.toml"))}
+
+
+def resolve_suite_file(name: str | Path) -> Path:
+    """A `--suite` value as a suite file: an existing file, else the packaged suite file of that
+    name (`oodbench/suites/NAME.toml`, e.g. "openood-cifar10"); else a one-line UserInputError."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    packaged = builtin_suite_files()
+    stem = str(name)[: -len(".toml")] if str(name).endswith(".toml") else str(name)
+    if stem in packaged and path.parent == Path("."):  # a bare name, not a missing path
+        return packaged[stem]
+    raise UserInputError(
+        f"Suite file {name} does not exist, and no packaged suite has that name "
+        f"({', '.join(packaged)}); give a FILE.toml or one of those names."
+    )
 
 
 # ------------------------------------------------------------------------------------ suite_init

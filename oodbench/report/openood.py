@@ -22,8 +22,12 @@ group), each marked comparable or not with every reason (`why_not`):
 - architecture: the leaderboard's network (`LEADERBOARD_ARCH`);
 - checkpoints: the rows' `checkpoint_sha256` must be official digests (`OFFICIAL_CHECKPOINTS`;
   none recorded yet, so no cell can be confirmed), and as many as the leaderboard averages;
-- list digests: the rows' `list_sha256` (the image lists' sha256, a JSON object by set name)
-  must match the suite file's pins (none pinned yet: unverifiable);
+- list digests: every image list a row read (`list_sha256`: {set name: sha256}, recorded by
+  `oodbench run` on suite files; a JSON object in text columns) must be pinned in the suite file
+  and equal to its pin. No official digest is pinned today, so no cell is comparable on this
+  count ("no official list digest pinned"); oodbench never invents one;
+- full spectrum: rows of `--full-spectrum` (csID sets on the ID side) are never compared with
+  the leaderboard's standard OOD numbers;
 - metric convention: AUROC is the same number in the exact and openood conventions (ties
   count 1/2 in both); the legacy grid is not;
 - tuning: methods with a hyperparameter search in OpenOOD (`OPENOOD_TUNED`) must be tuned on the
@@ -83,7 +87,8 @@ LEADERBOARD_ARCH: dict[str, tuple[str, ...]] = {
 OFFICIAL_CHECKPOINTS: dict[str, frozenset[str]] = {}
 # Conventions in which our AUROC is OpenOOD's (scikit-learn roc_curve + auc, ties count 1/2).
 AUROC_CONVENTIONS = ("exact", "openood")
-GROUP_COLUMNS = ["suite", "model", "detector", "convention", "group", "sets", "mean", "std", "n", "missing"]
+GROUP_COLUMNS = ["suite", "model", "detector", "convention", "group", "sets", "mean", "std", "n", "missing",
+                 "full_spectrum"]  # fmt: skip
 COLUMNS = [
     "suite",
     "model",
@@ -100,6 +105,7 @@ COLUMNS = [
     "date",
     "comparable",
     "why_not",
+    "full_spectrum",
 ]
 _MODEL_KEY = ("model_source", "model_label", "model_arch", "training_recipe")
 
@@ -148,7 +154,8 @@ def group_means(rows_frame: pd.DataFrame, suite: Any, *, metric: str = "auroc") 
     groups = suite_groups(suite)
     frame = _with_defaults(rows_frame)
     records = []
-    keys = ["suite", "_model", *_MODEL_KEY, "detector", "metrics_convention"]
+    # Full-spectrum rows (csID on the ID side) are another measurement: never pooled with the rest.
+    keys = ["suite", "_model", *_MODEL_KEY, "detector", "metrics_convention", "full_spectrum"]
     for _, rows in frame.groupby(keys, sort=False, dropna=False):
         first = rows.iloc[0]
         for group, sets in groups.items():
@@ -172,6 +179,7 @@ def group_means(rows_frame: pd.DataFrame, suite: Any, *, metric: str = "auroc") 
                     "std": float(pd.Series(values).std(ddof=1)) if n > 1 else (0.0 if n else math.nan),
                     "n": n,
                     "missing": ", ".join(s for s in sets if s in absent),
+                    "full_spectrum": bool(first["full_spectrum"]),
                 }
             )
     return pd.DataFrame.from_records(records, columns=GROUP_COLUMNS)
@@ -187,12 +195,15 @@ def _with_defaults(rows_frame: pd.DataFrame) -> pd.DataFrame:
         "eval_limit": None,
         "fit_limit": None,
         "list_sha256": "",
+        "full_spectrum": False,
     }
     for name, value in defaults.items():
         if name not in frame.columns:
             frame[name] = value
-    for name in ("model_label", "checkpoint_sha256", "tuning", "list_sha256"):
+    for name in ("model_label", "checkpoint_sha256", "tuning"):
         frame[name] = frame[name].fillna("").astype(str)
+    frame["list_sha256"] = frame["list_sha256"].map(_lists_text)
+    frame["full_spectrum"] = frame["full_spectrum"].fillna(False).astype(bool)
     frame["_model"] = _model_labels(frame)
     return frame
 
@@ -230,6 +241,7 @@ def against_openood(
                 (rows["detector"] == cell["detector"])
                 & (rows["metrics_convention"] == cell["convention"])
                 & (rows["_model"] == cell["model"])
+                & (rows["full_spectrum"] == cell["full_spectrum"])
             ]
             method = DETECTOR_TO_METHOD.get(str(cell["detector"]), "")
             match = board[(board["suite"] == suite_name) & (board["method"] == method)]
@@ -242,6 +254,7 @@ def against_openood(
                 "ours": round(100.0 * cell["mean"], 2) if cell["n"] else math.nan,
                 "ours_std": round(100.0 * cell["std"], 2) if cell["n"] else math.nan,
                 "ours_n": int(cell["n"]),
+                "full_spectrum": bool(cell["full_spectrum"]),
             }
             if match.empty:
                 why = "no leaderboard method for this detector" if not method else "no leaderboard row"
@@ -293,6 +306,8 @@ def _why_not(
 ) -> list[str]:
     """Every way our cell was made differently from the leaderboard's (empty: comparable)."""
     reasons: list[str] = []
+    if cell["full_spectrum"]:
+        reasons.append("full spectrum (csID sets on the ID side); the leaderboard is standard OOD detection")
     if cell["missing"]:
         reasons.append(f"OOD sets missing: {cell['missing']}")
     arches = sorted(set(rows["model_arch"].astype(str)))
@@ -323,20 +338,48 @@ def _why_not(
     return reasons
 
 
+def _lists_text(value: Any) -> str:
+    """A row's list_sha256 (a dict from rows, JSON text from CSV; empty / NaN = not recorded)
+    as sorted-key JSON, "" when nothing is recorded."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        if not value.strip():
+            return ""
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return value  # _list_reasons names it unreadable
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value), sort_keys=True) if value else ""
+    return json.dumps(value)  # not an object: _list_reasons names it unreadable
+
+
 def _list_reasons(rows: pd.DataFrame, pins: Mapping[str, str]) -> list[str]:
+    """Comparable lists: every row recorded its lists' digests, and each recorded list is
+    pinned in the suite file with that digest (a list without a pin cannot be verified)."""
     recorded = [r for r in rows["list_sha256"] if r]
     if len(recorded) < len(rows):
         return ["image-list digests not recorded in the rows"]
     if not pins:
-        return ["image-list digests unverifiable (no official sha256 pinned in the suite file)"]
-    bad = set()
+        return ["image-list digests unverifiable: no official list digest pinned in the suite file"]
+    bad, unpinned = set(), set()
     for text in recorded:
         try:
             seen = json.loads(text)
         except json.JSONDecodeError:
             return ["image-list digests unreadable (list_sha256 is not JSON)"]
-        bad |= {name for name, digest in pins.items() if seen.get(name) not in (None, digest)}
-    return [f"image lists differ from the pinned ones: {', '.join(sorted(bad))}"] if bad else []
+        if not isinstance(seen, dict):
+            return ["image-list digests unreadable (list_sha256 is not a JSON object)"]
+        bad |= {name for name, digest in seen.items() if name in pins and pins[name] != digest}
+        unpinned |= {name for name in seen if name not in pins}
+    reasons = [f"image lists differ from the pinned ones: {', '.join(sorted(bad))}"] if bad else []
+    if unpinned:
+        reasons.append(
+            "image-list digests unverifiable: no official list digest pinned for "
+            + ", ".join(sorted(unpinned))
+        )
+    return reasons
 
 
 def leaderboard_methods(detectors: Sequence[str]) -> dict[str, str]:
@@ -390,6 +433,11 @@ def _mean_text(mean: float, std: float, n: int) -> str:
     return f"{100 * mean:.2f}"
 
 
+def _suite_text(suite: Any, full_spectrum: Any) -> str:
+    """The suite's name in rendered tables; full-spectrum rows say so."""
+    return f"{suite} (full spectrum)" if bool(full_spectrum) else str(suite)
+
+
 def render_groups(table: pd.DataFrame, fmt: str, *, metric: str = "auroc") -> str:
     """`group_table` output, one row per suite/model/detector/convention and one column per group
     (in the suite files' order); CSV keeps the long numeric table (fractions)."""
@@ -400,13 +448,14 @@ def render_groups(table: pd.DataFrame, fmt: str, *, metric: str = "auroc") -> st
     groups = list(dict.fromkeys(table["group"]))
     index = ["suite", "model", "detector", "convention"]
     body = []
-    for key, cells in table.groupby(index, sort=False):
+    spectrum = table["full_spectrum"] if "full_spectrum" in table.columns else False
+    for key, cells in table.assign(_fs=spectrum).groupby([*index, "_fs"], sort=False):
         by_group = {row["group"]: row for _, row in cells.iterrows()}
         texts = []
         for group in groups:
             row = by_group.get(group)
             texts.append("" if row is None else _mean_text(row["mean"], row["std"], int(row["n"])))
-        body.append([*map(str, key), *texts])
+        body.append([_suite_text(key[0], key[-1]), *map(str, key[1:-1]), *texts])
     missing = table[table["missing"] != ""]
     caption = (
         f"{metric} in percent: per OOD group, the unweighted mean over the group's sets (as OpenOOD "
@@ -444,7 +493,8 @@ def render_openood(comparison: pd.DataFrame, fmt: str) -> str:
         else:
             theirs = f"{row['openood']:.2f} ± {row['openood_std']:.2f} (n={int(row['openood_n'])})"
         body.append([
-            row["suite"], row["model"], row["detector"], row["group"], ours, theirs,
+            _suite_text(row["suite"], row.get("full_spectrum", False)), row["model"], row["detector"],
+            row["group"], ours, theirs,
             row["method"] or MISSING, row["source"] or "no leaderboard row",
             "yes" if row["comparable"] else "no", row["why_not"] or MISSING,
         ])  # fmt: skip
@@ -454,6 +504,13 @@ def render_openood(comparison: pd.DataFrame, fmt: str) -> str:
         "Comparable: the leaderboard's network, the official checkpoints and image lists (sha256), "
         "an AUROC convention equal to OpenOOD's, OpenOOD's tuning protocol and full sets."
     )
+    if comparison["why_not"].str.contains("no official list digest pinned").any():
+        caption += (
+            " No official sha256 of OpenOOD's image lists is pinned in oodbench's suite files yet: those "
+            "cells cannot be marked comparable (the rows record the lists' digests; none is invented)."
+        )
+    if comparison["full_spectrum"].astype(bool).any():
+        caption += " Full-spectrum rows (csID on the ID side) are shown but never comparable."
     header = ["suite", "model", "detector", "group", "ours", "OpenOOD", "method", "source",
               "comparable", "why not"]  # fmt: skip
     grid = Grid(header=header, body=body, bold=[[False] * len(header) for _ in body], n_index=4,

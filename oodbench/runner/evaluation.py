@@ -84,6 +84,9 @@ def evaluate(
     `results_dir`, raw scores go to `results_dir/scores/...npz` (arrays "scores_in", "scores_out").
     Detectors are names with parameters (`DetectorRequest`) or ready `Detector` objects.
     With `use_cache=False` nothing is read from or written to the score cache.
+    Full spectrum (`data.covariate_shift`, a suite file loaded with full_spectrum=True): each
+    csID set is scored and cached as a set of its own, its accuracy computed from the same pass;
+    the rows put its scores on the ID side (rows.build_rows).
 
     The ID and OOD scores of a detector always come from ONE fit: unless every set has a cache
     entry of the same fit, the detector is fitted again and every set rescored. Every score
@@ -92,8 +95,25 @@ def evaluate(
     model = as_eval_model(model_ut.model).to(device).eval()
     model_name = model_ut.label or model_ut.source
     score_cache = paths.cache_dir(cache_dir) / "scores" / model_ut.checkpoint_sha256[:16]
-    sets = {"in": data.test_in.x, **{f"out:{n}": s.x for n, s in data.test_out.items()}}
-    set_names = {"in": f"{data.suite.in_dataset} (ID test)", **{f"out:{n}": n for n in data.test_out}}
+    # --full-spectrum: each covariate-shifted ID set is scored as a set of its own ("csid:NAME");
+    # build_rows puts its scores on the ID side. Empty for every other run.
+    shifted = getattr(data, "covariate_shift", None) or {}
+    sets = {
+        "in": data.test_in.x,
+        **{f"out:{n}": s.x for n, s in data.test_out.items()},
+        **{f"csid:{n}": s.x for n, s in shifted.items()},
+    }
+    set_names = {
+        "in": f"{data.suite.in_dataset} (ID test)",
+        **{f"out:{n}": n for n in data.test_out},
+        **{f"csid:{n}": f"{n} (covariate-shifted ID)" for n in shifted},
+    }
+    # Labelled sets: classification accuracy from the shared pass (ID test, and csID sets).
+    labelled = {
+        name: images.y
+        for name, images in (("in", data.test_in), *((f"csid:{n}", s) for n, s in shifted.items()))
+        if images.y is not None
+    }
     prints = {name: fingerprint(x) for name, x in sets.items()}
     fit_print = fingerprint(data.train.x) + fingerprint(data.val_in.x) + fingerprint(data.val_ood.x)
     # The model's preprocessing, feature layer and logits element change its scores: in the cache key.
@@ -161,13 +181,14 @@ def evaluate(
     # 2. One forward pass per data set feeds every pending logit/feature detector (and accuracy).
     # Nothing is written until every score array has passed its check (below, after the loop).
     to_write: list[tuple[Path, dict[str, np.ndarray]]] = []
-    accuracy_file = (
-        score_cache
-        / "classification"
-        / f"{prints['in']}-{hashlib.sha1(model_key.encode()).hexdigest()[:8]}.npz"
-    )
-    accuracy_entry = load_cached(accuracy_file, use_cache)
-    accuracy = None if accuracy_entry is None else float(accuracy_entry["accuracy"])
+    model_tag = hashlib.sha1(model_key.encode()).hexdigest()[:8]
+    accuracy_files = {
+        name: score_cache / "classification" / f"{prints[name]}-{model_tag}.npz" for name in labelled
+    }
+    accuracies: dict[str, float | None] = {}
+    for name, path in accuracy_files.items():
+        entry = load_cached(path, use_cache)
+        accuracies[name] = None if entry is None else float(entry["accuracy"])
     rank, world = process_group()
     for name, full in sets.items():
         check = checker(name)
@@ -178,15 +199,14 @@ def evaluate(
         positions = _shard_positions(len(full), batch_size, rank, world)
         x = full if world == 1 else _shard(full, positions)
         n = len(x)
-        labels = (
-            None if data.test_in.y is None or name != "in" else data.test_in.y[torch.from_numpy(positions)]
-        )
+        labels = None if name not in labelled else labelled[name][torch.from_numpy(positions)]
+        needs_accuracy = name in labelled and accuracies[name] is None
         # A streamed set (a suite file's) may skip unreadable images: its shared pass runs first
         # whenever anything is scored, so that every detector scores the images that pass read.
         streamed = not isinstance(x, torch.Tensor) and hasattr(x, "narrowed")
         fresh: dict[int, np.ndarray] = {}  # plan index -> this rank's scores
         correct = None
-        if from_outputs or (name == "in" and accuracy is None) or (streamed and pending):
+        if from_outputs or needs_accuracy or (streamed and pending):
             if progress:
                 progress(f"{model_name}: scoring {name} ({len(x)} images)")
             feature_plans = [p for p in from_outputs if p[0].uses == "features"]
@@ -204,7 +224,7 @@ def evaluate(
                 positions = positions[x.kept]
                 labels = None if labels is None else labels[torch.from_numpy(x.kept)]
                 x = x.narrowed()
-            if name == "in" and accuracy is None:
+            if needs_accuracy:
                 correct = int((logits.argmax(1) == labels).sum())
             outputs = ForwardOutputs(logits=logits)
             for detector, _, _, _ in from_outputs:
@@ -220,8 +240,8 @@ def evaluate(
         if world > 1:
             fresh, correct, n = _gather(positions, fresh, correct)
         if correct is not None:
-            accuracy = correct / n if n else float("nan")
-            to_write.append((accuracy_file, {"accuracy": np.array(accuracy)}))
+            accuracies[name] = correct / n if n else float("nan")
+            to_write.append((accuracy_files[name], {"accuracy": np.array(accuracies[name])}))
         for index, scores in fresh.items():
             detector, files, cached, meta = plans[index]
             cached[name] = cache_entry(check(detector, scores, n), meta)
@@ -237,7 +257,8 @@ def evaluate(
         scored,
         data,
         seed=seed,
-        accuracy=accuracy,
+        accuracy=accuracies.get("in"),
+        csid_accuracy={n: accuracies[f"csid:{n}"] for n in shifted if f"csid:{n}" in accuracies},
         legacy=legacy,
         convention=convention,
         eval_limit=eval_limit,

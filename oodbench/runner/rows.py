@@ -56,6 +56,7 @@ def build_rows(
     *,
     seed: int,
     accuracy: float | None,
+    csid_accuracy: dict[str, float | None] | None = None,
     legacy: bool,
     convention: str | None = None,
     eval_limit: int | None,
@@ -67,21 +68,33 @@ def build_rows(
     """One ResultRow per (detector, OOD set) from checked cache entries ({"in": ..., "out:NAME":
     ...}, all of one fit), with metrics computed here; with `results_dir`, each row's scores are
     saved under a file named by the row's identity and a digest (oodbench.results). `sizes`:
-    the images of each set; fewer scores than images = unreadable images skipped (n_skipped)."""
+    the images of each set; fewer scores than images = unreadable images skipped (n_skipped).
+
+    Full spectrum (`data.covariate_shift` non-empty, OpenOOD's fsood): the ID side is the ID
+    test scores followed by each csID set's ("csid:NAME" entries, in the suite's order); the
+    row's in_dataset is "<in_dataset>+csid", its in_fingerprint covers every ID-side set, and
+    `csid_accuracy` gives each csID set's accuracy."""
     rows: list[ResultRow] = []
     suite = data.suite
     convention = metrics.resolve_convention(convention, legacy=legacy)
+    shifted = list(getattr(data, "covariate_shift", None) or {})
+    id_side = ["in", *(f"csid:{n}" for n in shifted)]
+    in_dataset = suite.in_dataset + ("+csid" if shifted else "")
+    in_print = prints["in"] if not shifted else _joint_print([prints[k] for k in id_side])
+    lists = getattr(data, "lists", None) or {}
+    tuning_lists = ["train", "val", "test", f"validation_ood:{suite.val_ood}"]
     for detector, cached in scored:
         meta = json.loads(str(cached["in"]["meta"]))
-        s_in = cached["in"]["scores"]
+        s_in = np.concatenate([cached[k]["scores"] for k in id_side]) if shifted else cached["in"]["scores"]
         for out_name in data.test_out:
             s_out = cached[f"out:{out_name}"]["scores"]
             skipped = 0
             if sizes is not None:
-                skipped = sizes["in"] - len(s_in) + sizes[f"out:{out_name}"] - len(s_out)
+                skipped = sum(sizes[k] for k in id_side) - len(s_in) + sizes[f"out:{out_name}"] - len(s_out)
+            read = [n for n in (*tuning_lists, out_name, *shifted) if n in lists]
             row = ResultRow(
                 suite=suite.name,
-                in_dataset=suite.in_dataset,
+                in_dataset=in_dataset,
                 out_dataset=out_name,
                 model_source=model_ut.source,
                 model_label=model_ut.label,
@@ -97,7 +110,7 @@ def build_rows(
                 n_out=len(s_out),
                 eval_limit=eval_limit,
                 fit_limit=fit_limit,
-                in_fingerprint=prints["in"],
+                in_fingerprint=in_print,
                 out_fingerprint=prints[f"out:{out_name}"],
                 detector_params=meta["params"],
                 tuning=data.tuning if meta["tuned"] else "none",
@@ -110,8 +123,19 @@ def build_rows(
                 suite_sha256=getattr(data, "suite_sha256", ""),
                 n_skipped=skipped,
                 input_channels=model_ut.input_channels,
+                list_sha256={n: lists[n]["sha256"] for n in read},
+                list_changed_accepted=[n for n in read if lists[n]["accepted"]],
+                full_spectrum=bool(shifted),
+                csid_accuracy={n: a for n, a in (csid_accuracy or {}).items() if a is not None},
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)
             rows.append(row)
     return rows
+
+
+def _joint_print(prints: Sequence[str]) -> str:
+    """One fingerprint of several sets scored together (the full-spectrum ID side), in order."""
+    import hashlib
+
+    return hashlib.sha256("+".join(prints).encode()).hexdigest()[: len(prints[0])]

@@ -77,11 +77,18 @@ def run_suite(
             fit_limit=options.fit_limit,
             workers=options.workers,
             strict=options.strict,
+            accept_changed_lists=options.accept_changed_lists,
+            full_spectrum=options.full_spectrum,
         )
         parse_outs(options.extra_out, taken=tuple(data.test_out))
         if options.normalize is None:  # the suite file's normalisation, unless --normalize is given
             options = options.replace(normalize=suite_file_normalize(options.suite_file))
     else:
+        if options.full_spectrum:
+            raise UserInputError(
+                "--full-spectrum needs a suite file with [[covariate_shift]] sets, e.g. --suite "
+                "openood-imagenet200; drop it for built-in suites."
+            )
         # --out sets: names checked before any data is read, sets loaded (capped at `limit`,
         # refused when empty) before any training starts.
         parse_outs(options.extra_out, taken=SUITES.get(suite_name).out_datasets)
