@@ -275,3 +275,19 @@ def test_fit_limit_selects_before_reading_and_is_recorded(shapes, tmp_path, monk
     assert len(train_files) == 3 and len({p.parent.name for p in train_files}) == 3
     assert not [p for p in opened if (tmp_path / "data" / "val_ood") in p.parents]
     assert set(load_rows(tmp_path / "runs")["fit_limit"]) == {3}
+
+
+def test_labelled_batches_of_images_read_from_their_file(tmp_path):
+    """Built-in suites may hold images on disk (oodbench.data.ondisk): sliced like a tensor."""
+    from oodbench.data.ondisk import open_npz_member
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (10, 1, 4, 4), dtype=np.uint8), np.arange(10) % 3
+    np.savez(tmp_path / "set.npz", x=x, y=y)
+    on_disk = open_npz_member(tmp_path / "set.npz", "x")
+    assert on_disk is not None and not isinstance(on_disk, torch.Tensor)
+    got = list(labelled_batches(LabeledImages(on_disk, torch.from_numpy(y), "set"), 4))
+    want = list(labelled_batches(LabeledImages(torch.from_numpy(x), torch.from_numpy(y), "set"), 4))
+    assert [len(b) for b, _ in got] == [4, 4, 2]
+    for (a, ya), (b, yb) in zip(got, want, strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb)

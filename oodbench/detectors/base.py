@@ -61,7 +61,7 @@ def labelled_batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor,
     x = getattr(data, "x", None)
     if is_stream(x) or (x is None and hasattr(data, "labelled_batches")):
         yield from (x if x is not None else data).labelled_batches(batch_size)
-    elif isinstance(x, torch.Tensor):
+    elif x is not None:  # a tensor, or images read from their file (oodbench.data.ondisk)
         y = torch.as_tensor(data.y)
         for start in range(0, len(x), batch_size):
             yield as_float(x[start : start + batch_size]), y[start : start + batch_size].long()
