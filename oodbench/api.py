@@ -58,8 +58,9 @@ def load_suite(
     """Every split of a suite (train, validation, ID test, OOD test sets); see `oodbench list suites`.
 
     `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
-    A name ending in .toml is a suite file (oodbench.data.suite_file): its evaluated sets stream
-    from their files (`workers` decoding processes; `strict` refuses unreadable images).
+    A name ending in .toml is a suite file (oodbench.data.suite_file): every set, fit splits
+    included, streams from its files (`.x` is a StreamedSet: `batches`, `labelled_batches`,
+    `in_memory`; `workers` decoding processes; `strict` refuses unreadable images).
     """
     from oodbench.data import load_suite as _load
     from oodbench.data.streamed import is_suite_file, load_suite_file_data
