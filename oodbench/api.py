@@ -61,11 +61,12 @@ def load_suite(
 
     `limit` caps the test sets (ID and OOD), `fit_limit` the training and validation splits.
     A name ending in .toml, or a packaged suite file's name (openood-cifar10, ...), is a suite
-    file (oodbench.data.suite_file): its evaluated sets stream from their files (`workers`
-    decoding processes; `strict` refuses unreadable images); `{data_root}` in its paths is
-    `data_dir` (else $OODBENCH_DATA, else the default data folder). `accept_changed_lists`:
-    evaluate image lists that differ from their pinned sha256 (recorded in rows).
-    `full_spectrum`: also load its covariate-shifted sets (`SuiteData.covariate_shift`).
+    file (oodbench.data.suite_file): every set, fit splits included, streams from its files
+    (`.x` is a StreamedSet: `batches`, `labelled_batches`, `in_memory`; `workers` decoding
+    processes; `strict` refuses unreadable images); `{data_root}` in its paths is `data_dir`
+    (else $OODBENCH_DATA, else the default data folder). `accept_changed_lists`: evaluate image
+    lists that differ from their pinned sha256 (recorded in rows). `full_spectrum`: also load
+    its covariate-shifted sets (`SuiteData.covariate_shift`).
     """
     from oodbench.data import load_suite as _load
     from oodbench.data.streamed import is_suite_file, load_suite_file_data

@@ -6,10 +6,13 @@
 Evaluated sets (the ID test set and every OOD test set) stay streaming sources: the runner
 reads them through `make_loader` batches (uint8 -> float32 with `as_float`), and `--limit`
 picks the images with `select` BEFORE anything is read. Fit splits (train, the ID validation
-split, the validation OOD set) are read into memory once, after `fit_limit` has picked them:
-ODIN, KNN, pytorch-ood and plug-in detectors take tensors (`train.x`). Unreadable images of an
-evaluated set are left out and counted (the row's `n_skipped`); with `strict`, every file is
-checked (`precheck`) before anything is scored and unreadable ones are refused.
+split, the validation OOD set) stream too, after `fit_limit` has picked them: their
+`LabeledImages.x` is a StreamedSet whose `labelled_batches` yields (float32 x, int64 y) batch by
+batch; `y` is the list's labels, known without decoding. Detectors that fit read them batch by
+batch (`accepts_streams`, oodbench.detectors.base); a plug-in that does not declare it gets the
+split read into memory (`StreamedSet.in_memory`). Unreadable images of a set are left out and
+counted (an evaluated set's row has `n_skipped`); with `strict`, every file is checked
+(`precheck`) before anything is scored and unreadable ones are refused.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from oodbench.errors import UserInputError
 
 if TYPE_CHECKING:
     from oodbench.data.sources.base import ImageSource
+    from oodbench.data.sources.loader import Batch
 
 
 def is_suite_file(name: str | Path) -> bool:
@@ -40,17 +44,28 @@ def is_suite_file(name: str | Path) -> bool:
 
 
 class StreamedSet:
-    """An evaluated set read in batches from its source; stands where `LabeledImages.x` would.
+    """A set read in batches from its source; stands where `LabeledImages.x` would.
 
+    Evaluated sets use `batches` (float32 images); fit splits also `labelled_batches` (images
+    with their labels, which travel in each batch so a skipped image takes its label with it).
     `kept` holds the source positions of the last complete pass (unreadable images are left
     out): the runner narrows the set to them so later passes (input-gradient detectors) score
-    the same images the shared forward pass did.
+    the same images the shared forward pass did. `fit_split` names a fit split: a complete pass
+    that reads no image at all is refused in one line (nothing to fit or tune on).
     """
 
-    def __init__(self, source: ImageSource, *, workers: int | None = None, strict: bool = False) -> None:
+    def __init__(
+        self,
+        source: ImageSource,
+        *,
+        workers: int | None = None,
+        strict: bool = False,
+        fit_split: str = "",
+    ) -> None:
         self.source = source
         self.workers = workers
         self.strict = strict
+        self.fit_split = fit_split
         self.kept: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -60,41 +75,73 @@ class StreamedSet:
         """The source's fingerprint (files, sizes, mtimes, labels and preprocessing)."""
         return self.source.fingerprint()
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """float32 batches in [0, 1], in source order; records `kept` after a complete pass."""
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """int64 (len(self),) labels of every listed item, from the source's list (nothing is
+        decoded); None when no item has a class label. Unreadable items are still in it: pair
+        images with labels through `labelled_batches`."""
+        if not self.source.labelled:
+            return None
+        return torch.from_numpy(np.asarray(self.source.labels, dtype=np.int64).copy())
+
+    def _read(self, batch_size: int, workers: int | None) -> Iterator[Batch]:
+        """The loader's uint8 batches in source order; records `kept` after a complete pass."""
         from oodbench.data.sources.loader import make_loader
 
         kept = []
-        for batch in make_loader(self.source, batch_size, self.workers, strict=self.strict):
+        for batch in make_loader(self.source, batch_size, workers, strict=self.strict):
             kept.append(batch.index.numpy())
-            yield as_float(batch.x)
+            yield batch
         self.kept = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+        if self.fit_split and not len(self.kept):
+            raise UserInputError(
+                f"{self.fit_split}: no readable images in {self.source.name}; check the suite file's path."
+            )
+
+    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """float32 batches in [0, 1], in source order; records `kept` after a complete pass."""
+        for batch in self._read(batch_size, self.workers):
+            yield as_float(batch.x)
+
+    def labelled_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(float32 images in [0, 1], int64 labels) batches of `batch_size` in source order, the
+        same images `batches` gives (-1 = no label); records `kept` after a complete pass."""
+        for batch in self._read(batch_size, self.workers):
+            yield as_float(batch.x), batch.y.long()
+
+    def head(self, n: int) -> torch.Tensor:
+        """float32 images of the readable items among the first `n` (a shape or head check):
+        decodes at most `n` images, in this process."""
+        first = StreamedSet(self.source.subset(np.arange(min(n, len(self)))), strict=self.strict)
+        for batch in first._read(max(n, 1), 0):
+            return as_float(batch.x)
+        return torch.empty(0)
+
+    def in_memory(self, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(x, y) of the whole set read into memory (x as decoded: uint8 for image files; y None
+        when unlabelled): for plug-in detectors that take tensors (see oodbench.detectors.base)."""
+        xs, ys = [], []
+        for batch in self._read(batch_size, self.workers):
+            xs.append(batch.x)
+            ys.append(batch.y)
+        if not xs:
+            return torch.empty(0), None
+        y = torch.cat(ys)
+        return torch.cat(xs), y if bool((y >= 0).any()) else None
+
+    def narrowed_to(self, index: np.ndarray) -> StreamedSet:
+        """The set over source positions `index` (nothing is read)."""
+        return StreamedSet(
+            self.source.subset(index), workers=self.workers, strict=self.strict, fit_split=self.fit_split
+        )
 
     def narrowed(self) -> StreamedSet:
         """This set without the images the last pass could not read (itself when none)."""
         if self.kept is None or len(self.kept) == len(self):
             return self
-        narrowed = StreamedSet(self.source.subset(self.kept), workers=self.workers, strict=self.strict)
+        narrowed = self.narrowed_to(self.kept)
         narrowed.kept = np.arange(len(self.kept))
         return narrowed
-
-
-def materialise(
-    source: ImageSource, *, name: str, split: str, workers: int | None, strict: bool
-) -> LabeledImages:
-    """A fit split read into memory (uint8 as decoded); unreadable images are left out."""
-    from oodbench.data.sources.loader import make_loader
-
-    xs, ys = [], []
-    for batch in make_loader(source, 256, workers, strict=strict):
-        xs.append(batch.x)
-        ys.append(batch.y)
-    if not xs:
-        raise UserInputError(
-            f"{name} {split}: no readable images in {source.name}; check the suite file's path."
-        )
-    y = torch.cat(ys)
-    return LabeledImages(torch.cat(xs), y if bool((y >= 0).any()) else None, name, split)
 
 
 def load_suite_file_data(
@@ -109,8 +156,8 @@ def load_suite_file_data(
     accept_changed_lists: bool = False,
     full_spectrum: bool = False,
 ) -> SuiteData:
-    """Every set of the suite file at `path` (or a packaged suite's name): evaluated sets
-    streaming, fit splits in memory.
+    """Every set of the suite file at `path` (or a packaged suite's name), streaming (nothing
+    is read here).
 
     `limit` picks the evaluated images (a fixed shuffle, seed 0, as `--limit` on built-in
     suites) and `fit_limit` the fit splits (train stratified), both before anything is read.
@@ -174,7 +221,9 @@ def load_suite_file_data(
         return StreamedSet(source, workers=workers, strict=strict)
 
     def read(key: str, name: str, split: str) -> LabeledImages:
-        return materialise(fit[key], name=name, split=split, workers=workers, strict=strict)
+        # A fit split streams too: its labels come from the list, its images batch by batch.
+        labelled = StreamedSet(fit[key], workers=workers, strict=strict, fit_split=f"{name} {split}")
+        return LabeledImages(labelled, labelled.labels, name, split)  # type: ignore[arg-type]
 
     suite = Suite(
         name=sf.name,

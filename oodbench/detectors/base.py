@@ -5,6 +5,11 @@ they are validated where they are used; learned state ends in `_`; `fit` returns
 Detectors that only need the network's outputs (`uses = "logits"` or `"features"`) score from
 precomputed `ForwardOutputs`, so the runner feeds all of them from one forward pass.
 Detectors that need gradients with respect to the input (`uses = "input"`) score from the model.
+
+Fit data may stream (a suite file's splits: `LabeledImages.x` is a StreamedSet). A class whose
+own body defines `fit` and sets `accepts_streams = True` (the built-ins) gets the streams and reads
+them with `labelled_batches` / `iter_batches`; any other `fit` (a plug-in's) gets them read into
+memory first, as tensors, so user code written for tensors keeps working.
 """
 
 from __future__ import annotations
@@ -38,6 +43,39 @@ def iter_batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         return
     for start in range(0, len(x), batch_size):
         yield as_float(x[start : start + batch_size])
+
+
+def is_stream(x: Any) -> bool:
+    """Whether `x` is a set read in batches (a StreamedSet), not an in-memory tensor."""
+    return not isinstance(x, torch.Tensor) and hasattr(x, "batches")
+
+
+def labelled_batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(float32 images in [0, 1], int64 labels) batches of a labelled fit split, in order.
+
+    `data` is an object with `.x` and `.y` (a LabeledImages: in-memory tensors, sliced in batches
+    of `batch_size`, or a stream whose `labelled_batches` pairs each image with its label), a
+    stream itself, or an iterable of batches with `.x` and `.y` (a `make_loader`; its batch size
+    is the loader's). The same images in memory or streamed give the same batches.
+    """
+    x = getattr(data, "x", None)
+    if is_stream(x) or (x is None and hasattr(data, "labelled_batches")):
+        yield from (x if x is not None else data).labelled_batches(batch_size)
+    elif x is not None:  # a tensor, or images read from their file (oodbench.data.ondisk)
+        y = torch.as_tensor(data.y)
+        for start in range(0, len(x), batch_size):
+            yield as_float(x[start : start + batch_size]), y[start : start + batch_size].long()
+    else:
+        for batch in data:
+            yield as_float(batch.x), torch.as_tensor(batch.y).long()
+
+
+def first_images(x: Any, n: int) -> torch.Tensor:
+    """float32 images of the first `n` items of a tensor or a stream (a shape or warm-up check);
+    a stream decodes only those."""
+    if is_stream(x):
+        return x.head(n)
+    return as_float(x[:n])
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,13 +157,19 @@ def _float_images_in_score(score: Callable[..., np.ndarray]) -> Callable[..., np
     return wrapper
 
 
-def _float_images_in_fit(fit: Callable[..., Any]) -> Callable[..., Any]:
+def _float_images_in_fit(fit: Callable[..., Any], accepts_streams: bool) -> Callable[..., Any]:
     """`fit` that is given float32 [0, 1] validation images (val_in, val_out) even when stored as
     uint8; validation sets are small (at most a few thousand images), so they are converted whole.
-    `train` stays as stored (it can be large): convert its batches with `iter_batches`."""
+    `train` stays as stored (it can be large): convert its batches with `iter_batches`.
+
+    Streams (a suite file's splits) are left alone when the class declares `accepts_streams`;
+    otherwise they are read into memory here, so a plug-in's fit gets tensors as it always did.
+    """
 
     @functools.wraps(fit)
     def wrapper(self, model, *args, **kwargs):
+        if not accepts_streams:
+            kwargs = _in_memory(kwargs)
         for name in ("val_in", "val_out"):
             if _is_stored_uint8(kwargs.get(name)):
                 kwargs[name] = as_float(kwargs[name][:])
@@ -134,17 +178,38 @@ def _float_images_in_fit(fit: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _in_memory(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """fit's keyword arguments with every stream read into memory: `train` a LabeledImages of
+    tensors (x as decoded, y aligned with the images read), `val_in` / `val_out` tensors."""
+    from oodbench.data.spec import LabeledImages
+
+    kwargs = dict(kwargs)
+    train = kwargs.get("train")
+    if train is not None and (is_stream(getattr(train, "x", None)) or is_stream(train)):
+        stream = train.x if is_stream(getattr(train, "x", None)) else train
+        x, y = stream.in_memory()
+        name, split = getattr(train, "name", stream.source.name), getattr(train, "split", "")
+        kwargs["train"] = LabeledImages(x, y, name, split)
+    for key in ("val_in", "val_out"):
+        if is_stream(kwargs.get(key)):
+            kwargs[key] = kwargs[key].in_memory()[0]
+    return kwargs
+
+
 class Detector:
     """Base class. Subclasses set `name`, `uses`, and implement `score_outputs` or `score`.
 
     A subclass's own `score` and `fit` receive images as float32 in [0, 1], never uint8 (see
     `_float_images_in_score`); the training set given to `fit` may be uint8: batch it with
-    `iter_batches`, which converts.
+    `iter_batches`, which converts. With `accepts_streams = True` in the class that defines
+    `fit`, the fit splits may be streams: read them with `labelled_batches` / `iter_batches`.
     """
 
     name: ClassVar[str]
     uses: ClassVar[str] = "logits"  # "logits" | "features" | "input"
     needs_fit: ClassVar[bool] = False  # True when fit() must see training data first
+    # True: this class's own fit reads streamed fit splits (module docstring); else tensors.
+    accepts_streams: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -152,7 +217,10 @@ class Detector:
         if "score" in cls.__dict__:
             cls.score = _float_images_in_score(cls.__dict__["score"])
         if "fit" in cls.__dict__:
-            cls.fit = _float_images_in_fit(cls.__dict__["fit"])
+            # Declared by the class that defines fit: a subclass overriding a built-in's fit
+            # does not inherit the promise that its own code reads streams.
+            accepts = bool(cls.__dict__.get("accepts_streams", False))
+            cls.fit = _float_images_in_fit(cls.__dict__["fit"], accepts)
 
     def fit(
         self,

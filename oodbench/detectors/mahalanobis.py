@@ -38,7 +38,6 @@ import torch
 from torch import nn
 
 from oodbench import metrics
-from oodbench.data.convert import as_float
 from oodbench.detectors.base import (
     Detector,
     ForwardOutputs,
@@ -47,6 +46,7 @@ from oodbench.detectors.base import (
     features_and_logits,
     is_number,
     iter_batches,
+    labelled_batches,
 )
 
 NOT_FITTED = "Mahalanobis must be fitted on training data first: call fit(model, train=...)"
@@ -59,6 +59,7 @@ class Mahalanobis(Detector):
     name = "mahalanobis"
     uses = "features"
     needs_fit = True
+    accepts_streams = True  # fit reads train and the validation sets batch by batch
 
     def __init__(self, *, epsilon: float | None = 0.0, epsilons: tuple[float, ...] = PAPER_EPSILONS) -> None:
         self.epsilon = epsilon
@@ -82,9 +83,10 @@ class Mahalanobis(Detector):
         return getattr(self, "epsilon_", self.epsilon or 0.0) > 0
 
     def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
-        """Class means and tied covariance from `train`: an object with .x and .y (a LabeledImages),
-        or an iterable of labelled batches with .x and .y (a streaming loader,
-        `oodbench.data.sources.make_loader`; its batch size is the loader's)."""
+        """Class means and tied covariance from `train`: an object with .x and .y (a LabeledImages,
+        in memory or streamed), or an iterable of labelled batches with .x and .y (a streaming
+        loader, `oodbench.data.sources.make_loader`; its batch size is the loader's). Validation
+        sets (epsilon tuning) may be tensors or streams: both are scored batch by batch."""
         self.validate()
         if train is None or (hasattr(train, "x") and getattr(train, "y", None) is None):
             raise ValueError("Mahalanobis needs labelled in-distribution training data to fit")
@@ -94,10 +96,10 @@ class Mahalanobis(Detector):
         stats = TiedGaussianStats()
         model.eval()
         with torch.no_grad():
-            for images, labels in _labelled_batches(train, batch_size):
+            for images, labels in labelled_batches(train, batch_size):
                 if (labels < 0).any():
                     raise ValueError("Mahalanobis needs labelled training data; a batch has label -1")
-                feats, _ = features_and_logits(model, as_float(images).to(device))
+                feats, _ = features_and_logits(model, images.to(device))
                 # .float() first: the same float32 features the in-memory version collected.
                 stats.update(feats.float().cpu(), labels)
         self.means_, cov = stats.means(), stats.covariance()
@@ -155,16 +157,6 @@ class Mahalanobis(Detector):
                 feats = model.features(batch - self.epsilon_ * grad.sign()).double().cpu()
             scores.append(-self._quadratic()(feats))
         return torch.cat(scores).numpy()
-
-
-def _labelled_batches(train, batch_size: int):
-    """(images, labels) batches of a LabeledImages-like object, or of an iterable of batches."""
-    if hasattr(train, "x"):
-        for start in range(0, len(train.x), batch_size):
-            yield train.x[start : start + batch_size], torch.as_tensor(train.y[start : start + batch_size])
-    else:
-        for batch in train:
-            yield batch.x, torch.as_tensor(batch.y)
 
 
 def min_distance(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:

@@ -64,23 +64,45 @@ def odin_scores_for_epsilons(
     batch_size: int = 256,
 ) -> np.ndarray:
     """Scores of shape (len(epsilons), N): one backward per batch, one forward per eps."""
+    return odin_scores_grid(model, x, (temperature,), epsilons, device=device, batch_size=batch_size)[0]
+
+
+def odin_scores_grid(
+    model: nn.Module,
+    x: torch.Tensor,
+    temperatures: tuple[float, ...] | list[float],
+    epsilons: tuple[float, ...] | list[float],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Scores of shape (len(temperatures), len(epsilons), N) from ONE pass over `x` (a tensor or
+    a stream: each batch is read once and serves every T); per batch, one backward per T and one
+    forward per (T, eps), so the floats equal one pass per T. N is the number of images read
+    (a stream may leave unreadable ones out)."""
     model.eval()
-    out = np.empty((len(epsilons), len(x)), dtype=np.float64)
-    start = 0
+    parts = []
     for batch in iter_batches(x, batch_size):
         batch = batch.to(device)
-        sign = gradient_sign(model, batch, temperature)
-        with torch.no_grad():
-            for row, eps in enumerate(epsilons):
-                logits = model(batch - eps * sign)
-                out[row, start : start + len(batch)] = max_softmax(logits.float().cpu(), temperature)
-        start += len(batch)
-    return out
+        per_t = []
+        for t in temperatures:
+            sign = gradient_sign(model, batch, float(t))
+            with torch.no_grad():
+                per_t.append(
+                    [max_softmax(model(batch - eps * sign).float().cpu(), float(t)) for eps in epsilons]
+                )
+        parts.append(
+            np.asarray(per_t, dtype=np.float64).reshape(len(temperatures), len(epsilons), len(batch))
+        )
+    if not parts:
+        return np.empty((len(temperatures), len(epsilons), 0), dtype=np.float64)
+    return np.concatenate(parts, axis=2)
 
 
 class ODIN(Detector):
     name = "odin"
     uses = "input"
+    accepts_streams = True  # tuning reads the validation sets batch by batch
 
     def __init__(
         self,
@@ -186,12 +208,12 @@ def tune_odin(
     """
     fpr = np.empty((len(temperatures), len(epsilons)))
     auroc = np.empty_like(fpr)
-    for i, t in enumerate(temperatures):
-        kwargs = dict(device=device, batch_size=batch_size)
-        s_in = odin_scores_for_epsilons(model, val_in, float(t), epsilons, **kwargs)
-        s_out = odin_scores_for_epsilons(model, val_out, float(t), epsilons, **kwargs)
+    # One pass over each validation set (a stream is read once, not once per T).
+    s_in = odin_scores_grid(model, val_in, temperatures, epsilons, device=device, batch_size=batch_size)
+    s_out = odin_scores_grid(model, val_out, temperatures, epsilons, device=device, batch_size=batch_size)
+    for i in range(len(temperatures)):
         for j in range(len(epsilons)):
-            m = metrics.compute(s_in[j], s_out[j])
+            m = metrics.compute(s_in[i, j], s_out[i, j])
             fpr[i, j], auroc[i, j] = 1.0 - m["tnr_at_tpr95"], m["auroc"]
     order = np.lexsort((-auroc.ravel(), fpr.ravel()))  # primary key fpr, then -auroc; stable
     i, j = np.unravel_index(order[0], fpr.shape)

@@ -38,9 +38,17 @@ import pytorch_ood.api as ood_api
 import pytorch_ood.detector as ood_detectors
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, IterableDataset
 
-from oodbench.data.convert import as_float
-from oodbench.detectors.base import Detector, ForwardOutputs, NotFittedError, collect_outputs, iter_batches
+from oodbench.detectors.base import (
+    Detector,
+    ForwardOutputs,
+    NotFittedError,
+    collect_outputs,
+    first_images,
+    iter_batches,
+    labelled_batches,
+)
 from oodbench.errors import UserInputError
 from oodbench.names import PYTORCH_OOD_PREFIX
 
@@ -79,6 +87,7 @@ class PytorchOOD(Detector):
     """A pytorch-ood detector as an oodbench Detector; see the module docstring."""
 
     needs_fit = True  # fitting binds the model (and its head) and fits on training data
+    accepts_streams = True  # fit reads train batch by batch (a DataLoader for pytorch-ood's fit)
 
     def __init__(self, detector: str, /, **params: Any) -> None:
         classes = detector_classes()
@@ -175,7 +184,8 @@ class PytorchOOD(Detector):
         self.impl_ = impl
         # Some detectors fill caches on their first prediction (pNML); do it here, so that
         # scoring never changes the fitted detector (the contract checks it).
-        warm = train.x[:2] if train is not None else val_in[:2] if val_in is not None else None
+        first = train.x if train is not None else val_in
+        warm = None if first is None else first_images(first, 2)
         if warm is not None:
             self.score(model, warm, device=device, batch_size=batch_size)
         return self
@@ -208,14 +218,15 @@ class PytorchOOD(Detector):
         return kwargs
 
     def _fit_impl(self, impl, model, train, head, device, batch_size) -> None:
-        y = train.y.to(device)
+        """pytorch-ood's `fit(DataLoader)` when it runs the model itself; otherwise its
+        `fit_logits` / `fit_features` on outputs collected batch by batch (in memory or streamed:
+        the same batches, so the same floats), with the labels of the images actually read."""
         if self.uses == "input":
             impl.to(device)
-            impl.fit(_Loader(train.x, train.y, batch_size))
+            impl.fit(fit_loader(train, batch_size))
             return
-        outputs = collect_outputs(
-            model, train.x, device=device, batch_size=batch_size, with_features=self.uses == "features"
-        )
+        outputs, y = _labelled_outputs(model, train, device, batch_size, self.uses == "features")
+        y = y.to(device)
         if head is not None:
             _check_head(self.name, model, head, train, None, device, outputs=outputs)
         if issubclass(type(impl), ood_api.LogitsDetector):
@@ -295,7 +306,7 @@ def _check_head(name, model, head, train, fallback, device, *, outputs=None) -> 
         x = train.x if train is not None else fallback
         if x is None:
             return
-        outputs = collect_outputs(model, x[:64], device=device, with_features=True)
+        outputs = collect_outputs(model, first_images(x, 64), device=device, with_features=True)
     feats, logits = outputs.features[:64], outputs.logits[:64]
     with torch.no_grad():
         ok = feats.shape[1] == head.in_features and torch.allclose(
@@ -309,19 +320,46 @@ def _check_head(name, model, head, train, fallback, device, *, outputs=None) -> 
         )
 
 
-class _Loader:
-    """(x, y) batches of float [0, 1] images, re-iterable, for pytorch-ood's fit(DataLoader)."""
+class _LabelledBatches(IterableDataset):
+    """The (float32 x, int64 y) batches of a fit split (`labelled_batches`), re-iterable."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
-        self.x, self.y, self.batch_size = x, y, batch_size
+    def __init__(self, train: Any, batch_size: int) -> None:
+        self.train, self.batch_size = train, batch_size
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.x), self.batch_size):
-            end = start + self.batch_size
-            yield as_float(self.x[start:end]), self.y[start:end]
+        return labelled_batches(self.train, self.batch_size)
 
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+    def __len__(self) -> int:  # batches of the listed images (a stream may skip unreadable ones)
+        return -(-len(getattr(self.train, "x", self.train)) // self.batch_size)
+
+
+def fit_loader(train: Any, batch_size: int) -> DataLoader:
+    """A `torch.utils.data.DataLoader` of (x, y) batches for pytorch-ood's `fit`: float32 [0, 1]
+    images and int64 labels, read batch by batch from memory or from a stream (whose own loader
+    decodes in its workers, so this one runs in process, batch_size=None: batches pass as made)."""
+    return DataLoader(_LabelledBatches(train, batch_size), batch_size=None)
+
+
+@torch.no_grad()
+def _labelled_outputs(
+    model: nn.Module, train: Any, device, batch_size: int, with_features: bool
+) -> tuple[ForwardOutputs, torch.Tensor]:
+    """Logits (and features) of the fit split gathered on the CPU, with its labels, batch by batch:
+    `collect_outputs` over `labelled_batches` (the images are never held whole)."""
+    model.eval()
+    logits, features, labels = [], [], []
+    for images, y in labelled_batches(train, batch_size):
+        outputs = collect_outputs(
+            model, images, device=device, batch_size=len(images), with_features=with_features
+        )
+        logits.append(outputs.logits)
+        if with_features:
+            features.append(outputs.features)
+        labels.append(y)
+    if not labels:
+        raise ValueError("the fit split has no images")
+    out = ForwardOutputs(logits=torch.cat(logits), features=torch.cat(features) if with_features else None)
+    return out, torch.cat(labels)
 
 
 # Declared ranges of pytorch-ood hyperparameters (its code does not check them): name -> (low, high).

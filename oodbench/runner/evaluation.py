@@ -162,6 +162,9 @@ def evaluate(
             cached = {}
             if progress:
                 progress(f"{model_name}: fitting {detector.name}")
+            # The fit splits as the suite holds them: tensors, or a suite file's streams (after
+            # --fit-limit's `select`), which a detector reads batch by batch; a plug-in without
+            # `accepts_streams` gets them read into memory by detectors/base.py.
             detector.fit(
                 model,
                 train=data.train,
