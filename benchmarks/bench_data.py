@@ -4,6 +4,7 @@
     python benchmarks/bench_data.py make-pngs DIR N          # N random 32x32 PNGs in DIR
     python benchmarks/bench_data.py make-images DIR N [--size 224] [--format jpg] [--classes 10]
     /usr/bin/time -v python benchmarks/bench_data.py stream DIR [--in-memory]
+    python benchmarks/bench_data.py out-time DIR [--limit 1000] [--shape 1,28,28]
 
 throughput: generated 224x224 JPEGs (quality 90) through Resize(256) + CenterCrop(224), and
 32x32 PNGs as they are, in 10 class folders; images/s of `make_loader(ClassFolderSource)` side by
@@ -13,6 +14,9 @@ the best of `--repeats` passes over the whole folder (the page cache is warm aft
 make-images: N random images (class folders class0..class<k-1>) for the scale benchmarks
 (benchmarks/bench_issue17.sh); DIR/.bench-complete records what was made, so a finished set with
 the same parameters is kept and anything else (a partial or different set) is made again.
+out-time: the data time of `--out folder:DIR` as `oodbench run` reads it: the seconds of
+`oodbench.data.load_custom_outs` (the runner's call) plus one pass over the set's batches when
+it streams (a set read into memory is fully decoded by the load itself), with `--limit`.
 stream: one pass of the streaming loader over DIR (workers 0, batch 256), or with --in-memory
 today's `read_image_folder` (the whole folder decoded into one tensor), to read peak RSS with
 /usr/bin/time -v.
@@ -127,6 +131,28 @@ def stream(args: argparse.Namespace) -> None:
     )
 
 
+def out_time(args: argparse.Namespace) -> None:
+    import torch  # noqa: F401  (imported before the clock starts, as in a run)
+
+    import oodbench.data.custom  # noqa: F401
+    import oodbench.data.image_folders  # noqa: F401
+    from oodbench.data import load_custom_outs
+
+    shape = tuple(int(v) for v in args.shape.split(","))
+    start = time.perf_counter()
+    sets = load_custom_outs([f"folder:{args.dir}"], shape=shape, limit=args.limit)
+    n = 0
+    for data in sets.values():
+        x = data.x
+        if hasattr(x, "batches"):  # a streamed set: decoding happens while batches are read
+            for batch in x.batches(256):
+                n += len(batch)
+        else:
+            n += len(x)
+    seconds = time.perf_counter() - start
+    print(f"out-time {args.dir} limit={args.limit}: {n} images, data time {seconds:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +172,10 @@ def main() -> None:
     mi.add_argument("--format", choices=("png", "jpg"), default="png")
     mi.add_argument("--classes", type=int, default=10)
     mi.add_argument("--seed", type=int, default=0)
+    o = sub.add_parser("out-time")
+    o.add_argument("dir")
+    o.add_argument("--limit", type=int, default=None)
+    o.add_argument("--shape", default="1,28,28", help="the suite's image shape C,H,W (mnist: 1,28,28)")
     s = sub.add_parser("stream")
     s.add_argument("dir")
     s.add_argument("--in-memory", action="store_true")
@@ -159,6 +189,8 @@ def main() -> None:
         made = make_image_set(Path(args.dir), args.n, args.size, args.format, args.classes, args.seed)
         what = f"{args.n} {args.size}x{args.size} {args.format.upper()} in {args.dir}"
         print(f"{what}: made in {time.perf_counter() - start:.0f} s" if made else f"{what}: already complete")
+    elif args.command == "out-time":
+        out_time(args)
     else:
         stream(args)
 
