@@ -81,6 +81,15 @@ def test_present_zips_are_unpacked_not_fetched(tmp_path, monkeypatch):
     (classic / "svhn.zip").write_bytes(svhn_zip)
     (classic / "tin").mkdir()
     (classic / "tin" / "tin.zip").write_bytes(tin_zip)
+    lists = tmp_path / "benchmark_imglist"
+    test_list = (lists / "cifar10" / "test_cifar10.txt").read_bytes()
+    for path in (lists / "cifar10").iterdir():
+        path.unlink()
+    (lists / "cifar10").rmdir()
+    lists.rmdir()
+    (tmp_path / "benchmark_imglist.zip").write_bytes(
+        zip_bytes({"benchmark_imglist/cifar10/test_cifar10.txt": test_list})
+    )
     fake = install(monkeypatch, FakeGdown())
 
     assert od.ensure_openood_data("openood-cifar10", tmp_path, progress=False) == []
@@ -90,6 +99,7 @@ def test_present_zips_are_unpacked_not_fetched(tmp_path, monkeypatch):
             assert (classic / name / rel).read_bytes() == data
     assert (classic / "svhn.zip").is_file()  # the user's archive stays where it was
     assert (classic / "tin" / "tin.zip").is_file()
+    assert (lists / "cifar10" / "test_cifar10.txt").read_bytes() == test_list
     assert leftovers(tmp_path) == []
 
 

@@ -15,7 +15,8 @@ in the data root is never fetched again:
 - its unpacked folder exists and holds something: reused as it is (its contents are checked
   later, when the suite file's lists are read);
 - its zip is at ROOT/<group>/<set>/<set>.zip (where OpenOOD's script leaves it),
-  ROOT/<group>/<set>.zip or ROOT/<set>.zip: unpacked, not fetched.
+  ROOT/<group>/<set>.zip or ROOT/<set>.zip (the lists: ROOT/benchmark_imglist.zip): unpacked,
+  not fetched, and left where it is.
 
 Anything else is fetched with gdown (the `[openood]` extra, imported only here) into a temporary
 folder inside the data root, unpacked there and only then renamed into place: a failed or
@@ -155,7 +156,10 @@ def _unpacked(archive: _Archive) -> bool:
 def _present_zip(archive: _Archive, root: Path) -> Path | None:
     """A <name>.zip already in the data root, in one of the places the module docstring names."""
     zip_name = f"{archive.name}.zip"
-    for candidate in (archive.target / zip_name, archive.place / zip_name, root / zip_name):
+    candidates = [archive.place / zip_name, root / zip_name]
+    if archive.name != LIST_ARCHIVE:  # the list archive's target is one benchmark's folder
+        candidates.insert(0, archive.target / zip_name)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None
