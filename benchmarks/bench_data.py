@@ -2,13 +2,21 @@
 
     python benchmarks/bench_data.py throughput [--jpegs 1000] [--pngs 5000] [--workers 0,2]
     python benchmarks/bench_data.py make-pngs DIR N          # N random 32x32 PNGs in DIR
+    python benchmarks/bench_data.py make-images DIR N [--size 224] [--format jpg] [--classes 10]
     /usr/bin/time -v python benchmarks/bench_data.py stream DIR [--in-memory]
+    python benchmarks/bench_data.py out-time DIR [--limit 1000] [--shape 1,28,28]
 
 throughput: generated 224x224 JPEGs (quality 90) through Resize(256) + CenterCrop(224), and
 32x32 PNGs as they are, in 10 class folders; images/s of `make_loader(ClassFolderSource)` side by
 side with torchvision's `ImageFolder` + `DataLoader` with the same workers, batch size and
 transform (PIL resize + centre crop + PILToTensor: uint8 batches on both sides). Each figure is
 the best of `--repeats` passes over the whole folder (the page cache is warm after the first).
+make-images: N random images (class folders class0..class<k-1>) for the scale benchmarks
+(benchmarks/bench_issue17.sh); DIR/.bench-complete records what was made, so a finished set with
+the same parameters is kept and anything else (a partial or different set) is made again.
+out-time: the data time of `--out folder:DIR` as `oodbench run` reads it: the seconds of
+`oodbench.data.load_custom_outs` (the runner's call) plus one pass over the set's batches when
+it streams (a set read into memory is fully decoded by the load itself), with `--limit`.
 stream: one pass of the streaming loader over DIR (workers 0, batch 256), or with --in-memory
 today's `read_image_folder` (the whole folder decoded into one tensor), to read peak RSS with
 /usr/bin/time -v.
@@ -26,17 +34,33 @@ import numpy as np
 from PIL import Image
 
 
-def make_images(root: Path, n: int, size: int, suffix: str, seed: int = 0) -> None:
-    """n random images in 10 class folders; smooth-ish content so JPEG sizes are realistic."""
+def make_images(root: Path, n: int, size: int, suffix: str, seed: int = 0, classes: int = 10) -> None:
+    """n random images in `classes` class folders; smooth-ish content so JPEG sizes are realistic."""
     rng = np.random.RandomState(seed)
     for i in range(n):
-        folder = root / f"class{i % 10}"
+        folder = root / f"class{i % classes}"
         folder.mkdir(parents=True, exist_ok=True)
         low = rng.randint(0, 256, (size // 8 + 1, size // 8 + 1, 3), dtype=np.uint8)
         image = Image.fromarray(low).resize((size, size), Image.BILINEAR)
         noisy = np.clip(np.asarray(image, np.int16) + rng.randint(-12, 13, (size, size, 3)), 0, 255)
         kwargs = {"quality": 90} if suffix == ".jpg" else {}
         Image.fromarray(noisy.astype(np.uint8)).save(folder / f"{i:06d}{suffix}", **kwargs)
+
+
+def make_image_set(root: Path, n: int, size: int, fmt: str, classes: int = 10, seed: int = 0) -> bool:
+    """`make_images` into `root` unless its marker says this exact set is already complete there;
+    returns whether images were written. A partial or different set is removed first."""
+    import shutil
+
+    marker = root / ".bench-complete"
+    wanted = f"n={n} size={size} format={fmt} classes={classes} seed={seed}\n"
+    if marker.is_file() and marker.read_text() == wanted:
+        return False
+    if root.exists():
+        shutil.rmtree(root)
+    make_images(root, n, size, "." + fmt, seed=seed, classes=classes)
+    marker.write_text(wanted)
+    return True
 
 
 def _rate(loader, n: int, repeats: int) -> float:
@@ -107,6 +131,28 @@ def stream(args: argparse.Namespace) -> None:
     )
 
 
+def out_time(args: argparse.Namespace) -> None:
+    import torch  # noqa: F401  (imported before the clock starts, as in a run)
+
+    import oodbench.data.custom  # noqa: F401
+    import oodbench.data.image_folders  # noqa: F401
+    from oodbench.data import load_custom_outs
+
+    shape = tuple(int(v) for v in args.shape.split(","))
+    start = time.perf_counter()
+    sets = load_custom_outs([f"folder:{args.dir}"], shape=shape, limit=args.limit)
+    n = 0
+    for data in sets.values():
+        x = data.x
+        if hasattr(x, "batches"):  # a streamed set: decoding happens while batches are read
+            for batch in x.batches(256):
+                n += len(batch)
+        else:
+            n += len(x)
+    seconds = time.perf_counter() - start
+    print(f"out-time {args.dir} limit={args.limit}: {n} images, data time {seconds:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +165,17 @@ def main() -> None:
     m = sub.add_parser("make-pngs")
     m.add_argument("dir")
     m.add_argument("n", type=int)
+    mi = sub.add_parser("make-images")
+    mi.add_argument("dir")
+    mi.add_argument("n", type=int)
+    mi.add_argument("--size", type=int, default=32)
+    mi.add_argument("--format", choices=("png", "jpg"), default="png")
+    mi.add_argument("--classes", type=int, default=10)
+    mi.add_argument("--seed", type=int, default=0)
+    o = sub.add_parser("out-time")
+    o.add_argument("dir")
+    o.add_argument("--limit", type=int, default=None)
+    o.add_argument("--shape", default="1,28,28", help="the suite's image shape C,H,W (mnist: 1,28,28)")
     s = sub.add_parser("stream")
     s.add_argument("dir")
     s.add_argument("--in-memory", action="store_true")
@@ -127,6 +184,13 @@ def main() -> None:
         throughput(args)
     elif args.command == "make-pngs":
         make_images(Path(args.dir), args.n, 32, ".png")
+    elif args.command == "make-images":
+        start = time.perf_counter()
+        made = make_image_set(Path(args.dir), args.n, args.size, args.format, args.classes, args.seed)
+        what = f"{args.n} {args.size}x{args.size} {args.format.upper()} in {args.dir}"
+        print(f"{what}: made in {time.perf_counter() - start:.0f} s" if made else f"{what}: already complete")
+    elif args.command == "out-time":
+        out_time(args)
     else:
         stream(args)
 

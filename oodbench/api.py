@@ -385,7 +385,10 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
     if options.plots not in PLOT_CHOICES:
         raise UserInputError(f"plots must be auto, all or none; got {options.plots!r}.")
     detectors, models = options.detectors, options.models
-    check_download(options)
+    if options.download and options.suite_file is not None:
+        from oodbench.data.openood_download import downloadable_suite_of
+
+        check_download(options, downloadable=downloadable_suite_of(options.suite_file) is not None)
     check_replicates(options)
     if options.checkpoints and (models or any(d in SHORTHAND_DETECTORS for d in detectors)):
         raise UserInputError(

@@ -134,12 +134,13 @@ def check_replicates(options: RunOptions) -> None:
         seen[resolved] = path
 
 
-def check_download(options: RunOptions) -> None:
-    """--download fetches the built-in suites' data sets; a suite file (--suite) names the user's
-    own files, which oodbench cannot download. (The one place to allow suite files whose sources
-    can be downloaded.)"""
-    if options.download and options.suite_file is not None:
+def check_download(options: RunOptions, *, downloadable: bool = False) -> None:
+    """--download fetches the built-in suites' data sets and, with --suite, the shipped OpenOOD
+    suites' archives (`downloadable`: the caller looked the suite up in
+    oodbench.data.openood_download); any other suite file names the user's own files, which
+    oodbench cannot download."""
+    if options.download and options.suite_file is not None and not downloadable:
         raise UserInputError(
-            "--download fetches the built-in suites' data; a suite file (--suite) reads your own files, "
-            "so drop --download."
+            f"--download fetches the built-in suites' data and the openood-* suites' archives; "
+            f"{options.suite_file} reads your own files, so drop --download."
         )

@@ -70,6 +70,10 @@ def run_suite(
             raise UserInputError(
                 "--suite evaluates a given model; add --checkpoint (and --arch for weights)."
             )
+        if options.download:  # the openood-* suites' archives (oodbench.data.openood_download)
+            from oodbench.data.openood_download import download_for_suite_file
+
+            download_for_suite_file(options.suite_file, options.data_dir, progress=progress)
         data = load_suite_file_data(
             options.suite_file,
             data_dir=options.data_dir,
