@@ -160,6 +160,8 @@ class ResultRow:
     scores_sha256: str = ""  # `scores_digest` of the arrays in scores_file ("" = not recorded)
     suite_sha256: str = ""  # sha256 of the suite file evaluated ("" = a built-in suite)
     n_skipped: int = 0  # unreadable images left out of this row's two sets (suite files)
+    # Degenerate tuning picks (oodbench.detectors.grid): [] none; None: not recorded (older rows).
+    tuning_flags: list[str] | None = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -205,6 +207,9 @@ class ResultRow:
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if isinstance(self.n_skipped, bool) or not isinstance(self.n_skipped, int) or self.n_skipped < 0:
             raise UserInputError(f"n_skipped must be an integer >= 0; got {self.n_skipped!r}.")
+        flags = self.tuning_flags
+        if flags is not None and (not isinstance(flags, list) or not all(isinstance(f, str) for f in flags)):
+            raise UserInputError(f"tuning_flags must be a list of strings or None; got {flags!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -264,7 +269,7 @@ _SCHEMA_2_DEFAULTS: dict[str, Any] = {
 
 
 # Added within schema 3, with defaults that describe the rows written before them.
-_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0}
+_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0, "tuning_flags": None}
 
 
 def _schema_message(version: object) -> str:

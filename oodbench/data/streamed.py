@@ -187,6 +187,7 @@ def load_suite_file_data(
         val_ood=read("val_ood", sf.validation_ood.name, "val"),
         test_out={n: LabeledImages(stream(s), None, n, "test") for n, s in outs.items()},  # type: ignore[arg-type]
         suite_sha256=sf.sha256,
+        tuning_grids={name: dict(grid) for name, grid in sf.tuning.items()},
     )
 
 

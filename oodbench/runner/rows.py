@@ -74,6 +74,10 @@ def build_rows(
     for detector, cached in scored:
         meta = json.loads(str(cached["in"]["meta"]))
         s_in = cached["in"]["scores"]
+        # A suite grid's search names every point's validation AUROC (oodbench.detectors.grid).
+        tuning = (
+            data.grid_tuning(meta["grid"]) if meta.get("grid") else data.tuning if meta["tuned"] else "none"
+        )
         for out_name in data.test_out:
             s_out = cached[f"out:{out_name}"]["scores"]
             skipped = 0
@@ -100,7 +104,7 @@ def build_rows(
                 in_fingerprint=prints["in"],
                 out_fingerprint=prints[f"out:{out_name}"],
                 detector_params=meta["params"],
-                tuning=data.tuning if meta["tuned"] else "none",
+                tuning=tuning,
                 checkpoint_sha256=model_ut.checkpoint_sha256,
                 # Where the scores were computed: the cache entry's record, not this process.
                 device=meta["device"],
@@ -109,6 +113,7 @@ def build_rows(
                 torch_threads=meta["torch_threads"],
                 suite_sha256=getattr(data, "suite_sha256", ""),
                 n_skipped=skipped,
+                tuning_flags=list(meta.get("tuning_flags", [])),
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)
