@@ -161,7 +161,7 @@ class ResultRow:
     suite_sha256: str = ""  # sha256 of the suite file evaluated ("" = a built-in suite)
     n_skipped: int = 0  # unreadable images left out of this row's two sets (suite files)
     # Degenerate tuning picks (oodbench.detectors.grid): [] none; None: not recorded (older rows).
-    tuning_flags: list[str] | None = field(default_factory=list)
+    tuning_flags: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
