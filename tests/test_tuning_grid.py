@@ -257,6 +257,28 @@ def test_flags_reach_the_report_warnings_and_the_html_heuristic_only_for_old_row
     assert tuning_warnings(pd.DataFrame()) == []
 
 
+def test_report_command_warns_once_per_flagged_row_group(tmp_path: Path):
+    from oodbench.report.make import ReportOptions, make_report
+    from oodbench.results import append_rows
+
+    base = dict(
+        suite="s", in_dataset="i", model_source="external", model_label="m", model_arch="a",
+        training_recipe="none", seed=0, tnr_at_tpr95=0.5, auroc=0.9, aupr_in=0.8, aupr_out=0.85,
+        detection_accuracy=0.82, fpr95_openood=0.3, n_in=10, n_out=10, device="cpu", tuning="grid",
+        classification_accuracy=0.9,
+    )  # fmt: skip
+    flagged = dict(detector="odin", detector_params={"temperature": 1.0}, tuning_flags=[ALL_EQUAL])
+    rows = [ResultRow(**base, **flagged, out_dataset=o) for o in ("o1", "o2")]
+    rows.append(ResultRow(**base, detector="msp", out_dataset="o1", tuning_flags=[]))
+    append_rows(tmp_path / "rows.jsonl", rows)
+    for options in (ReportOptions(), ReportOptions(fmt="html")):
+        notes = make_report(tmp_path / "rows.jsonl", options).notes
+        warned = [n for n in notes if n.startswith("warning: degenerate tuning pick")]
+        assert warned == [
+            f'warning: degenerate tuning pick: m / odin {{"temperature": 1.0}} (seed 0): {ALL_EQUAL}'
+        ]
+
+
 VALID = (BUILTIN_DIR / "openood-cifar10.toml").read_text(encoding="utf-8")
 
 
@@ -334,3 +356,14 @@ def test_shipped_openood_suites_carry_openoods_grids():
         for method in ("ASH", "SCALE"):
             assert tuning[f"pytorch-ood:{method}"] == {"percentile": (0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)}
         check_grids(tuning)
+
+
+def test_run_start_checks_the_suite_grids_and_lets_a_grid_supply_a_required_parameter():
+    from oodbench.api import detector_requests
+
+    with pytest.raises(UserInputError, match="pytorch-ood:ViM needs d"):
+        detector_requests(["pytorch-ood:ViM"])
+    (vim,) = detector_requests(["pytorch-ood:ViM"], grids={"pytorch-ood:ViM": {"d": (2, 5)}})
+    assert vim.kwargs == {} and not hasattr(vim, "grid")  # the runner gives it the grid (a copy)
+    with pytest.raises(UserInputError, match="'odim', which is not a detector"):
+        detector_requests(["msp"], grids={"odim": {"t": (1,)}})

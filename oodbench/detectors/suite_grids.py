@@ -103,8 +103,11 @@ def grid_meta(detector: Detector) -> dict[str, Any]:
 def _check_pytorch_ood(name: str, grid: Mapping[str, Sequence[Any]]) -> None:
     """The adapter's own checks of names and values (its `validate`), for the grid's keys only:
     required arguments may still come from --param."""
+    import importlib.util
     import inspect
 
+    if importlib.util.find_spec("pytorch_ood") is None:
+        return  # not installed: no pytorch-ood detector can run, so its grids are never used
     from oodbench.detectors.pytorch_ood_adapter import SUPPLIED, PytorchOOD, _check_value
 
     try:
