@@ -143,7 +143,9 @@ def _preprocess_options(preprocess: Any) -> tuple[Any, int | None]:
 
 
 def detector_requests(
-    detectors: Sequence[str | Detector] | None, params: Mapping[str, Mapping[str, Any]] | None = None
+    detectors: Sequence[str | Detector] | None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
 ) -> list:
     """Names or specs (with `params[name]`) or Detector objects -> what the runner takes; checked now.
 
@@ -151,10 +153,15 @@ def detector_requests(
     (registered, entry points, `module:Class`, `file.py:Class`, `pytorch-ood:NAME`) are built here
     and passed as objects, so their cache key names their class's module (a file plug-in's module
     name holds a hash of its content) and pytorch-ood's version. Default: every built-in detector.
+    `grids`: a suite file's [tuning], checked now; a parameter it searches need not be given.
     """
     from oodbench.detectors import DETECTORS, builtin_detectors, create_detector
     from oodbench.detectors.base import Detector
+    from oodbench.detectors.suite_grids import check_grids, with_suite_grid
     from oodbench.runner import DetectorRequest
+
+    grids = grids or {}
+    check_grids(grids)
 
     params = dict(params or {})
     chosen = list(detectors) if detectors else builtin_detectors()
@@ -165,12 +172,12 @@ def detector_requests(
     requests: list = []
     for item in chosen:
         if isinstance(item, Detector):
-            item.validate()
+            with_suite_grid(item, grids).validate()
             requests.append(item)
         elif isinstance(item, str):
             given = dict(params.get(item, {}))
             detector = create_detector(item, **given)
-            detector.validate()  # fail before any work
+            with_suite_grid(detector, grids, given=given).validate()  # fail before any work
             builtin = item in DETECTORS and DETECTORS.get(item).source == "built-in"
             requests.append(DetectorRequest(item, given) if builtin else detector)
         else:
@@ -411,7 +418,12 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
     names = [d for d in detectors if isinstance(d, str)]
     objects = [d for d in detectors if not isinstance(d, str)]
     plain, sources = expand_shorthands(names, list(models))
-    requests = detector_requests([*plain, *objects] or None, options.params)
+    grids = {}
+    if options.suite_file is not None:  # its [tuning] grids, checked before any work
+        from oodbench.data.suite_file import load_suite_file
+
+        grids = load_suite_file(options.suite_file, check_data=False).tuning
+    requests = detector_requests([*plain, *objects] or None, options.params, grids)
     seeds = list(options.seeds) if options.seeds else default_seeds(options.suite, options.recipe)
     results = paths.results_dir(options.results_dir)
     check_writable(results)  # before any work; nothing existing is touched

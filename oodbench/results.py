@@ -170,6 +170,8 @@ class ResultRow:
     # sets; classification_accuracy stays the ID test set's, csid_accuracy is each csID set's.
     full_spectrum: bool = False
     csid_accuracy: dict[str, float] = field(default_factory=dict)
+    # Degenerate tuning picks (oodbench.detectors.grid): [] none; None: not recorded (older rows).
+    tuning_flags: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -235,6 +237,9 @@ class ResultRow:
                 f"csid_accuracy must map csID set names to fractions in [0, 1]; got {self.csid_accuracy!r}."
             )
         self.csid_accuracy = {str(k): float(v) for k, v in self.csid_accuracy.items()}
+        flags = self.tuning_flags
+        if flags is not None and (not isinstance(flags, list) or not all(isinstance(f, str) for f in flags)):
+            raise UserInputError(f"tuning_flags must be a list of strings or None; got {flags!r}.")
         if not isinstance(self.detector_params, dict):
             kind = type(self.detector_params).__name__
             raise UserInputError(f"detector_params must be a dict; got {kind}.")
@@ -302,6 +307,7 @@ _ADDED_DEFAULTS: dict[str, Any] = {
     "list_changed_accepted": [],
     "full_spectrum": False,
     "csid_accuracy": {},
+    "tuning_flags": None,
 }
 
 

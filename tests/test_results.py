@@ -23,7 +23,7 @@ PINNED_FIELDS = (
     "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
     "host_cpu", "created_at", "scores_file", "scores_sha256", "suite_sha256", "n_skipped",
     "input_channels",
-    "list_sha256", "list_changed_accepted", "full_spectrum", "csid_accuracy",
+    "list_sha256", "list_changed_accepted", "full_spectrum", "csid_accuracy", "tuning_flags",
 )  # fmt: skip
 
 
@@ -84,6 +84,16 @@ def test_rows_written_before_suite_files_read_with_neutral_values():
     assert (row.suite_sha256, row.n_skipped) == ("", 0)
     with pytest.raises(UserInputError, match="n_skipped"):
         make_row(n_skipped=-1)
+
+
+def test_rows_written_before_tuning_flags_read_as_not_recorded():
+    data = make_row(tuning_flags=["every grid point scored the same AUROC"]).to_dict()
+    assert ResultRow.from_dict(data).tuning_flags == ["every grid point scored the same AUROC"]
+    del data["tuning_flags"]
+    assert ResultRow.from_dict(data).tuning_flags is None  # None: not recorded, [] none flagged
+    assert make_row().tuning_flags is None and make_row(tuning_flags=[]).tuning_flags == []
+    with pytest.raises(UserInputError, match="tuning_flags"):
+        make_row(tuning_flags="best at the edge")
 
 
 def test_row_roundtrips_through_json():

@@ -200,6 +200,12 @@ def run_command(
     for table in run.printed_tables:
         click.echo(table + "\n")
     click.echo(run.accuracy_summary)
+    if run.rows:  # one line per row group whose tuning pick is degenerate (the rows' tuning_flags)
+        from oodbench.report.tuning import tuning_warnings
+        from oodbench.results import rows_to_frame
+
+        for line in tuning_warnings(rows_to_frame(run.rows)):
+            click.echo(f"warning: degenerate tuning pick: {line}", err=True)
     click.echo(
         f"{len(run.rows)} result rows appended to {run.rows_file}; "
         f"tables in {run.tables_dir}; {len(run.plots)} plots in {run.rows_file.parent / 'plots'}."

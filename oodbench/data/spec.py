@@ -189,14 +189,25 @@ class SuiteData:
     lists: dict[str, dict[str, Any]] = field(default_factory=dict)
     # --full-spectrum: the covariate-shifted ID test sets (labelled), scored on the ID side.
     covariate_shift: dict[str, LabeledImages] = field(default_factory=dict)
+    # A suite file's [tuning] grids: {detector: {parameter: values}} (oodbench.detectors.suite_grids).
+    tuning_grids: dict[str, dict[str, tuple]] = field(default_factory=dict)
+
+    @property
+    def validation_sets(self) -> str:
+        """'<ID val> (n) + <OOD val> (m)': the data hyperparameters are tuned on."""
+        return (
+            f"{self.suite.in_dataset} {self.val_in.split} ({len(self.val_in)})"
+            f" + {self.suite.val_ood} ({len(self.val_ood)})"
+        )
 
     @property
     def tuning(self) -> str:
         """The value for a result row's `tuning` field when a detector was tuned on this data."""
-        return (
-            f"validation split: {self.suite.in_dataset} {self.val_in.split} ({len(self.val_in)})"
-            f" + {self.suite.val_ood} ({len(self.val_ood)})"
-        )
+        return f"validation split: {self.validation_sets}"
+
+    def grid_tuning(self, grid: str) -> str:
+        """A row's `tuning` when a suite grid was searched: `grid` lists every point's AUROC."""
+        return f"grid on validation: {self.validation_sets}; {grid}"
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")

@@ -265,6 +265,7 @@ def load_suite_file_data(
             n: LabeledImages(stream(s), torch.from_numpy(s.labels.copy()), n, "test")  # type: ignore[arg-type]
             for n, s in shifted.items()
         },
+        tuning_grids={name: dict(grid) for name, grid in sf.tuning.items()},
     )
 
 

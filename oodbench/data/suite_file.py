@@ -82,7 +82,7 @@ SOURCE_KINDS = ("dataset", "folder", "classes", "list", "npz")
 NORMALIZE_PRESETS = ("none", "imagenet", "cifar10", "svhn")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _TOP = ("format", "name", "description", "in_distribution", "preprocess", "ood", "validation_ood")
-_TOP_OPTIONAL = ("covariate_shift", "training", "data")
+_TOP_OPTIONAL = ("covariate_shift", "training", "data", "tuning")
 DATA_ROOT = "{data_root}"  # placeholder at the start of a path: the folder given as data_root
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -178,6 +178,8 @@ class SuiteFile:
     seen_ood: SourceSpec | None = None
     data_root: Path | None = None
     data_get: str = ""  # [data] get: how to obtain the data (shown when some is missing)
+    # [tuning]: grids searched on validation data, {detector: {parameter: values}}
+    tuning: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
 
     def named_sources(self) -> dict[str, SourceSpec]:
         """Every source by role / set name: train, val, test, each OOD and covariate-shift set
@@ -483,9 +485,11 @@ class _Checker:
                 self.add(["training", "seen_ood"], "seen_ood is the in-distribution test set")
             if seen is not None and any(o.source == seen for o in ood):
                 self.add(["training", "seen_ood"], "seen_ood is also an OOD test set; train on another split")
+        tuning = self.tuning(doc["tuning"]) if "tuning" in doc else {}
         if self.problems:
             return None
         return dict(
+            tuning=tuning,
             name=name,
             description=description,
             classes=classes,
@@ -501,6 +505,53 @@ class _Checker:
             seen_ood=seen,
             data_get=data_get,
         )
+
+    def tuning(self, raw: Any) -> dict[str, dict[str, tuple]]:
+        """[tuning]: one table per detector, each parameter a non-empty list of distinct values
+        (numbers, strings or booleans). Detector and parameter names are checked when a run
+        starts (oodbench.detectors.suite_grids), where the detectors are known."""
+        if not isinstance(raw, dict):
+            self.add(["tuning"], "tuning must be a table of detector tables ([tuning.odin] ...)")
+            return {}
+        out: dict[str, dict[str, tuple]] = {}
+        for detector, grid in raw.items():
+            if not isinstance(grid, dict) or not grid:
+                self.problems.append(
+                    (self.tuning_line(detector), f"tuning.{detector} must be a table of parameter = [values]")
+                )
+                continue
+            out[detector] = {}
+            for parameter, values in grid.items():
+                ok = isinstance(values, list) and values and all(_grid_value(v) for v in values)
+                if not ok:
+                    message = f"tuning.{detector}.{parameter} must be a non-empty list of numbers or strings"
+                elif len({repr(v) for v in values}) < len(values):
+                    message = f"tuning.{detector}.{parameter} lists a value twice"
+                else:
+                    out[detector][parameter] = tuple(values)
+                    continue
+                self.problems.append((self.tuning_line(detector, parameter), message))
+        return out
+
+    def tuning_line(self, detector: str, parameter: str | None = None) -> int:
+        """The line of [tuning.DETECTOR] (or `DETECTOR = {...}` under [tuning]), then of its
+        `parameter =`; quoted names ("pytorch-ood:KNN") and bare ones alike."""
+        name = rf'(?:"{re.escape(detector)}"|\'{re.escape(detector)}\'|{re.escape(detector)})'
+        patterns = (rf"^\s*\[\s*tuning\s*\.\s*{name}\s*\]", rf"^\s*{name}\s*=")
+        tables = [i for i, line in enumerate(self.lines) if re.match(r"^\s*\[\s*tuning\b", line)]
+        start = next(
+            (
+                i
+                for p in patterns
+                for i, line in enumerate(self.lines)
+                if tables and i >= tables[0] and re.match(p, line)
+            ),
+            tables[0] if tables else 0,
+        )
+        if parameter is not None:
+            found = self._key_line(parameter, start)
+            start = found if found is not None else start
+        return start + 1
 
     def table(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
         value = doc.get(key, {})
@@ -674,6 +725,15 @@ class _Checker:
             return (value[0], value[1])
         self.add(["preprocess", key], f"preprocess.{key} must be [height, width] (integers >= 1)")
         return None
+
+
+def _grid_value(value: Any) -> bool:
+    """A value a tuning grid may list: a finite number, a string or a boolean."""
+    import math
+
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int | str)  # bool is an int
 
 
 # ------------------------------------------------------------------------------------ built-ins

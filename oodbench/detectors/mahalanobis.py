@@ -48,6 +48,7 @@ from oodbench.detectors.base import (
     iter_batches,
     labelled_batches,
 )
+from oodbench.detectors.grid import GridResult, best_by_auroc
 
 NOT_FITTED = "Mahalanobis must be fitted on training data first: call fit(model, train=...)"
 # Differences held at once by `min_distance`: 2^24 elements (64 MiB in float32).
@@ -61,13 +62,33 @@ class Mahalanobis(Detector):
     needs_fit = True
     accepts_streams = True  # fit reads train and the validation sets batch by batch
 
-    def __init__(self, *, epsilon: float | None = 0.0, epsilons: tuple[float, ...] = PAPER_EPSILONS) -> None:
+    def __init__(
+        self,
+        *,
+        epsilon: float | None = 0.0,
+        epsilons: tuple[float, ...] = PAPER_EPSILONS,
+        criterion: str = "fpr95",
+    ) -> None:
+        # criterion: how epsilon=None is chosen, "fpr95" (the paper's) or "auroc" (OpenOOD's; a
+        # suite file's [tuning.mahalanobis] grid, oodbench.detectors.grid).
         self.epsilon = epsilon
         self.epsilons = epsilons
+        self.criterion = criterion
 
     def validate(self) -> None:
         e = self.epsilon
         check_param("Mahalanobis", "epsilon", e, e is None or (is_number(e) and e >= 0), "a float >= 0")
+        es = self.epsilons
+        check_param(
+            "Mahalanobis",
+            "epsilons",
+            es,
+            len(es) > 0 and all(is_number(v) and v >= 0 for v in es),
+            "a non-empty list of floats >= 0",
+        )
+        check_param(
+            "Mahalanobis", "criterion", self.criterion, self.criterion in ("fpr95", "auroc"), "fpr95 or auroc"
+        )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -108,10 +129,11 @@ class Mahalanobis(Detector):
         # Prepared here, not in score: scoring must leave the detector unchanged (the contract).
         self.form_ = QuadraticForm(self.means_, self.precision_)
         self.epsilon_ = 0.0 if self.epsilon is None else float(self.epsilon)
+        self.grid_result_ = None
         if self.epsilon is None:
             if val_in is None or val_out is None:
                 raise ValueError("Mahalanobis with epsilon=None needs val_in and val_out to tune it")
-            fprs = []
+            fprs, aurocs = [], []
             for eps in self.epsilons:
                 self.epsilon_ = float(eps)
                 m = metrics.compute(
@@ -119,7 +141,16 @@ class Mahalanobis(Detector):
                     self.score(model, val_out, device=device, batch_size=batch_size),
                 )
                 fprs.append(1.0 - m["tnr_at_tpr95"])
-            self.epsilon_ = float(self.epsilons[int(np.argmin(fprs))])
+                aurocs.append(m["auroc"])
+            # fpr95: the first lowest FPR (the paper's); auroc: the first highest AUROC (OpenOOD's).
+            best = int(np.argmin(fprs)) if self.criterion == "fpr95" else best_by_auroc(aurocs)
+            self.epsilon_ = float(self.epsilons[best])
+            self.grid_result_ = GridResult(
+                grid={"epsilon": tuple(self.epsilons)},
+                aurocs=tuple(aurocs),
+                best=best,
+                criterion=self.criterion,
+            )
         return self
 
     def needs_model(self) -> bool:

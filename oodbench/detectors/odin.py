@@ -13,8 +13,10 @@ must NOT be applied: it would make the step 1/std, about 4x, too large.)
 
 Tuning (paper grid): T in {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}, eps in 21 evenly spaced
 values in [0, 0.004], chosen to minimise the FPR at 95% TPR on a VALIDATION split (never the test
-sets). For a fixed T the gradient sign is the same for every eps, so one backward pass per T
-serves the whole eps column.
+sets). A suite file's `[tuning.odin]` grid (OpenOOD v1.5: T in {1, 10, 100, 1000}, eps in
+{0.0014, 0.0028}) is searched by OpenOOD's rule instead: the highest validation AUROC
+(`criterion="auroc"`; oodbench.detectors.grid). For a fixed T the gradient sign is the same for
+every eps, so one backward pass per T serves the whole eps column.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from oodbench.detectors.base import (
     iter_batches,
     max_softmax,
 )
+from oodbench.detectors.grid import GridResult, best_by_auroc
 from oodbench.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 PAPER_TEMPERATURES: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 PAPER_EPSILONS: tuple[float, ...] = tuple(float(v) for v in np.linspace(0.0, 0.004, 21))
+CRITERIA = ("fpr95", "auroc")
 
 
 def gradient_sign(model: nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -112,14 +116,17 @@ class ODIN(Detector):
         temperatures: tuple[float, ...] = PAPER_TEMPERATURES,
         epsilons: tuple[float, ...] = PAPER_EPSILONS,
         input_std: tuple[float, ...] | None = None,
+        criterion: str = "fpr95",
     ) -> None:
-        # temperature/epsilon None: chosen by fit() on the validation split from the grids.
+        # temperature/epsilon None: chosen by fit() on the validation split from the grids, by
+        # `criterion`: "fpr95" (the paper's) or "auroc" (OpenOOD's; a suite file's [tuning] grid).
         # input_std is refused (see validate): normalisation belongs inside the model.
         self.temperature = temperature
         self.epsilon = epsilon
         self.temperatures = temperatures
         self.epsilons = epsilons
         self.input_std = input_std
+        self.criterion = criterion
 
     def validate(self) -> None:
         t, e = self.temperature, self.epsilon
@@ -145,10 +152,11 @@ class ODIN(Detector):
             len(es) > 0 and all(is_number(v) and v >= 0 for v in es),
             "a non-empty list of floats >= 0",
         )
+        check_param("ODIN", "criterion", self.criterion, self.criterion in CRITERIA, " or ".join(CRITERIA))
 
     def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
         self.validate()
-        self.grid_fpr_ = None
+        self.grid_fpr_ = self.grid_result_ = None
         if self.temperature is not None and self.epsilon is not None:
             self.temperature_, self.epsilon_ = float(self.temperature), float(self.epsilon)
             return self
@@ -156,14 +164,16 @@ class ODIN(Detector):
             raise ValueError("ODIN needs val_in and val_out to tune temperature/epsilon")
         temperatures = (self.temperature,) if self.temperature is not None else self.temperatures
         epsilons = (self.epsilon,) if self.epsilon is not None else self.epsilons
-        self.temperature_, self.epsilon_, self.grid_fpr_ = tune_odin(
-            model,
-            val_in,
-            val_out,
-            temperatures,
-            epsilons,
-            device=device,
-            batch_size=batch_size,
+        self.grid_fpr_, auroc = odin_grid(
+            model, val_in, val_out, temperatures, epsilons, device=device, batch_size=batch_size
+        )
+        i, j = pick(self.grid_fpr_, auroc, self.criterion)
+        self.temperature_, self.epsilon_ = float(temperatures[i]), float(epsilons[j])
+        self.grid_result_ = GridResult(
+            grid={"temperature": tuple(temperatures), "epsilon": tuple(epsilons)},
+            aurocs=tuple(float(v) for v in auroc.ravel()),  # T-major: the grid's point order
+            best=int(i * len(epsilons) + j),
+            criterion=self.criterion,
         )
         log.info("ODIN tuned on validation: T=%s eps=%s", self.temperature_, self.epsilon_)
         return self
@@ -200,12 +210,32 @@ def tune_odin(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 256,
+    criterion: str = "fpr95",
 ) -> tuple[float, float, np.ndarray]:
-    """Grid search minimising FPR at 95% TPR (= 1 - TNR at 95% TPR) on validation data.
+    """Grid search minimising FPR at 95% TPR (= 1 - TNR at 95% TPR) on validation data, or with
+    criterion="auroc" maximising AUROC (OpenOOD's rule); see `pick`.
 
     Ties on FPR are broken by higher AUROC, then by grid order. Returns (T, eps, fpr grid of
     shape (len(temperatures), len(epsilons))).
     """
+    fpr, auroc = odin_grid(
+        model, val_in, val_out, temperatures, epsilons, device=device, batch_size=batch_size
+    )
+    i, j = pick(fpr, auroc, criterion)
+    return float(temperatures[i]), float(epsilons[j]), fpr
+
+
+def odin_grid(
+    model: nn.Module,
+    val_in: torch.Tensor,
+    val_out: torch.Tensor,
+    temperatures: tuple[float, ...],
+    epsilons: tuple[float, ...],
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR at 95% TPR, AUROC) of every (T, eps) on validation data, each (len(T), len(eps))."""
     fpr = np.empty((len(temperatures), len(epsilons)))
     auroc = np.empty_like(fpr)
     # One pass over each validation set (a stream is read once, not once per T).
@@ -215,6 +245,15 @@ def tune_odin(
         for j in range(len(epsilons)):
             m = metrics.compute(s_in[i, j], s_out[i, j])
             fpr[i, j], auroc[i, j] = 1.0 - m["tnr_at_tpr95"], m["auroc"]
-    order = np.lexsort((-auroc.ravel(), fpr.ravel()))  # primary key fpr, then -auroc; stable
-    i, j = np.unravel_index(order[0], fpr.shape)
-    return float(temperatures[i]), float(epsilons[j]), fpr
+    return fpr, auroc
+
+
+def pick(fpr: np.ndarray, auroc: np.ndarray, criterion: str) -> tuple[int, int]:
+    """The chosen (i, j) of a grid: "fpr95": lowest FPR, ties by higher AUROC; "auroc": highest
+    AUROC (OpenOOD). Remaining ties: the first in grid order (T-major)."""
+    if criterion == "auroc":
+        flat = best_by_auroc(auroc.ravel())
+    else:
+        flat = int(np.lexsort((-auroc.ravel(), fpr.ravel()))[0])  # primary key fpr, then -auroc; stable
+    i, j = np.unravel_index(flat, fpr.shape)
+    return int(i), int(j)

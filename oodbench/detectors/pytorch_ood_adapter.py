@@ -49,6 +49,7 @@ from oodbench.detectors.base import (
     iter_batches,
     labelled_batches,
 )
+from oodbench.detectors.grid import tune as grid_search
 from oodbench.errors import UserInputError
 from oodbench.names import PYTORCH_OOD_PREFIX
 
@@ -142,7 +143,9 @@ class PytorchOOD(Detector):
         missing = [
             k
             for k, p in arguments.items()
-            if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD and k not in {*SUPPLIED, *given}
+            if p.default is p.empty
+            and p.kind is p.POSITIONAL_OR_KEYWORD
+            and k not in {*SUPPLIED, *given, *getattr(self, "grid", {})}  # a suite grid supplies it
         ]
         if missing:
             first = missing[0]
@@ -155,19 +158,37 @@ class PytorchOOD(Detector):
         """The hyperparameters as used: pytorch-ood may change one while fitting (ViM lowers `d` to
         the feature dimension), and rows must record the value that made the scores."""
         impl = getattr(self, "impl_", None)
-        effective = {
-            k: getattr(impl, k, v) if _is_json(getattr(impl, k, v)) else v for k, v in self.kwargs.items()
-        }
+        given = {**self.kwargs, **getattr(self, "chosen_", {})}  # with the values a grid search chose
+        effective = {k: getattr(impl, k, v) if _is_json(getattr(impl, k, v)) else v for k, v in given.items()}
         return {k: v if _is_json(v) else repr(v) for k, v in effective.items()}
 
     def needs_model(self) -> bool:
         return self.uses == "input"
 
+    def tuned_on_validation(self) -> bool:
+        return bool(getattr(self, "grid", None))
+
     # --- fit --------------------------------------------------------------------------------
 
     def fit(self, model, *, train=None, val_in=None, val_out=None, device="cpu", batch_size=256):
-        """Build the pytorch-ood object around `model` and fit it on `train` (x, y) if it needs it."""
+        """Build the pytorch-ood object around `model` and fit it on `train` (x, y) if it needs it.
+        With a suite's grid (`self.grid`, oodbench.detectors.suite_grids), one such fit per grid
+        point, the one of highest AUROC on val_in vs val_out kept (oodbench.detectors.grid)."""
         self.validate()
+        if getattr(self, "grid", None):
+            best, self.grid_result_ = grid_search(
+                lambda point: PytorchOOD(self.detector, **self.kwargs, **point),
+                self.grid,
+                model,
+                train=train,
+                val_in=val_in,
+                val_out=val_out,
+                device=device,
+                batch_size=batch_size,
+                name=self.name,
+            )
+            self.impl_, self.chosen_ = best.impl_, self.grid_result_.chosen
+            return self
         cls = self._cls
         wants_head = {"head", "w", "b"} & set(inspect.signature(cls.__init__).parameters)
         head = _last_linear(model) if wants_head else None

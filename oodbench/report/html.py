@@ -33,6 +33,7 @@ from oodbench.report.render import Grid, table_grid
 from oodbench.report.rows import detector_labels, model_keys, model_labels, pair_labels, prepare_rows
 from oodbench.report.svg import data_uri, legend_figure, pair_figure
 from oodbench.report.table import comparison_table, row_scores
+from oodbench.report.tuning import recorded_flags, tuning_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +153,13 @@ def _accuracy(frame: pd.DataFrame) -> Grid | None:
 
 
 def _degenerate_picks(frame: pd.DataFrame) -> list[str]:
-    """Tuned hyperparameters at the edge of their grid, or tuned input perturbation switched off."""
-    out = []
-    tuned = frame[frame["tuning"].astype(str) != "none"].drop_duplicates(["_mkey", "seed", "detector"])
+    """Rows' recorded `tuning_flags` (oodbench.report.tuning); for rows written before that field,
+    the old heuristic: tuned hyperparameters at the edge of ODIN's grid, or tuned input
+    perturbation switched off."""
+    recorded = frame["tuning_flags"].map(recorded_flags) if "tuning_flags" in frame.columns else None
+    old = frame if recorded is None else frame[recorded.isna()]
+    out = [] if recorded is None else tuning_warnings(frame[recorded.notna()], frame["_model"])
+    tuned = old[old["tuning"].astype(str) != "none"].drop_duplicates(["_mkey", "seed", "detector"])
     for _, row in tuned.iterrows():
         try:
             params = json.loads(row["detector_params"]) if isinstance(row["detector_params"], str) else {}

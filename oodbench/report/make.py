@@ -123,6 +123,10 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
             frame, o.baseline, o.tolerance, convention=o.convention, allow_missing=o.allow_missing
         )
         return ReportOutcome(messages=list(check.lines()), failed=check.failed)
+    from oodbench.report.tuning import tuning_warnings
+
+    # One stderr line per row group whose tuning pick is degenerate (its rows' tuning_flags).
+    pooled = pooled + [f"warning: degenerate tuning pick: {line}" for line in tuning_warnings(frame)]
     if o.fmt == "html":  # the whole page (oodbench.report.html): tables, figures, comparisons
         from oodbench.report.html import REPORT_FILENAME, write_page
 
@@ -131,7 +135,7 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
         target = o.output if o.output is not None else scores_root / REPORT_FILENAME
         write_page(frame, scores_root=scores_root, output=target, convention=o.convention,
                    compare=o.compare, n_resamples=o.resamples)  # fmt: skip
-        return ReportOutcome(notes=[f"wrote {target}"])
+        return ReportOutcome(notes=[*pooled, f"wrote {target}"])
     if o.groups or o.against == "openood":
         from oodbench.report import openood
 
@@ -144,9 +148,9 @@ def make_report(rows_path: Path, options: ReportOptions) -> ReportOutcome:
             parts.append(openood.render_openood(openood.against_openood(chosen), o.fmt))
         text = "\n".join(parts)
         if o.output is None:
-            return ReportOutcome(text=text, notes=notes)
+            return ReportOutcome(text=text, notes=[*pooled, *notes])
         atomic_write_text(o.output, text)
-        return ReportOutcome(notes=[*notes, f"wrote {o.output}"])
+        return ReportOutcome(notes=[*pooled, *notes, f"wrote {o.output}"])
     if o.against == "published":
         comparison = report.published_comparison(
             frame,

@@ -44,6 +44,7 @@ from oodbench import paths
 from oodbench.detectors import create_detector
 from oodbench.detectors.base import Detector, ForwardOutputs
 from oodbench.detectors.plugins import guard_user_code
+from oodbench.detectors.suite_grids import check_grids, grid_meta, with_suite_grid
 from oodbench.results import ResultRow, _cached_host_cpu, save_scores
 from oodbench.runner import forward
 from oodbench.runner.cache import (
@@ -138,15 +139,19 @@ def evaluate(
         return check
 
     # 1. Each detector: cached scores of one fit, or fitted now and every set scored below.
+    # A suite file's [tuning] grids: names and values checked before any fit (invariant 5).
+    grids = getattr(data, "tuning_grids", None) or {}
+    check_grids(grids)
     plans = []
     for request in detectors:
         if isinstance(request, Detector):
-            detector = request
+            detector = with_suite_grid(request, grids)
             # A detector object from the API: its exceptions are one line like a named plug-in's.
             if not type(detector).__module__.startswith("oodbench."):
                 guard_user_code(type(detector))
         else:
             detector = create_detector(request.name, **request.params)
+            detector = with_suite_grid(detector, grids, given=request.params)
         detector.validate()
         key_text = (request.name if isinstance(request, DetectorRequest) else "") + detector_key(detector)
         # Version and code, hyperparameters, fit/tuning data and the model's input pipeline.
@@ -176,6 +181,7 @@ def evaluate(
         meta = {
             "params": detector.params(),
             "tuned": detector.tuned_on_validation(),
+            **grid_meta(detector),  # the suite grid's AUROCs and degenerate-pick flags
             "fit_id": uuid.uuid4().hex,
             **here,
         }

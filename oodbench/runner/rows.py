@@ -86,6 +86,10 @@ def build_rows(
     for detector, cached in scored:
         meta = json.loads(str(cached["in"]["meta"]))
         s_in = np.concatenate([cached[k]["scores"] for k in id_side]) if shifted else cached["in"]["scores"]
+        # A suite grid's search names every point's validation AUROC (oodbench.detectors.grid).
+        tuning = (
+            data.grid_tuning(meta["grid"]) if meta.get("grid") else data.tuning if meta["tuned"] else "none"
+        )
         for out_name in data.test_out:
             s_out = cached[f"out:{out_name}"]["scores"]
             skipped = 0
@@ -113,7 +117,7 @@ def build_rows(
                 in_fingerprint=in_print,
                 out_fingerprint=prints[f"out:{out_name}"],
                 detector_params=meta["params"],
-                tuning=data.tuning if meta["tuned"] else "none",
+                tuning=tuning,
                 checkpoint_sha256=model_ut.checkpoint_sha256,
                 # Where the scores were computed: the cache entry's record, not this process.
                 device=meta["device"],
@@ -127,6 +131,7 @@ def build_rows(
                 list_changed_accepted=[n for n in read if lists[n]["accepted"]],
                 full_spectrum=bool(shifted),
                 csid_accuracy={n: a for n, a in (csid_accuracy or {}).items() if a is not None},
+                tuning_flags=list(meta.get("tuning_flags", [])),
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)
