@@ -420,9 +420,9 @@ def prepare_run(options: RunOptions) -> tuple[list[str], list, list[int], RunOpt
     plain, sources = expand_shorthands(names, list(models))
     grids = {}
     if options.suite_file is not None:  # its [tuning] grids, checked before any work
-        from oodbench.data.suite_file import load_suite_file
+        from oodbench.data.suite_file import load_suite_file, resolve_suite_file
 
-        grids = load_suite_file(options.suite_file, check_data=False).tuning
+        grids = load_suite_file(resolve_suite_file(options.suite_file), check_data=False).tuning
     requests = detector_requests([*plain, *objects] or None, options.params, grids)
     seeds = list(options.seeds) if options.seeds else default_seeds(options.suite, options.recipe)
     results = paths.results_dir(options.results_dir)
