@@ -172,6 +172,10 @@ class ResultRow:
     csid_accuracy: dict[str, float] = field(default_factory=dict)
     # Degenerate tuning picks (oodbench.detectors.grid): [] none; None: not recorded (older rows).
     tuning_flags: list[str] | None = None
+    # The model's input pipeline as the score cache keys it (preprocessing incl. channel
+    # conversion, feature layer, logits element), JSON; "" = not recorded (older rows). Part of
+    # the model's identity in reports: the same weights read two ways are two models.
+    model_input: str = ""
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -308,6 +312,7 @@ _ADDED_DEFAULTS: dict[str, Any] = {
     "full_spectrum": False,
     "csid_accuracy": {},
     "tuning_flags": None,
+    "model_input": "",
 }
 
 

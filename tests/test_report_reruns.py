@@ -112,3 +112,21 @@ def test_old_rows_without_digest_are_read_with_a_warning(tmp_path, caplog):
         table = report.comparison_table(frame_of(row), ci=True, scores_root=tmp_path, n_resamples=50)
     assert table.cell(("mnist->animals",), "cross_entropy / msp").ci is not None
     assert "1 row(s) record no scores digest" in caplog.text
+
+
+def test_one_checkpoint_read_two_ways_is_two_models_not_a_rerun(caplog):
+    # Same weights, same detector and data, but another input pipeline (e.g. --normalize): the
+    # scores differ, so the later row must not replace the earlier (it did before model_input).
+    plain = '[{"mean": null, "resize": null, "std": null}, "penultimate"]'
+    normalized = '[{"mean": [0.5], "resize": null, "std": [0.25]}, "penultimate"]'
+    frame = frame_of(
+        make_row(model_source="external", checkpoint_sha256="c" * 64, model_input=plain, auroc=0.70),
+        make_row(model_source="external", checkpoint_sha256="c" * 64, model_input=normalized, auroc=0.90,
+                 created_at=LATER),
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        table = report.comparison_table(frame, columns="model")
+    assert "rerun" not in caplog.text
+    assert len(table.column_labels) == 2 and all("input " in label for label in table.column_labels)
+    values = sorted(table.cell(("mnist->animals",), col).mean for col in table.column_labels)
+    assert values == [pytest.approx(0.70), pytest.approx(0.90)]

@@ -23,7 +23,7 @@ PINNED_FIELDS = (
     "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
     "host_cpu", "created_at", "scores_file", "scores_sha256", "suite_sha256", "n_skipped",
     "input_channels",
-    "list_sha256", "list_changed_accepted", "full_spectrum", "csid_accuracy", "tuning_flags",
+    "list_sha256", "list_changed_accepted", "full_spectrum", "csid_accuracy", "tuning_flags", "model_input",
 )  # fmt: skip
 
 

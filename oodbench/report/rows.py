@@ -2,7 +2,8 @@
 and each row's model identity and display label.
 
 A MODEL is identified by (model_source, model_label, model_arch, training_recipe,
-train_overrides, eval_limit, fit_limit) and its checkpoint (checkpoint_sha256). Two rows are the same
+train_overrides, eval_limit, fit_limit, model_input: how its input was read, e.g. --normalize,
+--resize, --channels) and its checkpoint (checkpoint_sha256). Two rows are the same
 result, and the later one (latest `created_at`) replaces the earlier, only when the model, its
 checkpoint hash, the detector AND its parameters, the in/out pair, the data fingerprints of both
 sets, the seed and the metric convention all agree. So two different checkpoints, two
@@ -19,6 +20,7 @@ a code change): then each checkpoint gets its own column, labelled with its hash
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -53,6 +55,7 @@ _DEFAULTS: dict[str, Any] = {
     "in_fingerprint": "",
     "out_fingerprint": "",
     "scores_sha256": "",
+    "model_input": "",
 }
 _REQUIRED = (
     "model_source",
@@ -71,6 +74,7 @@ _REQUIRED = (
 # Internal string keys (hashable, NaN-free) of the identity columns, added by `prepare_rows`.
 _KEY_COLUMNS = (
     "model_source", "model_label", "model_arch", "training_recipe", "_overrides", "_limit", "_fit_limit",
+    "model_input",
 )  # fmt: skip
 _RUN_KEY = (*_KEY_COLUMNS, "checkpoint_sha256", "detector", "_params", "in_dataset", "out_dataset",
             "in_fingerprint", "out_fingerprint", "seed", "metrics_convention")  # fmt: skip
@@ -100,7 +104,14 @@ def with_identity(df: pd.DataFrame) -> pd.DataFrame:
     for name, default in _DEFAULTS.items():
         if name not in frame.columns:
             frame[name] = [default] * len(frame) if isinstance(default, dict) else default
-    for name in ("model_label", "checkpoint_sha256", "in_fingerprint", "out_fingerprint", "scores_sha256"):
+    for name in (
+        "model_label",
+        "checkpoint_sha256",
+        "in_fingerprint",
+        "out_fingerprint",
+        "scores_sha256",
+        "model_input",
+    ):
         frame[name] = frame[name].fillna("").astype(str)
     frame["_overrides"] = frame["train_overrides"].map(_overrides_text)
     frame["_params"] = frame["detector_params"].map(_overrides_text)
@@ -233,6 +244,8 @@ def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Serie
         extras.append(first["_limit"].map(lambda text: f"limit {text}" if text else "full data"))
     if varies("_fit_limit"):
         extras.append(first["_fit_limit"].map(lambda text: f"fit limit {text}" if text else "full fit"))
+    if varies("model_input"):
+        extras.append(first["model_input"].map(_input_text))
 
     def compose(parts: list[pd.Series]) -> pd.Series:
         if not parts:
@@ -250,6 +263,13 @@ def model_labels(frame: pd.DataFrame, *, always: Sequence[str] = ()) -> pd.Serie
         short = first["checkpoint_sha256"].map(lambda h: f"sha256 {h[:8]}" if h else "no hash")
         labels = labels.where(~clash, compose([*extras, short]))
     return keys.map(labels)
+
+
+def _input_text(text: str) -> str:
+    """A model input pipeline (row field model_input) in a label: a short digest, or why none."""
+    if not text:
+        return "input not recorded"
+    return "input " + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _short_overrides(text: str) -> str:

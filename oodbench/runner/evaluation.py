@@ -273,6 +273,7 @@ def evaluate(
         eval_limit=eval_limit,
         fit_limit=fit_limit,
         prints=prints,
+        model_input=model_key,
         results_dir=results_dir if rank == 0 else None,
         sizes={name: len(x) for name, x in sets.items()},
     )

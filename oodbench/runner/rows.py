@@ -63,6 +63,7 @@ def build_rows(
     fit_limit: int | None,
     prints: dict[str, str],
     results_dir: Path | None,
+    model_input: str = "",
     sizes: dict[str, int] | None = None,
 ) -> list[ResultRow]:
     """One ResultRow per (detector, OOD set) from checked cache entries ({"in": ..., "out:NAME":
@@ -132,6 +133,7 @@ def build_rows(
                 full_spectrum=bool(shifted),
                 csid_accuracy={n: a for n, a in (csid_accuracy or {}).items() if a is not None},
                 tuning_flags=list(meta.get("tuning_flags", [])),
+                model_input=model_input,
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)
