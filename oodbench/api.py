@@ -225,7 +225,14 @@ def evaluate(
         suite, data_dir=data_dir, limit=limit, fit_limit=fit_limit, workers=workers, strict=strict
     )
     data.test_out.update(
-        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+        load_custom_outs(
+            extra_out,
+            shape=data.spec.image_shape,
+            taken=data.test_out,
+            limit=limit,
+            workers=workers,
+            strict=strict,
+        )
     )
     shape = tuple(data.spec.image_shape)
     model_ut, loaded = _model_under_test(

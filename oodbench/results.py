@@ -160,6 +160,7 @@ class ResultRow:
     scores_sha256: str = ""  # `scores_digest` of the arrays in scores_file ("" = not recorded)
     suite_sha256: str = ""  # sha256 of the suite file evaluated ("" = a built-in suite)
     n_skipped: int = 0  # unreadable images left out of this row's two sets (suite files)
+    out_source: str = ""  # where a --out set came from: "folder:/abs/path (native HxW ...)"
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -200,7 +201,7 @@ class ResultRow:
             limit = getattr(self, name)
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
                 raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
-        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256", "suite_sha256"):
+        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256", "suite_sha256", "out_source"):
             if not isinstance(getattr(self, name), str):
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if isinstance(self.n_skipped, bool) or not isinstance(self.n_skipped, int) or self.n_skipped < 0:
@@ -264,7 +265,7 @@ _SCHEMA_2_DEFAULTS: dict[str, Any] = {
 
 
 # Added within schema 3, with defaults that describe the rows written before them.
-_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0}
+_ADDED_DEFAULTS: dict[str, Any] = {"suite_sha256": "", "n_skipped": 0, "out_source": ""}
 
 
 def _schema_message(version: object) -> str:

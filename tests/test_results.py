@@ -22,6 +22,7 @@ PINNED_FIELDS = (
     "tuning",
     "checkpoint_sha256", "oodbench_version", "git_commit", "torch_version", "device", "torch_threads",
     "host_cpu", "created_at", "scores_file", "scores_sha256", "suite_sha256", "n_skipped",
+    "out_source",
 )  # fmt: skip
 
 
@@ -77,11 +78,13 @@ def test_schema_2_rows_read_without_fingerprints_and_digest():
 
 def test_rows_written_before_suite_files_read_with_neutral_values():
     data = make_row().to_dict()
-    del data["suite_sha256"], data["n_skipped"]
+    del data["suite_sha256"], data["n_skipped"], data["out_source"]
     row = ResultRow.from_dict(data)
-    assert (row.suite_sha256, row.n_skipped) == ("", 0)
+    assert (row.suite_sha256, row.n_skipped, row.out_source) == ("", 0, "")
     with pytest.raises(UserInputError, match="n_skipped"):
         make_row(n_skipped=-1)
+    with pytest.raises(UserInputError, match="out_source"):
+        make_row(out_source=None)
 
 
 def test_row_roundtrips_through_json():

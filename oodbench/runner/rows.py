@@ -109,6 +109,8 @@ def build_rows(
                 torch_threads=meta["torch_threads"],
                 suite_sha256=getattr(data, "suite_sha256", ""),
                 n_skipped=skipped,
+                # A --out set's source says where it came from (oodbench.data.custom).
+                out_source=getattr(getattr(data.test_out[out_name].x, "source", None), "origin", ""),
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)

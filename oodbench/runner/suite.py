@@ -97,6 +97,8 @@ def run_suite(
             taken=data.test_out,
             limit=limit,
             progress=progress,
+            workers=options.workers,
+            strict=options.strict,
         )
     )
     # Progress lines go through tqdm so they do not break the training progress bars.
