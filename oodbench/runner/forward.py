@@ -21,13 +21,30 @@ def fingerprint(x: torch.Tensor) -> str:
     """A short content hash of a tensor (data set identity for the score cache); a streamed set
     of a suite file is named by its source's fingerprint (files, labels, preprocessing)."""
     if not isinstance(x, torch.Tensor) and hasattr(x, "fingerprint"):
-        return x.fingerprint()
+        whole = _whole_array(x)
+        # An in-memory set streamed as it is: named by its array, as when it was a tensor, so
+        # rows and cached scores of the same images keep their fingerprint.
+        return x.fingerprint() if whole is None else fingerprint(whole)
     if hasattr(x, "content_hash"):  # images read from their file (oodbench.data.ondisk)
         return hashlib.sha1((x.content_hash() + str(tuple(x.shape))).encode()).hexdigest()[:16]
     # Hash the buffer in place: a .tobytes() copy would double the memory of a large set.
     digest = hashlib.sha1(np.ascontiguousarray(x.detach().cpu().numpy()).view(np.uint8).reshape(-1))
     digest.update(str(tuple(x.shape)).encode() + str(x.dtype).encode())
     return digest.hexdigest()[:16]
+
+
+def _whole_array(x: Any) -> Any:
+    """The array of a streamed set that yields every row of it unchanged, in order (a
+    `TensorSource` over all of x whose preprocessing is x's own shape); else None."""
+    from oodbench.data.sources.tensors import TensorSource
+
+    source = getattr(x, "source", None)
+    if type(source) is not TensorSource:  # an NpzSource is named by its source fingerprint
+        return None
+    array = source.x
+    if source.preprocess.shape != tuple(array.shape[1:]) or len(source.index) != len(array):
+        return None
+    return array if bool((source.index == np.arange(len(array))).all()) else None
 
 
 # Checks each detector's scores before anything is stored: (detector, scores, expected length)

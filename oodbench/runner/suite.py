@@ -89,6 +89,7 @@ def run_suite(
             limit=limit,
             fit_limit=options.fit_limit,
             progress=progress,
+            stream=True,  # evaluated sets through the loader interface (oodbench.data.streamed)
         )
     data.test_out.update(
         load_custom_outs(
