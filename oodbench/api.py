@@ -264,7 +264,14 @@ def evaluate(
         accept_changed_lists=accept_changed_lists, full_spectrum=full_spectrum,
     )  # fmt: skip
     data.test_out.update(
-        load_custom_outs(extra_out, shape=data.spec.image_shape, taken=data.test_out, limit=limit)
+        load_custom_outs(
+            extra_out,
+            shape=data.spec.image_shape,
+            taken=data.test_out,
+            limit=limit,
+            workers=workers,
+            strict=strict,
+        )
     )
     shape = tuple(data.spec.image_shape)
     model_ut, loaded = _model_under_test(

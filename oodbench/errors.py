@@ -66,6 +66,35 @@ def in_user_code(what: str, where: str, *, file: str | None = None) -> Iterator[
         raise user_code_error(what, where, error, file=file) from error
 
 
+class OutOfMemory(UserInputError):
+    """The run ran out of memory; the message names what was being done and the options that
+    lower the memory (`out_of_memory`)."""
+
+
+# Messages of allocation failures that are not a MemoryError: torch's CPU allocator, CUDA and
+# other accelerators (torch.OutOfMemoryError is a RuntimeError), and a DataLoader worker killed
+# by the kernel's out-of-memory killer (SIGKILL).
+_OOM_WORDS = ("can't allocate memory", "out of memory", "unable to allocate", "killed by signal: killed")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is a failed allocation (MemoryError, or a RuntimeError saying so)."""
+    if isinstance(error, MemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(word in str(error).lower() for word in _OOM_WORDS)
+
+
+def out_of_memory(error: BaseException, *, what: str = "") -> OutOfMemory:
+    """The one-line error for an allocation failure `error` while doing `what` (e.g. "scoring
+    'mine' (5,000 images of 3x224x224, batches of 256)"): the cause and the options that help."""
+    doing = f" while {what}" if what else ""
+    return OutOfMemory(
+        f"Out of memory{doing} ({one_line(error, with_type=True, max_chars=160)}). Lower the memory "
+        "with a smaller --batch-size, fewer --workers (each holds 2 batches), or --limit N / "
+        "--fit-limit N (fewer images); nothing stored earlier was changed."
+    )
+
+
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 

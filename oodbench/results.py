@@ -176,6 +176,7 @@ class ResultRow:
     # conversion, feature layer, logits element), JSON; "" = not recorded (older rows). Part of
     # the model's identity in reports: the same weights read two ways are two models.
     model_input: str = ""
+    out_source: str = ""  # where a --out set came from: "folder:/abs/path (native HxW ...)"
 
     def __post_init__(self) -> None:
         if self.schema_version not in READABLE_SCHEMAS:
@@ -216,7 +217,14 @@ class ResultRow:
             limit = getattr(self, name)
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
                 raise UserInputError(f"{name} must be an integer or None; got {limit!r}.")
-        for name in ("in_fingerprint", "out_fingerprint", "scores_sha256", "suite_sha256", "input_channels"):
+        for name in (
+            "in_fingerprint",
+            "out_fingerprint",
+            "scores_sha256",
+            "suite_sha256",
+            "input_channels",
+            "out_source",
+        ):
             if not isinstance(getattr(self, name), str):
                 raise UserInputError(f"{name} must be a string; got {getattr(self, name)!r}.")
         if isinstance(self.n_skipped, bool) or not isinstance(self.n_skipped, int) or self.n_skipped < 0:
@@ -313,6 +321,7 @@ _ADDED_DEFAULTS: dict[str, Any] = {
     "csid_accuracy": {},
     "tuning_flags": None,
     "model_input": "",
+    "out_source": "",
 }
 
 

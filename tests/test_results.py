@@ -24,6 +24,7 @@ PINNED_FIELDS = (
     "host_cpu", "created_at", "scores_file", "scores_sha256", "suite_sha256", "n_skipped",
     "input_channels",
     "list_sha256", "list_changed_accepted", "full_spectrum", "csid_accuracy", "tuning_flags", "model_input",
+    "out_source",
 )  # fmt: skip
 
 
@@ -79,11 +80,13 @@ def test_schema_2_rows_read_without_fingerprints_and_digest():
 
 def test_rows_written_before_suite_files_read_with_neutral_values():
     data = make_row().to_dict()
-    del data["suite_sha256"], data["n_skipped"]
+    del data["suite_sha256"], data["n_skipped"], data["out_source"]
     row = ResultRow.from_dict(data)
-    assert (row.suite_sha256, row.n_skipped) == ("", 0)
+    assert (row.suite_sha256, row.n_skipped, row.out_source) == ("", 0, "")
     with pytest.raises(UserInputError, match="n_skipped"):
         make_row(n_skipped=-1)
+    with pytest.raises(UserInputError, match="out_source"):
+        make_row(out_source=None)
 
 
 def test_rows_written_before_tuning_flags_read_as_not_recorded():

@@ -9,7 +9,7 @@ import sys
 import click
 
 from oodbench import __version__
-from oodbench.errors import UserInputError
+from oodbench.errors import UserInputError, is_out_of_memory, out_of_memory
 
 
 class InputError(click.ClickException):
@@ -31,6 +31,13 @@ class OodbenchGroup(click.Group):
         except UserInputError as error:
             _traceback_if_verbose(ctx, error)
             raise InputError(str(error)) from None
+        except (MemoryError, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
+            # Out of memory where no set was named (reading a suite, fitting): still one line
+            # with the fix; rows and caches are written atomically, so what was stored is intact.
+            _traceback_if_verbose(ctx, error)
+            raise InputError(str(out_of_memory(error))) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
             raise InputError(f"{error.strerror or error}: {error.filename}") from None
         except OSError as error:

@@ -5,16 +5,24 @@
 - npz:PATH     a NumPy .npz with an array named `x` or `images`, laid out (N, H, W), (N, H, W, C)
                or (N, C, H, W) with C = 1 or 3, either uint8 (0..255) or float in [0, 1].
 
-Both are converted to the in-distribution shape by oodbench.data.convert's rule. Each set is
-named NAME (letters, digits, _ . + -) or, without NAME=, "folder:<folder name>" /
+Each set is named NAME (letters, digits, _ . + -) or, without NAME=, "folder:<folder name>" /
 "npz:<file stem>". Two sets with one name, or a name equal to one of the suite's OOD sets, are
 refused (rows are keyed by the set's name, so one would silently replace the other).
+
+A run streams them (`load_custom_outs`): a `StreamedSet` (oodbench.data.streamed) over an
+`ImageFolderSource` / `NpzSource` whose transform is the in-distribution shape
+(`Preprocess(channels=C, size=(H, W))`: oodbench.data.convert's rule per image, rounded to uint8).
+`--limit N` picks the items with `select` before any file is opened; unreadable files are
+skipped and counted in the row's `n_skipped`, or refused before scoring with `strict`. Each
+source's `origin` (the row's `out_source`) names the absolute path and the native sizes seen.
+`load_custom_out` reads one set whole into memory (float conversion, no uint8 rounding).
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +33,7 @@ import numpy as np
 from oodbench.data.convert import as_float, to_shape, uint8_to_float
 from oodbench.data.image_folders import read_image_folder
 from oodbench.data.ondisk import ImagesOnDisk, open_npz_member
-from oodbench.data.spec import LabeledImages, Shape, cap, check_shape, one_line
+from oodbench.data.spec import LabeledImages, Shape, check_shape, one_line
 from oodbench.errors import DataNotFoundError, UserInputError
 
 if TYPE_CHECKING:
@@ -46,7 +54,7 @@ class OutSpec:
 
 
 def parse_out(text: str) -> OutSpec:
-    """"[NAME=]folder:PATH" or "[NAME=]npz:PATH" -> OutSpec (no file is touched)."""
+    """ "[NAME=]folder:PATH" or "[NAME=]npz:PATH" -> OutSpec (no file is touched)."""
     match = _NAMED.match(str(text))
     name, rest = (match.group(1), match.group(2)) if match else (None, str(text))
     kind, sep, raw_path = rest.partition(":")
@@ -87,18 +95,90 @@ def load_custom_outs(
     taken: Collection[str] = (),
     limit: int | None = None,
     progress: bool = False,
+    workers: int | None = None,
+    strict: bool = False,
 ) -> dict[str, LabeledImages]:
-    """Every `--out` set by name, checked (names, files, not empty) and capped at `limit` images
-    (the first `limit` of a fixed shuffle, like the suite's sets). Names are checked before any
-    file is read."""
+    """Every `--out` set by name, as a streamed set (x is a `StreamedSet`; nothing is decoded
+    until the runner reads its batches). Names are checked before any file is touched; then
+    each set is listed, capped at `limit` images (`select`: the first `limit` of a fixed
+    shuffle, seed 0, the images `cap` picks) and only the chosen files' headers are read (their
+    native sizes go to the set's `origin`; with `strict`, unreadable ones are refused here).
+    `workers`: decoding processes (None = min(CPUs, 8), 0 = in this process)."""
     specs = parse_outs(texts, taken=taken)
     return {
-        spec.name: cap(load_custom_out(spec.text, shape=shape, progress=progress), limit) for spec in specs
+        spec.name: stream_custom_out(
+            spec, shape=shape, limit=limit, workers=workers, strict=strict, progress=progress
+        )
+        for spec in specs
     }
 
 
+def stream_custom_out(
+    out: OutSpec,
+    *,
+    shape: Shape,
+    limit: int | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    progress: bool = False,
+) -> LabeledImages:
+    """One parsed `--out` as LabeledImages(StreamedSet, None, name, "test"); see `load_custom_outs`."""
+    from oodbench.data.sources import (
+        ImageFolderSource,
+        NpzSource,
+        Preprocess,
+        refuse_bad,
+        scan_headers,
+        select,
+    )
+    from oodbench.data.streamed import StreamedSet
+
+    c, h, w = check_shape(shape)
+    pre = Preprocess(channels=c, size=(h, w))  # no resize / crop given: convert.py's rule per image
+    path = out.path
+    if out.kind == "folder":
+        if not path.is_dir():
+            raise DataNotFoundError(f"Custom OOD folder {path} not found (from {out.text!r}).")
+        source = select(ImageFolderSource(path, pre, name=out.name), limit, stratified=False)
+        sizes, bad = scan_headers(source, progress=progress)  # the chosen files' headers only
+        if strict:
+            refuse_bad(source, bad)
+        if not sizes:
+            raise UserInputError(
+                f"None of the {len(source)} image(s) chosen in {path} can be read (from {out.text!r}); "
+                "replace them or give another folder."
+            )
+        native = _describe_sizes(sizes)
+    else:
+        if not path.is_file():
+            raise DataNotFoundError(f"Custom OOD file {path} not found (from {out.text!r}).")
+        source = NpzSource(path, pre, name=out.name)
+        if len(source) == 0:
+            raise UserInputError(
+                f"Custom OOD file {path} holds no images (from {out.text!r}); give at least one."
+            )
+        stored, dtype = source.x, str(source.x.dtype).removeprefix("torch.")
+        native = f"native CxHxW {'x'.join(map(str, stored.shape[1:]))} {dtype}"
+        source = select(source, limit, stratified=False)
+    source.origin = f"{out.kind}:{path.resolve()} ({native})"
+    streamed = StreamedSet(source, workers=workers, strict=strict)
+    return LabeledImages(streamed, None, out.name, "test")  # type: ignore[arg-type]
+
+
+def _describe_sizes(sizes: Counter[str]) -> str:
+    """The row's words for native `sizes`: "native HxW 224x224 RGB", or the 3 most common of
+    several with their counts and how many more."""
+    if len(sizes) == 1:
+        return f"native HxW {next(iter(sizes))}"
+    common = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{size} x{count}" for size, count in common[:3])
+    more = f", +{len(common) - 3} more" if len(common) > 3 else ""
+    return f"native HxW {shown}{more}"
+
+
 def load_custom_out(spec: str, *, shape: Shape, progress: bool = False) -> LabeledImages:
-    """Load "[NAME=]folder:PATH" or "[NAME=]npz:PATH" as an OOD set of `shape` = (C, H, W); y is None.
+    """Load "[NAME=]folder:PATH" or "[NAME=]npz:PATH" WHOLE into memory as an OOD set of `shape`
+    = (C, H, W); y is None. Runs stream their sets instead (`load_custom_outs`).
 
     The set's name is NAME, else "folder:<folder name>" or "npz:<file stem>". uint8 images that
     already have `shape` stay uint8 (4x less memory than float32; batches are converted when
@@ -253,6 +333,7 @@ def _to_nchw(array: np.ndarray, path: Path) -> np.ndarray:
 
 def _to_float(array: np.ndarray, path: Path) -> torch.Tensor:
     import torch
+
     if array.dtype == np.uint8:
         return uint8_to_float(array)
     if np.issubdtype(array.dtype, np.floating):

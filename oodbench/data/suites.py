@@ -109,6 +109,7 @@ def load_suite(
     fit_limit: int | None = None,
     training_only: bool = False,
     progress: bool = False,
+    stream: bool = False,
 ) -> SuiteData:
     """Load every split a suite needs, converted to the in-distribution shape.
 
@@ -121,7 +122,9 @@ def load_suite(
     is read, all in one message. `training_only` loads just what training reads (the in-dist
     train split and the seen OOD set): test and validation OOD sets are neither checked nor read
     (test_in, val_ood are None, test_out is empty; val_in is None unless it is held out of
-    train). `progress`: bars on stderr while large image folders are read.
+    train). `progress`: bars on stderr while large image folders are read. `stream`: the
+    evaluated sets' `x` are `StreamedSet`s over their in-memory arrays (`as_streamed`), read
+    through the same loader interface as a suite file's sets; the runner asks for it.
     """
     suite = SUITES.get(name)
     for option, value in (("limit", limit), ("fit_limit", fit_limit)):
@@ -164,7 +167,24 @@ def load_suite(
     for out in suite.out_datasets:
         generated = DATASETS.get(out).kind == KIND_GENERATED
         test_out[out] = load(out, "test", n=noise_n if generated else None, at_most=limit)
+    if stream:
+        test_in = as_streamed(test_in)
+        test_out = {name: as_streamed(images) for name, images in test_out.items()}
     return SuiteData(suite, spec, train, val_in, test_in, seen, val_ood, test_out)
+
+
+def as_streamed(images: LabeledImages) -> LabeledImages:
+    """`images` with x a `StreamedSet` over a `TensorSource` of the array as it is (its own shape:
+    no conversion), read in this process (workers=0: the array is already in memory). Batches are
+    the same tensors as slices of x (uint8 stays uint8 until `as_float`), so scores are equal;
+    `oodbench.runner.forward.fingerprint` names the set by the array's content, as before."""
+    from oodbench.data.sources import Preprocess, TensorSource
+    from oodbench.data.streamed import StreamedSet
+
+    x = images.x
+    pre = Preprocess(channels=int(x.shape[1]), size=(int(x.shape[2]), int(x.shape[3])))
+    source = TensorSource(x, images.y, pre=pre, name=images.name)
+    return LabeledImages(StreamedSet(source, workers=0), images.y, images.name, images.split)  # type: ignore[arg-type]
 
 
 def limit_training(data: SuiteData, n: int, seed: int = 0) -> SuiteData:

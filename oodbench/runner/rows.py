@@ -134,6 +134,8 @@ def build_rows(
                 csid_accuracy={n: a for n, a in (csid_accuracy or {}).items() if a is not None},
                 tuning_flags=list(meta.get("tuning_flags", [])),
                 model_input=model_input,
+                # A --out set's source says where it came from (oodbench.data.custom).
+                out_source=getattr(getattr(data.test_out[out_name].x, "source", None), "origin", ""),
             )
             if results_dir is not None:
                 save_row_scores(results_dir, row, s_in, s_out)

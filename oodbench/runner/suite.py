@@ -104,6 +104,7 @@ def run_suite(
             limit=limit,
             fit_limit=options.fit_limit,
             progress=progress,
+            stream=True,  # evaluated sets through the loader interface (oodbench.data.streamed)
         )
     data.test_out.update(
         load_custom_outs(
@@ -112,6 +113,8 @@ def run_suite(
             taken=data.test_out,
             limit=limit,
             progress=progress,
+            workers=options.workers,
+            strict=options.strict,
         )
     )
     # Progress lines go through tqdm so they do not break the training progress bars.

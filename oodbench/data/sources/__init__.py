@@ -32,6 +32,8 @@ _EXPORTS = {
     "default_workers": "loader",
     "make_loader": "loader",
     "precheck": "loader",
+    "refuse_bad": "loader",
+    "scan_headers": "loader",
     "NpzSource": "tensors",
     "TensorSource": "tensors",
     "Preprocess": "transform",

@@ -39,6 +39,8 @@ class ImageSource(Dataset):
     labels: np.ndarray
     preprocess: Preprocess
     kind: str = "source"  # part of the fingerprint: "files", "list", "tensor"
+    # Where the set came from, for rows (e.g. a `--out` set's "folder:/abs/path (native HxW ...)").
+    origin: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -143,20 +144,45 @@ def make_loader(
 def precheck(source: ImageSource) -> None:
     """Strict mode's check before scoring: open every file's header (no pixel decoding) and raise
     one UserInputError naming every missing or unreadable file. Sources without files pass."""
+    _, bad = scan_headers(source)
+    refuse_bad(source, bad)
+
+
+def refuse_bad(source: ImageSource, bad: Sequence[str]) -> None:
+    """The one-line strict-mode refusal of `bad` files (as `scan_headers` lists them), if any."""
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise UserInputError(
+            f"{source.name}: {len(bad)} unreadable image(s) under {source.root}: {shown}. "
+            "Replace or delete them, or run without strict mode to skip them."
+        )
+
+
+def scan_headers(source: ImageSource, *, progress: bool = False) -> tuple[Counter[str], list[str]]:
+    """Open every file's header (no pixel decoding): (how many files have each native "HxW MODE",
+    the unreadable files as "name (ErrorType)"). Sources without files give two empty results.
+    `progress`: a bar on stderr for large sets (oodbench.progress)."""
     from PIL import Image, UnidentifiedImageError
 
     from oodbench.data.sources.files import FileSource
+    from oodbench.progress import progress_bar
 
+    sizes: Counter[str] = Counter()
+    bad: list[str] = []
     if not isinstance(source, FileSource):
-        return
-    bad = []
-    for i in range(len(source)):
+        return sizes, bad
+    shown = progress_bar(
+        range(len(source)), n_images=len(source), desc=f"reading {source.root.name} headers",
+        unit="image", show=progress,
+    )  # fmt: skip
+    for i in shown:
         path = source.path(i)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    image.size  # noqa: B018  (the header is parsed by open; size proves it)
+                with Image.open(path) as image:  # the header is parsed by open
+                    width, height = image.size
+                    sizes[f"{height}x{width} {image.mode}"] += 1
         except (
             UnidentifiedImageError,
             OSError,
@@ -166,9 +192,4 @@ def precheck(source: ImageSource) -> None:
             Image.DecompressionBombWarning,
         ) as error:
             bad.append(f"{source.item_name(i)} ({type(error).__name__})")
-    if bad:
-        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-        raise UserInputError(
-            f"{source.name}: {len(bad)} unreadable image(s) under {source.root}: {shown}. "
-            "Replace or delete them, or run without strict mode to skip them."
-        )
+    return sizes, bad
