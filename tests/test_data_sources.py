@@ -278,6 +278,17 @@ def test_two_workers_give_the_same_batches_as_none(classes):
         assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.index, b.index)
 
 
+def test_no_more_workers_than_batches_and_the_same_batches(classes):
+    pre = Preprocess(channels=3, size=(16, 16), resize=16, crop=(16, 16))
+    source = ClassFolderSource(classes, pre)
+    one_batch = make_loader(source, batch_size=len(source), workers=2)
+    assert one_batch.workers == 1  # a second worker would have no batch to decode
+    assert make_loader(source, batch_size=6, workers=8).workers == 4  # 24 images, 4 batches
+    (serial,) = list(make_loader(source, batch_size=len(source), workers=0))
+    (parallel,) = list(one_batch)
+    assert torch.equal(serial.x, parallel.x) and torch.equal(serial.index, parallel.index)
+
+
 @pytest.fixture
 def with_corrupt(tmp_path) -> Path:
     rng = np.random.RandomState(4)
