@@ -38,4 +38,8 @@ METRICS_CONVENTIONS: tuple[str, ...] = ("exact", "legacy", "openood")
 # OpenOOD v1.5's classifiers (`--arch openood:NAME`, oodbench.models.openood_arch.ARCHITECTURES).
 OPENOOD_ARCHITECTURES: tuple[str, ...] = ("resnet18_32x32", "resnet18_224x224")
 
+# The registered built-in suites (oodbench/suites/<name>.toml, read by oodbench.data.suites in
+# this order); the other packaged suite files (openood-*) are run with --suite.
+BUILTIN_SUITES: tuple[str, ...] = ("mnist", "svhn", "cifar10", "odin-cifar10", "odin-cifar100")
+
 PYTORCH_OOD_PREFIX = "pytorch-ood:"  # `-d pytorch-ood:NAME`: a detector of the pytorch-ood library

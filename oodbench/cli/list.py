@@ -94,7 +94,7 @@ def list_suites_command(data_dir: Path | None) -> None:
 def _list_suite_files(data_dir: Path | None) -> None:
     """The packaged suite files that are not registered suites (oodbench/suites/openood-*.toml)."""
     from oodbench.data.suite_file import builtin_suite_files, load_suite_file
-    from oodbench.data.suites import BUILTIN_SUITES
+    from oodbench.names import BUILTIN_SUITES
 
     root = paths.data_dir(data_dir)
     for name, path in builtin_suite_files().items():

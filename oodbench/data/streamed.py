@@ -37,7 +37,7 @@ def is_suite_file(name: str | Path) -> bool:
     """Whether a suite given by name is a suite file: a path ending in .toml, or the name of a
     packaged suite file that is not a registered suite (the openood-* suites)."""
     from oodbench.data.suite_file import builtin_suite_files
-    from oodbench.data.suites import BUILTIN_SUITES
+    from oodbench.names import BUILTIN_SUITES
 
     text = str(name)
     return text.lower().endswith(".toml") or (text in builtin_suite_files() and text not in BUILTIN_SUITES)

@@ -46,6 +46,7 @@ from oodbench.data.spec import (
 )
 from oodbench.data.suite_file import BUILTIN_DIR, SuiteFile, builtin_suite_files, load_suite_file
 from oodbench.errors import DataNotFoundError, UserInputError
+from oodbench.names import BUILTIN_SUITES
 
 DEFAULT_SUITE = "mnist"
 
@@ -80,7 +81,6 @@ def add_suite(suite: Suite) -> Suite:
 # The built-in suites are the TOML files in oodbench/suites/ (package data), read here in this
 # order; tests/test_suite_file.py holds a frozen copy of the Python definitions they replaced and
 # checks each file against it. SUITE_FILES keeps each parsed file (its sha256 for result rows).
-BUILTIN_SUITES = ("mnist", "svhn", "cifar10", "odin-cifar10", "odin-cifar100")
 SUITE_FILES: dict[str, SuiteFile] = {}
 
 
