@@ -84,12 +84,12 @@ class StreamedSet:
             return None
         return torch.from_numpy(np.asarray(self.source.labels, dtype=np.int64).copy())
 
-    def _read(self, batch_size: int, workers: int | None) -> Iterator[Batch]:
+    def _read(self, batch_size: int, workers: int | None, *, pin_memory: bool = False) -> Iterator[Batch]:
         """The loader's uint8 batches in source order; records `kept` after a complete pass."""
         from oodbench.data.sources.loader import make_loader
 
         kept = []
-        for batch in make_loader(self.source, batch_size, workers, strict=self.strict):
+        for batch in make_loader(self.source, batch_size, workers, pin_memory, strict=self.strict):
             kept.append(batch.index.numpy())
             yield batch
         self.kept = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
@@ -98,10 +98,14 @@ class StreamedSet:
                 f"{self.fit_split}: no readable images in {self.source.name}; check the suite file's path."
             )
 
-    def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        """float32 batches in [0, 1], in source order; records `kept` after a complete pass."""
-        for batch in self._read(batch_size, self.workers):
-            yield as_float(batch.x)
+    def batches(self, batch_size: int, device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+        """float32 batches in [0, 1], in source order; records `kept` after a complete pass. With
+        `device`, each uint8 batch moves there before it becomes float; to a GPU from pinned
+        memory (the loader pins it), asynchronously."""
+        to_gpu = device is not None and torch.device(device).type == "cuda"
+        for batch in self._read(batch_size, self.workers, pin_memory=to_gpu):
+            x = batch.x if device is None else batch.x.to(device, non_blocking=to_gpu)
+            yield as_float(x)
 
     def labelled_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(float32 images in [0, 1], int64 labels) batches of `batch_size` in source order, the

@@ -112,7 +112,7 @@ def _forward_pass(
     logits: torch.Tensor | None = None
     scores = [np.empty(len(x), dtype=np.float64) for _ in feature_detectors]
     batches = progress_bar(
-        iter_batches(x, batch_size),
+        iter_batches(x, batch_size, device=device),  # uint8 to the device, float there
         n_images=len(x),
         total=(len(x) + batch_size - 1) // batch_size,
         desc=progress_label or "",
