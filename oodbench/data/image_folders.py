@@ -17,6 +17,7 @@ pytorch-ood (src/pytorch_ood/dataset/img/odin.py) and could not be re-verified o
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,16 +39,31 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def list_images(folder: Path) -> list[Path]:
     """Image files below `folder` (any depth, hidden entries skipped), sorted by relative path."""
-    found = []
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder)
-        if (
-            path.suffix.lower() in IMAGE_SUFFIXES
-            and not any(p.startswith(".") for p in rel.parts)
-            and path.is_file()
-        ):
-            found.append(rel)
-    return [folder / rel for rel in sorted(found, key=lambda p: p.as_posix())]
+    return [folder / rel for rel in list_image_names(folder)]
+
+
+def list_image_names(folder: Path) -> list[str]:
+    """The relative posix paths of `list_images(folder)`, in its order.
+
+    os.scandir with plain strings: pathlib's rglob + relative_to cost ~25 us per file (2.4 s for
+    100,000 files, measured), which made `--limit` on a large folder slow before any image was
+    read. Same rules as rglob("*"): symlinked folders are not descended into, a file (or a
+    symlink to one) counts, any hidden part ("." prefix) is skipped.
+    """
+    found: list[str] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        with os.scandir(os.path.join(folder, prefix) if prefix else folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(rel + "/")
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                    found.append(rel)
+    return sorted(found)
 
 
 def has_images(folder: Path) -> bool:

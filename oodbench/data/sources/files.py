@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oodbench.data.image_folders import IMAGE_SUFFIXES, list_images
+from oodbench.data.image_folders import IMAGE_SUFFIXES, list_image_names
 from oodbench.data.sources.base import NO_LABEL, ImageSource
 from oodbench.data.sources.transform import Preprocess, decode
 from oodbench.errors import DataNotFoundError, UserInputError
@@ -83,7 +83,7 @@ class ImageFolderSource(FileSource):
     ) -> None:
         root = _require_folder(root, "Image")
         if recursive:
-            rel = [p.relative_to(root).as_posix() for p in list_images(root)]
+            rel = list_image_names(root)
         else:
             rel = sorted(
                 e.name
@@ -114,10 +114,10 @@ class ClassFolderSource(FileSource):
             )
         rel, labels, empty = [], [], []
         for label, cls in enumerate(self.classes):
-            files = list_images(root / cls)
+            files = list_image_names(root / cls)
             if not files:
                 empty.append(cls)
-            rel += [f.relative_to(root).as_posix() for f in files]
+            rel += [f"{cls}/{name}" for name in files]
             labels += [label] * len(files)
         if empty:
             raise UserInputError(
