@@ -178,6 +178,24 @@ def test_grid_choice_equals_a_brute_force_search(small_data, detector: str, grid
     assert np.array_equal(tuned.score(model, val_out), best_single.score(model, val_out))
 
 
+def test_a_grid_reads_the_fit_and_validation_sets_once_not_once_per_point(small_data):
+    train, val_in, val_out = small_data
+    model = Net().eval()
+    seen = [0]  # images through the model
+    model.body.register_forward_pre_hook(lambda module, args: seen.__setitem__(0, seen[0] + len(args[0])))
+
+    def images_read(values: list[int]) -> int:
+        seen[0] = 0
+        tuned = with_suite_grid(PytorchOOD("KNN"), {"pytorch-ood:KNN": {"k": values}})
+        tuned.fit(model, train=train, val_in=val_in, val_out=val_out)
+        return seen[0]
+
+    one, five = images_read([3]), images_read([1, 3, 5, 7, 9])
+    whole = len(train.x) + len(val_in) + len(val_out)
+    assert one >= whole  # the search read every set
+    assert five - one < len(val_in)  # 4 more points: only their small per-point checks, no pass
+
+
 def test_odin_and_mahalanobis_suite_grids_pick_the_highest_auroc_by_hand(small_data):
     _, val_in, val_out = small_data
     model = Net().eval()

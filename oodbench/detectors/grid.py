@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from oodbench import metrics
+from oodbench.detectors.base import ForwardOutputs, collect_outputs
 from oodbench.errors import UserInputError
 
 ALL_EQUAL = "every grid point scored the same AUROC"
@@ -112,14 +113,31 @@ def tune(
         raise UserInputError(f"{name}: a tuning grid needs at least one value per parameter; got {grid!r}.")
     aurocs: list[float] = []
     best = None
+    outputs: dict[tuple[str, bool], ForwardOutputs] = {}
+
+    def validation_scores(candidate: Any, which: str, x: Any) -> np.ndarray:
+        # Output-based detectors score precomputed outputs (the Detector contract; the runner's
+        # shared forward pass does the same): one pass over each validation set for the whole
+        # grid, each point given copies. Others (input gradients) run the model per point.
+        if getattr(candidate, "uses", "input") == "input" or candidate.needs_model():
+            return candidate.score(model, x, device=device, batch_size=batch_size)
+        key = (which, candidate.uses == "features")
+        if key not in outputs:
+            outputs[key] = collect_outputs(
+                model, x, device=device, batch_size=batch_size, with_features=key[1]
+            )
+        shared = outputs[key]
+        features = None if shared.features is None else shared.features.clone()
+        return candidate.score_outputs(ForwardOutputs(logits=shared.logits.clone(), features=features))
+
     for point in grid_points(frozen):
         candidate = make(point)
         try:
             candidate.fit(
                 model, train=train, val_in=val_in, val_out=val_out, device=device, batch_size=batch_size
             )
-            s_in = candidate.score(model, val_in, device=device, batch_size=batch_size)
-            s_out = candidate.score(model, val_out, device=device, batch_size=batch_size)
+            s_in = validation_scores(candidate, "val_in", val_in)
+            s_out = validation_scores(candidate, "val_out", val_out)
         except (ValueError, RuntimeError) as error:
             label = ", ".join(f"{k}={v}" for k, v in point.items())
             first = str(error).splitlines()[0] if str(error) else type(error).__name__

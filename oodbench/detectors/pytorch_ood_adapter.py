@@ -26,6 +26,7 @@ Fitting uses the suite's TRAINING split (features or logits and labels, or a loa
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import json
@@ -176,19 +177,26 @@ class PytorchOOD(Detector):
         point, the one of highest AUROC on val_in vs val_out kept (oodbench.detectors.grid)."""
         self.validate()
         if getattr(self, "grid", None):
-            best, self.grid_result_ = grid_search(
-                lambda point: PytorchOOD(self.detector, **self.kwargs, **point),
-                self.grid,
-                model,
-                train=train,
-                val_in=val_in,
-                val_out=val_out,
-                device=device,
-                batch_size=batch_size,
-                name=self.name,
-            )
+            with _train_outputs_shared():  # one pass over the training split for every point
+                best, self.grid_result_ = self._search(model, train, val_in, val_out, device, batch_size)
             self.impl_, self.chosen_ = best.impl_, self.grid_result_.chosen
             return self
+        return self._fit_one(model, train, val_in, val_out, device, batch_size)
+
+    def _search(self, model, train, val_in, val_out, device, batch_size):
+        return grid_search(
+            lambda point: PytorchOOD(self.detector, **self.kwargs, **point),
+            self.grid,
+            model,
+            train=train,
+            val_in=val_in,
+            val_out=val_out,
+            device=device,
+            batch_size=batch_size,
+            name=self.name,
+        )
+
+    def _fit_one(self, model, train, val_in, val_out, device, batch_size):
         cls = self._cls
         wants_head = {"head", "w", "b"} & set(inspect.signature(cls.__init__).parameters)
         head = _last_linear(model) if wants_head else None
@@ -361,12 +369,44 @@ def fit_loader(train: Any, batch_size: int) -> DataLoader:
     return DataLoader(_LabelledBatches(train, batch_size), batch_size=None)
 
 
-@torch.no_grad()
+# Within one grid search (`PytorchOOD.fit` with a grid), every point's fit reads the same
+# training split through the same model: its outputs are computed once, kept here, and each
+# point gets copies (pytorch-ood may change the tensors it is given). None outside a search.
+_SHARED_TRAIN_OUTPUTS: dict[tuple, tuple[ForwardOutputs, torch.Tensor]] | None = None
+
+
+@contextlib.contextmanager
+def _train_outputs_shared() -> Iterator[None]:
+    global _SHARED_TRAIN_OUTPUTS
+    _SHARED_TRAIN_OUTPUTS = {}
+    try:
+        yield
+    finally:
+        _SHARED_TRAIN_OUTPUTS = None
+
+
 def _labelled_outputs(
     model: nn.Module, train: Any, device, batch_size: int, with_features: bool
 ) -> tuple[ForwardOutputs, torch.Tensor]:
     """Logits (and features) of the fit split gathered on the CPU, with its labels, batch by batch:
-    `collect_outputs` over `labelled_batches` (the images are never held whole)."""
+    `collect_outputs` over `labelled_batches` (the images are never held whole). Inside a grid
+    search, computed once per (model, split, device, batch size, features) and copied out."""
+    if _SHARED_TRAIN_OUTPUTS is None:
+        return _compute_labelled_outputs(model, train, device, batch_size, with_features)
+    key = (id(model), id(train), str(device), batch_size, with_features)
+    if key not in _SHARED_TRAIN_OUTPUTS:
+        computed = _compute_labelled_outputs(model, train, device, batch_size, with_features)
+        _SHARED_TRAIN_OUTPUTS[key] = computed
+    outputs, labels = _SHARED_TRAIN_OUTPUTS[key]
+    return ForwardOutputs(
+        logits=outputs.logits.clone(), features=None if outputs.features is None else outputs.features.clone()
+    ), labels.clone()
+
+
+@torch.no_grad()
+def _compute_labelled_outputs(
+    model: nn.Module, train: Any, device, batch_size: int, with_features: bool
+) -> tuple[ForwardOutputs, torch.Tensor]:
     model.eval()
     logits, features, labels = [], [], []
     for images, y in labelled_batches(train, batch_size):
