@@ -22,10 +22,17 @@ from oodbench.data.streamed import StreamedSet, load_suite_file_data
 from oodbench.detectors.base import Detector, labelled_batches
 from oodbench.detectors.mahalanobis import Mahalanobis
 from oodbench.detectors.odin import ODIN
-from oodbench.detectors.pytorch_ood_adapter import PytorchOOD
 from oodbench.models.loading import wrap_module
 from oodbench.results import load_rows
 from tests.test_suite_cli import FACTORY, make_user_data
+
+try:  # pytorch-ood is an optional extra: its tests are skipped, the others run
+    from oodbench.detectors.pytorch_ood_adapter import PytorchOOD
+except ImportError:
+    PytorchOOD = None
+needs_pytorch_ood = pytest.mark.skipif(
+    PytorchOOD is None, reason='pytorch-ood is not installed (pip install -e ".[pytorch-ood]")'
+)
 
 BATCH = 8  # 30 training images (36 minus the holdout of 6): 4 batches, the last one partial
 
@@ -115,6 +122,7 @@ def test_odin_tuned_on_streams_equals_in_memory(shapes):
 
 
 @pytest.mark.parametrize("name", ["KNN", "ViM"])
+@needs_pytorch_ood
 def test_pytorch_ood_fitted_on_a_stream_equals_in_memory(shapes, name):
     _, data, model = shapes
     params = {"k": 3} if name == "KNN" else {"d": 4}
@@ -124,6 +132,7 @@ def test_pytorch_ood_fitted_on_a_stream_equals_in_memory(shapes, name):
     assert np.ptp(a) > 0
 
 
+@needs_pytorch_ood
 def test_pytorch_ood_fit_gets_a_dataloader_of_x_y_batches(shapes, monkeypatch):
     """A pytorch-ood detector that runs the model itself (MahalanobisODIN) is fitted with a
     torch DataLoader of (float32 x, int64 y) batches, and streamed equals in memory."""
@@ -195,6 +204,7 @@ def test_a_plugin_that_does_not_accept_streams_gets_tensors(shapes):
     assert all(isinstance(s, StreamedSet) for s in (streaming.seen_[0].x, *streaming.seen_[1:]))
 
 
+@needs_pytorch_ood
 def test_every_builtin_that_fits_declares_it_reads_streams():
     from oodbench.detectors import DETECTORS
 
@@ -205,6 +215,7 @@ def test_every_builtin_that_fits_declares_it_reads_streams():
     assert Detector.accepts_streams is False
 
 
+@needs_pytorch_ood
 def test_a_run_never_holds_a_fit_split_whole(shapes, tmp_path, monkeypatch):
     """Through the runner: Mahalanobis (epsilon tuned), ODIN (tuned) and pytorch-ood's KNN fit and
     score with at most one batch of decoded images alive at any time, and nothing is read whole."""

@@ -21,7 +21,6 @@ from oodbench.data.suite_file import BUILTIN_DIR, load_suite_file, parse_suite
 from oodbench.detectors.base import Detector
 from oodbench.detectors.grid import ALL_EQUAL, GridResult, grid_points, tune
 from oodbench.detectors.odin import ODIN, odin_scores_for_epsilons
-from oodbench.detectors.pytorch_ood_adapter import PytorchOOD
 from oodbench.detectors.suite_grids import check_grids, with_suite_grid
 from oodbench.errors import UserInputError
 from oodbench.report.tuning import tuning_warnings
@@ -30,6 +29,14 @@ from oodbench.runner import DetectorRequest
 from oodbench.runner.evaluation import evaluate
 from oodbench.runner.model import ModelUnderTest
 from tests.openood_tree import make_openood_tree
+
+try:  # pytorch-ood is an optional extra: its tests are skipped, the others run
+    from oodbench.detectors.pytorch_ood_adapter import PytorchOOD
+except ImportError:
+    PytorchOOD = None
+needs_pytorch_ood = pytest.mark.skipif(
+    PytorchOOD is None, reason='pytorch-ood is not installed (pip install -e ".[pytorch-ood]")'
+)
 
 SMALL_GRIDS = """
 [tuning.odin]
@@ -73,6 +80,7 @@ def suite_file(tmp_path_factory) -> tuple[Path, Path]:
     return path, root
 
 
+@needs_pytorch_ood
 def test_tuning_reads_no_test_set_and_rows_record_the_search(suite_file, monkeypatch, tmp_path: Path):
     path, root = suite_file
     reads: list[tuple[str, str]] = []  # (source name, phase) of every read of a source
@@ -159,6 +167,7 @@ def small_data():
         ("ViM", {"d": [2, 5, 9]}),
     ],
 )
+@needs_pytorch_ood
 def test_grid_choice_equals_a_brute_force_search(small_data, detector: str, grid):
     train, val_in, val_out = small_data
     model = Net().eval()
@@ -178,6 +187,7 @@ def test_grid_choice_equals_a_brute_force_search(small_data, detector: str, grid
     assert np.array_equal(tuned.score(model, val_out), best_single.score(model, val_out))
 
 
+@needs_pytorch_ood
 def test_a_grid_reads_the_fit_and_validation_sets_once_not_once_per_point(small_data):
     train, val_in, val_out = small_data
     model = Net().eval()
@@ -213,6 +223,7 @@ def test_odin_and_mahalanobis_suite_grids_pick_the_highest_auroc_by_hand(small_d
     assert list(odin.grid_result_.aurocs) == list(by_hand.values())
 
 
+@needs_pytorch_ood
 def test_a_param_fixed_by_the_user_is_not_tuned(small_data):
     grids = {"odin": {"temperature": (1, 10), "epsilon": (0.0, 0.002)}, "pytorch-ood:KNN": {"k": (1, 3)}}
     knn = PytorchOOD("KNN", k=2)
@@ -356,10 +367,24 @@ def test_toml_errors_name_the_line(block: str, message: str, bad_line: str):
         ({"msp": {"temperature": [1]}}, r"'msp', which takes no tuned parameters"),
         ({"odin": {"temp": [1]}}, r"odin has no tuned parameter temp; it tunes temperature, epsilon"),
         ({"odin": {"temperature": [1, -1]}}, r"'temperature' parameter of ODIN must be a float > 0"),
-        ({"pytorch-ood:KNNN": {"k": [1]}}, r"pytorch-ood has no detector 'KNNN'"),
-        ({"pytorch-ood:ReAct": {"kk": [1]}}, r"has no tunable parameter kk; it takes threshold, percentile"),
-        ({"pytorch-ood:KNN": {"encoder": [1]}}, r"has no tunable parameter encoder"),
-        ({"pytorch-ood:KNN": {"k": [1, 2.5]}}, r"pytorch-ood:KNN.k must be an integer"),
+        pytest.param(
+            {"pytorch-ood:KNNN": {"k": [1]}}, r"pytorch-ood has no detector 'KNNN'", marks=needs_pytorch_ood
+        ),
+        pytest.param(
+            {"pytorch-ood:ReAct": {"kk": [1]}},
+            r"has no tunable parameter kk; it takes threshold, percentile",
+            marks=needs_pytorch_ood,
+        ),
+        pytest.param(
+            {"pytorch-ood:KNN": {"encoder": [1]}},
+            r"has no tunable parameter encoder",
+            marks=needs_pytorch_ood,
+        ),
+        pytest.param(
+            {"pytorch-ood:KNN": {"k": [1, 2.5]}},
+            r"pytorch-ood:KNN.k must be an integer",
+            marks=needs_pytorch_ood,
+        ),
     ],
 )
 def test_unknown_names_and_bad_values_refused_in_one_line(grids, message):
@@ -380,6 +405,7 @@ def test_shipped_openood_suites_carry_openoods_grids():
         check_grids(tuning)
 
 
+@needs_pytorch_ood
 def test_run_start_checks_the_suite_grids_and_lets_a_grid_supply_a_required_parameter():
     from oodbench.api import detector_requests
 
