@@ -90,21 +90,10 @@ def make_tree(root: Path, n_id: int, n_ood: int, n_fit: int, seed: int = 0) -> b
 
 def make_model():
     """OpenOOD's ResNet18_32x32, seed 0, random BatchNorm statistics (a random model that still
-    depends on the normalisation; see tests/test_openood_vs_pytorch_ood.py)."""
-    import torch
+    depends on the normalisation; tests/openood_tree.py's `random_resnet18_32x32`)."""
+    from tests.openood_tree import random_resnet18_32x32
 
-    from oodbench.models.openood_arch import resnet18_32x32
-
-    torch.manual_seed(0)
-    model = resnet18_32x32(10).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.2)
-    return model
+    return random_resnet18_32x32(10, seed=0)
 
 
 def timed(cmd: list[str], log: Path) -> tuple[float, float]:

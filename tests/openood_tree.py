@@ -112,3 +112,23 @@ def make_openood_tree(
             lists[file] = lines
         out[bench] = lists
     return out
+
+
+def random_resnet18_32x32(classes: int = 10, seed: int = 0):
+    """OpenOOD's ResNet18_32x32 with random weights (seed) AND random BatchNorm statistics and
+    affine terms: with the defaults (mean 0, var 1, no shift) the network is nearly positively
+    homogeneous and blind to a wrong normalisation scale, so a comparison could not see one."""
+    import torch
+
+    from oodbench.models.openood_arch import resnet18_32x32
+
+    torch.manual_seed(seed)
+    model = resnet18_32x32(classes).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.2)
+    return model

@@ -20,8 +20,7 @@ from torchvision import transforms as T
 from oodbench.data.sources import make_loader
 from oodbench.data.suite_file import builtin_suite_files, load_suite_file
 from oodbench.metrics import compute
-from oodbench.models.openood_arch import resnet18_32x32
-from tests.openood_tree import make_openood_tree
+from tests.openood_tree import make_openood_tree, random_resnet18_32x32
 
 K = 3  # neighbours (the tree's training list has 8 images)
 
@@ -33,17 +32,7 @@ def test_auroc_equals_pytorch_ood_benchmark(tmp_path: Path) -> None:
 
     root = tmp_path / "data"
     make_openood_tree(root, per_list=8, benchmarks=("cifar10",))
-    torch.manual_seed(0)
-    model = resnet18_32x32(10).eval()
-    # Random BatchNorm statistics and affine terms: with the defaults (mean 0, var 1, no shift)
-    # the network is nearly positively homogeneous and blind to a wrong normalisation scale.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_(0.0, 0.2)
-                module.running_var.uniform_(0.5, 1.5)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.2)
+    model = random_resnet18_32x32(10)  # random BatchNorm statistics: sees the normalisation
 
     # Ours: the suite file, streamed uint8 batches, [0, 1] floats, the suite's normalisation.
     suite = load_suite_file(builtin_suite_files()["openood-cifar10"], data_root=root)
