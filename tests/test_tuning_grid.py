@@ -3,6 +3,7 @@ search, degenerate picks flagged in rows and reports, --param wins, TOML errors 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from oodbench.data.streamed import load_suite_file_data
 from oodbench.data.suite_file import BUILTIN_DIR, load_suite_file, parse_suite
 from oodbench.detectors.base import Detector
 from oodbench.detectors.grid import ALL_EQUAL, GridResult, grid_points, tune
+from oodbench.detectors.mahalanobis import Mahalanobis
 from oodbench.detectors.odin import ODIN, odin_scores_for_epsilons
 from oodbench.detectors.suite_grids import check_grids, with_suite_grid
 from oodbench.errors import UserInputError
@@ -221,6 +223,31 @@ def test_odin_and_mahalanobis_suite_grids_pick_the_highest_auroc_by_hand(small_d
     best = max(by_hand, key=lambda k: (by_hand[k], -list(by_hand).index(k)))
     assert (odin.temperature_, odin.epsilon_) == best
     assert list(odin.grid_result_.aurocs) == list(by_hand.values())
+
+
+def test_mahalanobis_tuning_scores_every_epsilon_in_one_pass_as_score_does(small_data):
+    train, val_in, val_out = small_data
+    model = Net().eval()
+    epsilons = (0.0, 0.001, 0.004)
+    tuned = with_suite_grid(Mahalanobis(epsilon=None), {"mahalanobis": {"epsilon": epsilons}})
+    read = [0]  # images through the model's features
+    model.body.register_forward_pre_hook(lambda module, args: read.__setitem__(0, read[0] + len(args[0])))
+    tuned.fit(model, train=train, val_in=val_in, val_out=val_out)
+    read_by_fit = read[0]
+    by_hand, one_pass = (
+        [],
+        tuned._scores_for_epsilons(model, val_in, list(epsilons), device="cpu", batch_size=256),
+    )
+    for k, eps in enumerate(epsilons):
+        single = copy.copy(tuned)
+        single.epsilon_ = eps
+        assert np.array_equal(single.score(model, val_in), one_pass[k])  # float for float
+        by_hand.append(metrics.compute(single.score(model, val_in), single.score(model, val_out))["auroc"])
+    assert list(tuned.grid_result_.aurocs) == by_hand
+    assert tuned.epsilon_ == epsilons[by_hand.index(max(by_hand))]
+    # train once; each validation set: the unperturbed pass, ONE gradient pass shared by the two
+    # eps > 0 and one perturbed pass each (4 passes; one `score` per epsilon took 5).
+    assert read_by_fit == len(train.x) + 4 * (len(val_in) + len(val_out))
 
 
 @needs_pytorch_ood

@@ -133,13 +133,12 @@ class Mahalanobis(Detector):
         if self.epsilon is None:
             if val_in is None or val_out is None:
                 raise ValueError("Mahalanobis with epsilon=None needs val_in and val_out to tune it")
+            epsilons = [float(eps) for eps in self.epsilons]
+            s_in = self._scores_for_epsilons(model, val_in, epsilons, device=device, batch_size=batch_size)
+            s_out = self._scores_for_epsilons(model, val_out, epsilons, device=device, batch_size=batch_size)
             fprs, aurocs = [], []
-            for eps in self.epsilons:
-                self.epsilon_ = float(eps)
-                m = metrics.compute(
-                    self.score(model, val_in, device=device, batch_size=batch_size),
-                    self.score(model, val_out, device=device, batch_size=batch_size),
-                )
+            for k in range(len(epsilons)):
+                m = metrics.compute(s_in[k], s_out[k])
                 fprs.append(1.0 - m["tnr_at_tpr95"])
                 aurocs.append(m["auroc"])
             # fpr95: the first lowest FPR (the paper's); auroc: the first highest AUROC (OpenOOD's).
@@ -155,6 +154,44 @@ class Mahalanobis(Detector):
 
     def needs_model(self) -> bool:
         return self._preprocesses
+
+    def _scores_for_epsilons(
+        self, model: nn.Module, x, epsilons: list[float], *, device, batch_size: int
+    ) -> np.ndarray:
+        """(len(epsilons), N): what `score` gives at each epsilon, from ONE pass over `x` (a
+        validation stream is read once, not once per epsilon). Per batch: one gradient for all
+        epsilons > 0 (its sign does not depend on epsilon), one forward per epsilon. Epsilon 0
+        scores the unperturbed features of all batches at once, as `score` does through
+        `score_outputs`, so every row equals `score`'s float for float."""
+        model.eval()
+        means32, precision32 = self.means_.float().to(device), self.precision_.float().to(device)
+        form = self._quadratic()
+        per_epsilon: list[list[torch.Tensor]] = [[] for _ in epsilons]
+        for batch in iter_batches(x, batch_size):
+            batch = batch.to(device)
+            sign = None
+            for k, eps in enumerate(epsilons):
+                if eps <= 0:
+                    with torch.no_grad():
+                        feats, _ = features_and_logits(model, batch)
+                    per_epsilon[k].append(feats.float().cpu())
+                    continue
+                if sign is None:
+                    leaf = batch.detach().requires_grad_(True)
+                    distance = min_distance(model.features(leaf), means32, precision32)
+                    (grad,) = torch.autograd.grad(distance.sum(), leaf)
+                    sign = grad.sign()
+                with torch.no_grad():
+                    feats = model.features(batch - eps * sign).double().cpu()
+                per_epsilon[k].append(-form(feats))
+        if not per_epsilon[0]:
+            return np.empty((len(epsilons), 0), dtype=np.float64)
+        return np.stack(
+            [
+                (-form(torch.cat(parts).double()) if eps <= 0 else torch.cat(parts)).numpy()
+                for eps, parts in zip(epsilons, per_epsilon, strict=True)
+            ]
+        )
 
     def score_outputs(self, outputs: ForwardOutputs) -> np.ndarray:
         if not hasattr(self, "means_"):
